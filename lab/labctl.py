@@ -1,0 +1,399 @@
+"""Build and run the mo.fleet lab: real Debian hosts as podman containers running systemd.
+
+    labctl.py image [--force]     build the cached base image from debootstrap (once)
+    labctl.py up                  start the fleet from lab/hosts.yml, write lab/inventory.yml
+    labctl.py down [--image]      remove every container and network the lab made
+    labctl.py status              show the lab's containers
+    labctl.py new NAME [-g GROUP] start one disposable host (tests use this through the API)
+    labctl.py rm NAME...          remove disposable hosts
+
+Every command is idempotent and says what it changed.  The base image is the only thing
+`down` keeps, unless asked (`down --image`).
+"""
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+LAB_DIR = Path(__file__).resolve().parent
+STATE_DIR = LAB_DIR / ".state"
+INVENTORY = LAB_DIR / "inventory.yml"
+HOSTS_FILE = LAB_DIR / "hosts.yml"
+CONTAINERS_CONF = LAB_DIR / "containers.conf"
+
+SUITE = os.environ.get("MO_FLEET_LAB_SUITE", "bookworm")
+BASE_IMAGE = f"localhost/mo-fleet-base:{SUITE}"
+LABEL = "mo.fleet.lab"
+BASE_PACKAGES = [
+    "systemd", "systemd-sysv", "dbus", "python3", "openssh-server",
+    "iproute2", "procps", "ca-certificates",
+]
+SSH_KEY = STATE_DIR / "id_ed25519"
+
+
+class LabError(Exception):
+    pass
+
+
+def podman_env():
+    env = dict(os.environ)
+    env["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
+    return env
+
+
+def podman(*args, check=True, input_bytes=None, stdin=None):
+    proc = subprocess.run(
+        ["podman", *args], env=podman_env(), input=input_bytes, stdin=stdin,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+    )
+    if check and proc.returncode != 0:
+        raise LabError(f"podman {' '.join(args[:3])} failed: {proc.stderr.decode().strip()}")
+    return proc
+
+
+def say(msg):
+    print(f"lab: {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- base image
+
+def debian_mirror():
+    """The Debian mirror this machine's apt uses, read at run time."""
+    deb822 = Path("/etc/apt/sources.list.d/debian.sources")
+    if deb822.exists():
+        for stanza in deb822.read_text().split("\n\n"):
+            fields = dict(
+                line.split(":", 1) for line in stanza.splitlines()
+                if ":" in line and not line.startswith("#")
+            )
+            uris = fields.get("URIs", "").split()
+            suites = fields.get("Suites", "").split()
+            if uris and any(not s.endswith("-security") for s in suites):
+                return uris[0], deb822
+    legacy = Path("/etc/apt/sources.list")
+    if legacy.exists():
+        for line in legacy.read_text().splitlines():
+            m = re.match(r"\s*deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", line)
+            if m and not m.group(2).endswith("-security"):
+                return m.group(1), legacy
+    raise LabError("no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list")
+
+
+def image_exists(image=BASE_IMAGE):
+    return podman("image", "exists", image, check=False).returncode == 0
+
+
+def build_image(force=False):
+    STATE_DIR.mkdir(exist_ok=True)
+    with open(STATE_DIR / "image.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build it once
+        return _build_image(force)
+
+
+def _build_image(force):
+    if image_exists() and not force:
+        say(f"base image {BASE_IMAGE} is cached, nothing to build")
+        return False
+    mirror, sources = debian_mirror()
+    say(f"building {BASE_IMAGE} with debootstrap from {mirror} (about a minute)")
+    work = Path(tempfile.mkdtemp(prefix="mo-fleet-rootfs-", dir="/var/tmp"))
+    try:
+        rootfs = work / "rootfs"
+        run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+             SUITE, str(rootfs), mirror])
+        prepare_rootfs(rootfs, sources)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."],
+                               stdout=subprocess.PIPE)
+        podman("import", "--change", 'CMD ["/sbin/init"]',
+               "--change", "STOPSIGNAL=SIGRTMIN+3", "-", BASE_IMAGE, stdin=tar.stdout)
+        if tar.wait() != 0:
+            raise LabError("tar of the debootstrap root failed")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    say(f"built {BASE_IMAGE}")
+    return True
+
+
+def prepare_rootfs(rootfs, sources):
+    """Make the debootstrapped tree a good container image: the machine's apt sources,
+    fresh package lists, no shared SSH host keys, sshd off until a host asks for it."""
+    apt_dir = rootfs / "etc/apt"
+    if sources.name == "debian.sources":
+        (apt_dir / "sources.list").unlink(missing_ok=True)
+        shutil.copy(sources, apt_dir / "sources.list.d/debian.sources")
+    else:
+        shutil.copy(sources, apt_dir / "sources.list")
+    shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")
+    run(["chroot", str(rootfs), "apt-get", "update", "-qq"])
+    run(["chroot", str(rootfs), "apt-get", "clean"])
+    for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    for link in (rootfs / "etc/systemd/system").rglob("ssh.service"):
+        link.unlink()
+    (rootfs / "etc/systemd/system/multi-user.target.wants/ssh.service").unlink(missing_ok=True)
+    (rootfs / "etc/hostname").write_text("")
+    (rootfs / "etc/resolv.conf").unlink()
+
+
+def run(cmd):
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        raise LabError(f"{' '.join(cmd[:3])} failed:\n{proc.stdout.decode()[-2000:]}")
+    return proc
+
+
+# ---------------------------------------------------------------- hosts
+
+def load_spec(path=HOSTS_FILE):
+    return yaml.safe_load(Path(path).read_text())
+
+
+def ensure_network(name):
+    if podman("network", "exists", name, check=False).returncode == 0:
+        return False
+    proc = podman("network", "create", "--label", f"{LABEL}=network", name, check=False)
+    if proc.returncode != 0:
+        if podman("network", "exists", name, check=False).returncode == 0:
+            return False  # another run created it meanwhile
+        raise LabError(f"podman network create {name} failed: {proc.stderr.decode().strip()}")
+    say(f"created network {name}")
+    return True
+
+
+def container_state(name):
+    proc = podman("container", "inspect", name, check=False)
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout)[0]
+
+
+def labels(kind, network):
+    return ["--label", f"{LABEL}={kind}", "--label", f"{LABEL}.network={network}"]
+
+
+def start_host(name, network, kind="fleet", extra_args=()):
+    """Make sure container NAME runs systemd from the base image; return True if it changed."""
+    state = container_state(name)
+    changed = False
+    if state is None:
+        podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
+               "--systemd=always", *labels(kind, network), *extra_args,
+               BASE_IMAGE, "/sbin/init")
+        changed = True
+        say(f"started {name}")
+    elif not state["State"]["Running"]:
+        podman("start", name)
+        changed = True
+        say(f"restarted {name}")
+    wait_for_systemd(name)
+    return changed
+
+
+def wait_for_systemd(name, timeout=90):
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = podman("exec", name, "systemctl", "is-system-running", check=False)
+        state = proc.stdout.decode().strip()
+        if state in ("running", "degraded"):
+            return state
+        if time.monotonic() > deadline:
+            raise LabError(f"{name}: systemd did not finish booting in {timeout}s (state {state!r})")
+        time.sleep(0.3)
+
+
+def ensure_ssh(name):
+    """Turn on sshd in NAME with its own host keys and the lab's key authorised."""
+    STATE_DIR.mkdir(exist_ok=True)
+    if not SSH_KEY.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mo-fleet-lab", "-f", str(SSH_KEY)])
+    pub = SSH_KEY.with_suffix(".pub").read_text()
+    current = podman("exec", name, "cat", "/root/.ssh/authorized_keys", check=False).stdout.decode()
+    active = podman("exec", name, "systemctl", "is-active", "ssh", check=False).stdout.decode().strip()
+    if current == pub and active == "active":
+        return False
+    script = (
+        "set -e; ssh-keygen -A >/dev/null; install -d -m 700 /root/.ssh; "
+        "cat > /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys; "
+        "systemctl enable --now ssh >/dev/null 2>&1"
+    )
+    podman("exec", "-i", name, "sh", "-c", script, input_bytes=pub.encode())
+    say(f"enabled sshd on {name}")
+    return True
+
+
+def host_ip(name, network):
+    state = container_state(name)
+    return state["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def inventory(spec):
+    network = spec["network"]
+    ssh_hosts = set(spec.get("ssh_hosts", []))
+    groups = {}
+    for host, host_groups in spec["hosts"].items():
+        for group in host_groups:
+            groups.setdefault(group, {"hosts": {}})["hosts"][host] = None
+    podman_hosts = {h: {"ansible_host": h} for h in spec["hosts"] if h not in ssh_hosts}
+    ssh = {
+        h: {
+            "ansible_host": host_ip(h, network),
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(SSH_KEY),
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        }
+        for h in sorted(ssh_hosts)
+    }
+    children = {
+        "lab_podman": {"hosts": podman_hosts, "vars": {"ansible_connection": "containers.podman.podman"}},
+        "lab_ssh": {"hosts": ssh, "vars": {"ansible_connection": "ansible.builtin.ssh"}},
+    }
+    children.update(dict(sorted(groups.items())))
+    return {"all": {"vars": {"ansible_python_interpreter": "/usr/bin/python3"}, "children": children}}
+
+
+def write_if_changed(path, text):
+    if path.exists() and path.read_text() == text:
+        return False
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+def up(spec_path=HOSTS_FILE, inventory_path=INVENTORY):
+    spec = load_spec(spec_path)
+    inventory_path = Path(inventory_path)
+    changes = int(build_image())
+    changes += ensure_network(spec["network"])
+    for host in spec["hosts"]:
+        changes += start_host(host, spec["network"])
+    for host in spec.get("ssh_hosts", []):
+        changes += ensure_ssh(host)
+    text = "# Written by `make lab` (lab/labctl.py up); do not edit.\n" + yaml.safe_dump(
+        inventory(spec), sort_keys=False, default_flow_style=False)
+    if write_if_changed(inventory_path, text):
+        changes += 1
+        say(f"wrote {inventory_path}")
+    say(f"{len(spec['hosts'])} hosts up, {changes} change(s)")
+    return changes
+
+
+def lab_containers(network=None):
+    label = f"{LABEL}.network={network}" if network else LABEL
+    proc = podman("container", "ls", "-a", "--filter", f"label={label}", "--format", "{{.Names}}")
+    return proc.stdout.decode().split()
+
+
+def lab_networks():
+    proc = podman("network", "ls", "--filter", f"label={LABEL}", "--format", "{{.Name}}")
+    return proc.stdout.decode().split()
+
+
+def down(remove_image=False, spec_path=None, inventory_path=INVENTORY):
+    """Remove what the lab made: everything, or with SPEC_PATH only that spec's network."""
+    network = load_spec(spec_path)["network"] if spec_path else None
+    removed = 0
+    names = lab_containers(network)
+    if names:
+        podman("rm", "-f", "-t", "0", *names)
+        removed += len(names)
+        say(f"removed containers: {' '.join(names)}")
+    for net in lab_networks():
+        if network in (None, net):
+            podman("network", "rm", "-f", net)
+            removed += 1
+            say(f"removed network {net}")
+    if Path(inventory_path).exists():
+        Path(inventory_path).unlink()
+        removed += 1
+    if remove_image and image_exists():
+        podman("rmi", BASE_IMAGE)
+        removed += 1
+        say(f"removed image {BASE_IMAGE}")
+    elif image_exists():
+        say(f"kept the cached base image {BASE_IMAGE}; `make lab-down-all` removes it too")
+    say(f"{removed} object(s) removed")
+
+
+def status():
+    proc = podman("ps", "-a", "--filter", f"label={LABEL}",
+                  "--format", "{{.Names}}\t{{.Status}}\t{{.Labels}}")
+    print(proc.stdout.decode() or "lab: no lab containers")
+
+
+# ---------------------------------------------------------------- disposable hosts (tests)
+
+def new_host(name, network=None, privileged=False, rootfs=None):
+    """Start a fresh disposable host; return its inventory variables."""
+    network = network or load_spec()["network"]
+    build_image()
+    ensure_network(network)
+    if container_state(name) is not None:
+        raise LabError(f"a container named {name} exists already")
+    extra = ["--privileged"] if privileged else []
+    if rootfs:
+        # a plain directory root (fanotify FAN_MARK_FILESYSTEM works there, not on overlay)
+        podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
+               "--systemd=always", *labels("test", network), *extra,
+               "--rootfs", str(rootfs), "/sbin/init")
+        wait_for_systemd(name)
+    else:
+        start_host(name, network, kind="test", extra_args=extra)
+    return {"ansible_host": name, "ansible_connection": "containers.podman.podman",
+            "ansible_python_interpreter": "/usr/bin/python3"}
+
+
+def remove_hosts(*names):
+    if names:
+        podman("rm", "-f", "-t", "0", *names, check=False)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("image")
+    p.add_argument("--force", action="store_true")
+    p = sub.add_parser("up")
+    p.add_argument("--hosts", default=HOSTS_FILE, help="lab spec (default lab/hosts.yml)")
+    p.add_argument("--inventory", default=INVENTORY, help="inventory to write (default lab/inventory.yml)")
+    p = sub.add_parser("down")
+    p.add_argument("--image", action="store_true", help="also remove the cached base image")
+    p.add_argument("--hosts", default=None, help="remove only this spec's hosts and network")
+    p.add_argument("--inventory", default=INVENTORY)
+    sub.add_parser("status")
+    p = sub.add_parser("new")
+    p.add_argument("name")
+    p = sub.add_parser("rm")
+    p.add_argument("names", nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "image":
+            build_image(force=args.force)
+        elif args.cmd == "up":
+            up(args.hosts, args.inventory)
+        elif args.cmd == "down":
+            down(remove_image=args.image, spec_path=args.hosts, inventory_path=args.inventory)
+        elif args.cmd == "status":
+            status()
+        elif args.cmd == "new":
+            print(json.dumps(new_host(args.name)))
+        elif args.cmd == "rm":
+            remove_hosts(*args.names)
+    except LabError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

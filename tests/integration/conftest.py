@@ -1,0 +1,25 @@
+"""Fixtures that hand out fresh lab hosts (see labhosts.py)."""
+
+import pytest
+
+from labhosts import LabFactory
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """Factory for disposable hosts: `lab.host(groups=[...])`, `lab.inventory(h1, h2)`."""
+    factory = LabFactory(tmp_path)
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture
+def fresh_host(lab):
+    """One fresh Debian 12 host running systemd, removed after the test."""
+    return lab.host(groups=["test_hosts"])

@@ -1,0 +1,168 @@
+"""Drive ansible against lab hosts from pytest: disposable hosts, playbooks, modules.
+
+The fixtures in conftest.py hand these out; tests never touch the shared `make lab` fleet.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "lab"))
+import labctl  # noqa: E402  (lab/labctl.py, the one place that knows how hosts are made)
+
+ANSIBLE_BIN = Path(sys.executable).parent
+
+
+def ansible_env(**extra):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": f"{ROOT / '.collections'}:{env.get('ANSIBLE_COLLECTIONS_PATH', '')}".rstrip(":"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        "CONTAINERS_CONF": str(labctl.CONTAINERS_CONF),
+        "PATH": f"{ANSIBLE_BIN}:{env.get('PATH', '')}",
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@dataclass
+class Host:
+    """A disposable lab host: a fresh Debian container running systemd."""
+
+    name: str
+    groups: list = field(default_factory=list)
+    hostvars: dict = field(default_factory=dict)
+
+    def sh(self, script, check=True, input_text=None):
+        """Run a shell script as root on the host; return the CompletedProcess (text)."""
+        proc = subprocess.run(
+            ["podman", "exec", "-i", self.name, "sh", "-c", script],
+            input=input_text, text=True, capture_output=True, env=labctl.podman_env(), check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{self.name}: {script!r} exited {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def read(self, path):
+        return self.sh(f"cat {path!r}").stdout
+
+
+def write_inventory(path, hosts, group_vars=None):
+    """An inventory file holding HOSTS (Host objects), each in its own groups."""
+    groups = {}
+    for host in hosts:
+        for group in host.groups:
+            groups.setdefault(group, {"hosts": {}})["hosts"][host.name] = None
+    inventory = {"all": {
+        "vars": dict(group_vars or {}),
+        "hosts": {h.name: dict(h.hostvars) for h in hosts},
+        "children": groups,
+    }}
+    Path(path).write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return Path(path)
+
+
+class LabFactory:
+    """Hands out fresh hosts and removes them when the test ends."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = Path(tmp_path)
+        self.hosts = []
+
+    def host(self, groups=(), privileged=False, prefix="mo-t"):
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        hostvars = labctl.new_host(name, privileged=privileged)
+        host = Host(name=name, groups=list(groups), hostvars=hostvars)
+        self.hosts.append(host)
+        return host
+
+    def inventory(self, *hosts, group_vars=None):
+        hosts = hosts or tuple(self.hosts)
+        return write_inventory(self.tmp_path / f"inventory-{uuid.uuid4().hex[:6]}.yml", hosts, group_vars)
+
+    def cleanup(self):
+        labctl.remove_hosts(*(h.name for h in self.hosts))
+
+
+@dataclass
+class AnsibleRun:
+    rc: int
+    stdout: str
+    stderr: str
+    result: dict
+
+    @property
+    def stats(self):
+        return self.result.get("stats", {})
+
+    def changed(self, host):
+        return self.stats.get(host, {}).get("changed", 0)
+
+    def failed(self, host):
+        s = self.stats.get(host, {})
+        return s.get("failures", 0) + s.get("unreachable", 0)
+
+    def task_results(self, host, name=None):
+        """Results of every task on HOST (optionally only tasks named NAME), in order."""
+        out = []
+        for play in self.result.get("plays", []):
+            for task in play.get("tasks", []):
+                if name is not None and task["task"]["name"] != name:
+                    continue
+                if host in task.get("hosts", {}):
+                    out.append(task["hosts"][host])
+        return out
+
+
+def _parse(proc):
+    text = proc.stdout
+    start = text.find("{")
+    try:
+        result = json.loads(text[start:]) if start >= 0 else {}
+    except json.JSONDecodeError:
+        result = {}
+    return AnsibleRun(proc.returncode, proc.stdout, proc.stderr, result)
+
+
+def run_playbook(playbook, inventory, extra_vars=None, check=False, diff=False, limit=None,
+                 cwd=None, env=None, args=()):
+    """Run ansible-playbook; return an AnsibleRun with the json callback's result."""
+    cmd = [str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / playbook)
+           if not Path(playbook).is_absolute() else str(playbook)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if limit:
+        cmd += ["--limit", limit]
+    cmd += list(args)
+    proc = subprocess.run(cmd, text=True, capture_output=True, cwd=cwd or ROOT,
+                          env=ansible_env(**(env or {})), check=False)
+    return _parse(proc)
+
+
+def run_module(inventory, pattern, module, args="", check=False, diff=False, cwd=None, env=None):
+    """Run one module ad hoc (`ansible PATTERN -m MODULE -a ARGS`); return an AnsibleRun."""
+    cmd = [str(ANSIBLE_BIN / "ansible"), "-i", str(inventory), pattern, "-m", module]
+    if args:
+        cmd += ["-a", args if isinstance(args, str) else json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(cmd, text=True, capture_output=True, cwd=cwd or ROOT,
+                          env=ansible_env(**(env or {})), check=False)
+    return _parse(proc)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Run the test stages, time each, print a summary, fail if any stage failed.
+#   tests/run-suite.sh all | image unit integration molecule lint sanity ...
+# Called by `make test` (all) and the per-stage make targets, with the venv on PATH.
+# shellcheck disable=SC2317  # stage functions are called indirectly, as "stage_$name"
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+JOBS=${MO_FLEET_TEST_JOBS:-3}
+
+stage_image()       { python lab/labctl.py image; }
+stage_unit()        { python -m pytest -q tests/unit; }
+stage_integration() { python -m pytest -q -n "$JOBS" --dist loadfile tests/integration; }
+stage_lint()        { ansible-lint --profile production; }
+
+stage_molecule() {
+  local scenario rc=0
+  for scenario in molecule/*/molecule.yml; do
+    scenario=$(basename "$(dirname "$scenario")")
+    echo "molecule: scenario $scenario"
+    molecule test -s "$scenario" || rc=1
+  done
+  return "$rc"
+}
+
+stage_sanity() {
+  # ansible-test wants the collection at .../ansible_collections/mo/fleet: copy what git
+  # tracks (plus new, not ignored files) into such a tree and run it there, without Docker.
+  local tree=.build/sanity/ansible_collections/mo/fleet
+  local pip_version
+  pip_version=$(python - <<'PY'
+from ansible_test._internal.python_requirements import get_venv_packages
+from types import SimpleNamespace
+print(get_venv_packages(SimpleNamespace(version='3.11'))['pip'])
+PY
+)
+  mkdir -p "$tree" ~/.ansible/test/cache
+  cp tests/sanity/get_pip.py ~/.ansible/test/cache/get_pip_"${pip_version//./_}".py
+  # a fresh copy each time, keeping only ansible-test's own cache under tests/output
+  find "$tree" -mindepth 1 -maxdepth 1 ! -name tests -exec rm -rf {} +
+  [ -d "$tree/tests" ] && find "$tree/tests" -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
+  git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ "$tree/"
+  (cd "$tree" && git init -q . 2>/dev/null && git add -A >/dev/null &&
+   ansible-test sanity --venv --python 3.11 --color no)
+}
+
+all_stages=(image unit integration molecule lint sanity)
+if [ "${1:-all}" = all ]; then stages=("${all_stages[@]}"); else stages=("$@"); fi
+
+declare -a summary
+failed=0
+suite_start=$SECONDS
+for s in "${stages[@]}"; do
+  echo
+  echo "===== stage: $s ====="
+  start=$SECONDS
+  if "stage_$s"; then status=ok; else status=FAILED; failed=1; fi
+  summary+=("$(printf '%-12s %-7s %5ss' "$s" "$status" $((SECONDS - start)))")
+done
+echo
+echo "===== summary (stage, result, seconds) ====="
+printf '%s\n' "${summary[@]}"
+printf '%-12s %-7s %5ss\n' total "$([ $failed = 0 ] && echo ok || echo FAILED)" $((SECONDS - suite_start))
+exit $failed

@@ -1,0 +1,62 @@
+"""Pure parts of the lab tool: mirror discovery and the inventory it writes."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
+import labctl  # noqa: E402
+
+
+def test_mirror_from_deb822_skips_security(tmp_path, monkeypatch):
+    sources = tmp_path / "debian.sources"
+    sources.write_text(
+        "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n"
+        "Components: main\n\n"
+        "Types: deb\n# a comment: with a colon\nURIs: http://mirror.example/debian\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n")
+    real_path = labctl.Path
+    monkeypatch.setattr(labctl, "Path", lambda p: sources if p.endswith("debian.sources") else real_path(p))
+    assert labctl.debian_mirror() == ("http://mirror.example/debian", sources)
+
+
+def test_inventory_groups_hosts_and_separates_ssh(monkeypatch):
+    monkeypatch.setattr(labctl, "host_ip", lambda name, network: "10.0.0.9")
+    spec = {"network": "n", "hosts": {"a": ["web"], "b": ["db", "web"], "s": ["web"]}, "ssh_hosts": ["s"]}
+    inv = labctl.inventory(spec)["all"]
+    children = inv["children"]
+    assert set(children["lab_podman"]["hosts"]) == {"a", "b"}
+    assert children["lab_podman"]["vars"]["ansible_connection"] == "containers.podman.podman"
+    assert children["lab_ssh"]["hosts"]["s"]["ansible_host"] == "10.0.0.9"
+    assert set(children["web"]["hosts"]) == {"a", "b", "s"}
+    assert set(children["db"]["hosts"]) == {"b"}
+    assert inv["vars"]["ansible_python_interpreter"] == "/usr/bin/python3"
+
+
+def test_write_if_changed_is_atomic_and_reports_change(tmp_path):
+    target = tmp_path / "inventory.yml"
+    assert labctl.write_if_changed(target, "x: 1\n") is True
+    assert labctl.write_if_changed(target, "x: 1\n") is False
+    assert labctl.write_if_changed(target, "x: 2\n") is True
+    assert target.read_text() == "x: 2\n"
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_shipped_spec_has_the_groups_later_work_uses():
+    spec = labctl.load_spec()
+    groups = {g for gs in spec["hosts"].values() for g in gs}
+    assert {"repo_server", "canary", "web", "db"} <= groups
+    assert len([h for h, gs in spec["hosts"].items() if "repo_server" not in gs]) >= 6
+    assert set(spec["ssh_hosts"]) <= set(spec["hosts"])
+
+
+@pytest.mark.parametrize("mirror_file", ["sources.list"])
+def test_mirror_from_legacy_sources_list(tmp_path, monkeypatch, mirror_file):
+    legacy = tmp_path / mirror_file
+    legacy.write_text("deb http://sec.example/debian-security bookworm-security main\n"
+                      "deb [arch=amd64] http://mirror.example/debian bookworm main\n")
+    real_path = labctl.Path
+    monkeypatch.setattr(labctl, "Path", lambda p: legacy if p.endswith("sources.list")
+                        else real_path(tmp_path / "missing"))
+    assert labctl.debian_mirror() == ("http://mirror.example/debian", legacy)
