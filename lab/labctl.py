@@ -305,7 +305,7 @@ def down(remove_image=False, spec_path=None, inventory_path=INVENTORY):
     removed = 0
     names = lab_containers(network)
     if names:
-        podman("rm", "-f", "-t", "0", *names)
+        remove_hosts(*names)
         removed += len(names)
         say(f"removed containers: {' '.join(names)}")
     for net in lab_networks():
@@ -333,19 +333,24 @@ def status():
 
 # ---------------------------------------------------------------- disposable hosts (tests)
 
-def new_host(name, network=None, privileged=False, rootfs=None):
-    """Start a fresh disposable host; return its inventory variables."""
+def new_host(name, network=None, privileged=False, rootfs=False):
+    """Start a fresh disposable host; return its inventory variables.
+
+    rootfs=True gives the host a plain directory root (a copy of the base image under
+    ROOTFS_DIR) instead of podman's overlay, and makes it privileged: that is where
+    fanotify's FAN_MARK_FILESYSTEM works, as on a real machine.
+    """
     network = network or load_spec()["network"]
     build_image()
     ensure_network(network)
     if container_state(name) is not None:
         raise LabError(f"a container named {name} exists already")
-    extra = ["--privileged"] if privileged else []
+    extra = ["--privileged"] if privileged or rootfs else []
     if rootfs:
-        # a plain directory root (fanotify FAN_MARK_FILESYSTEM works there, not on overlay)
+        root = copy_image_root(name)
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
-               "--systemd=always", *labels("test", network), *extra,
-               "--rootfs", str(rootfs), "/sbin/init")
+               "--systemd=always", *labels("test", network), "--label", f"{LABEL}.rootfs={root}",
+               *extra, "--rootfs", str(root), "/sbin/init")
         wait_for_systemd(name)
     else:
         start_host(name, network, kind="test", extra_args=extra)
@@ -353,9 +358,33 @@ def new_host(name, network=None, privileged=False, rootfs=None):
             "ansible_python_interpreter": "/usr/bin/python3"}
 
 
+ROOTFS_DIR = Path("/var/tmp/mo-fleet-lab-roots")
+
+
+def copy_image_root(name):
+    """A private copy of the base image's files for one --rootfs host."""
+    dest = ROOTFS_DIR / name
+    ROOTFS_DIR.mkdir(parents=True, exist_ok=True)
+    mounted = podman("image", "mount", BASE_IMAGE).stdout.decode().strip()
+    try:
+        run(["cp", "-a", "--reflink=auto", f"{mounted}/.", str(dest)])
+    finally:
+        podman("image", "unmount", BASE_IMAGE, check=False)
+    return dest
+
+
 def remove_hosts(*names):
+    """Remove disposable hosts and the private roots of --rootfs hosts."""
+    roots = []
+    for name in names:
+        state = container_state(name)
+        root = ((state or {}).get("Config", {}).get("Labels") or {}).get(f"{LABEL}.rootfs")
+        if root and Path(root).parent == ROOTFS_DIR:
+            roots.append(root)
     if names:
         podman("rm", "-f", "-t", "0", *names, check=False)
+    for root in roots:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv=None):

@@ -80,9 +80,10 @@ class LabFactory:
         self.tmp_path = Path(tmp_path)
         self.hosts = []
 
-    def host(self, groups=(), privileged=False, prefix="mo-t"):
+    def host(self, groups=(), privileged=False, rootfs=False, prefix="mo-t"):
+        """A fresh host; rootfs=True: privileged, on a plain directory root (fanotify works)."""
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        hostvars = labctl.new_host(name, privileged=privileged)
+        hostvars = labctl.new_host(name, privileged=privileged, rootfs=rootfs)
         host = Host(name=name, groups=list(groups), hostvars=hostvars)
         self.hosts.append(host)
         return host

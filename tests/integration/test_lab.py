@@ -1,6 +1,6 @@
 """The lab itself: fresh hosts boot systemd, reach apt and each other, answer ansible."""
 
-from labhosts import run_module, run_playbook
+from labhosts import labctl, run_module, run_playbook
 
 
 def test_fresh_host_runs_systemd_and_answers_ansible(lab):
@@ -32,3 +32,14 @@ def test_apt_module_is_idempotent_on_a_lab_host(lab, tmp_path):
     assert first.changed(host.name) == 1
     second = run_playbook(playbook, lab.inventory(host))
     assert second.rc == 0 and second.changed(host.name) == 0
+
+
+def test_rootfs_host_boots_on_a_plain_directory_root(lab):
+    host = lab.host(rootfs=True)
+    assert host.sh("systemctl is-system-running").stdout.strip() in ("running", "degraded")
+    fstype = host.sh("stat -f -c %T /").stdout.strip()
+    assert fstype != "overlayfs", fstype
+    root = labctl.container_state(host.name)["Config"]["Labels"]["mo.fleet.lab.rootfs"]
+    assert root.startswith(str(labctl.ROOTFS_DIR))
+    labctl.remove_hosts(host.name)
+    assert not labctl.Path(root).exists()
