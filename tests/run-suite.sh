@@ -24,22 +24,30 @@ stage_molecule() {
 }
 
 stage_sanity() {
-  # ansible-test wants the collection at .../ansible_collections/mo/fleet: copy what git
-  # tracks (plus new, not ignored files) into such a tree and run it there, without Docker.
+  # Sanity-test what ships, the way Galaxy does: build the collection artifact, unpack it as
+  # .../ansible_collections/mo/fleet (ansible-test needs that path) and run there, without
+  # Docker. ansible-test's sanity venvs bootstrap pip from a host this machine cannot reach:
+  # tests/sanity/get_pip.py stands in for that download.
   local tree=.build/sanity/ansible_collections/mo/fleet
-  local pip_version
+  local pip_version artifact
   pip_version=$(python - <<'PY'
 from ansible_test._internal.python_requirements import get_venv_packages
 from types import SimpleNamespace
 print(get_venv_packages(SimpleNamespace(version='3.11'))['pip'])
 PY
 )
-  mkdir -p "$tree" ~/.ansible/test/cache
+  mkdir -p "$tree" .build/dist ~/.ansible/test/cache
   cp tests/sanity/get_pip.py ~/.ansible/test/cache/get_pip_"${pip_version//./_}".py
-  # a fresh copy each time, keeping only ansible-test's own cache under tests/output
+  rm -f .build/dist/*.tar.gz
+  ansible-galaxy collection build --force --output-path .build/dist . >/dev/null || return 1
+  artifact=$(ls .build/dist/mo-fleet-*.tar.gz)
+  # a fresh tree each time, keeping only ansible-test's own cache under tests/output
   find "$tree" -mindepth 1 -maxdepth 1 ! -name tests -exec rm -rf {} +
   [ -d "$tree/tests" ] && find "$tree/tests" -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
-  git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ "$tree/"
+  tar -xzf "$artifact" -C "$tree"
+  mkdir -p "$tree/tests/sanity"
+  cp tests/sanity/ignore-*.txt "$tree/tests/sanity/" 2>/dev/null || true
+  printf 'tests/output/\n' > "$tree/.gitignore"
   (cd "$tree" && git init -q . 2>/dev/null && git add -A >/dev/null &&
    ansible-test sanity --venv --python 3.11 --color no)
 }
