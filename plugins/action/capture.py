@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for mo.fleet.capture: run the module, pull the bundle home, verify it.
+
+The bundle lands at DEST/<inventory_hostname>/<name>/ (template.json, files/, before/).
+The archive's sha256, the template (JSON Schema) and every bundled file's sha256 are checked
+in a staging directory next to the destination; only then does one rename put it in place.
+`changed` is true only when the destination was written.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import os
+import shlex
+import shutil
+import tarfile
+import tempfile
+
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+
+ALLOWED_TOP = (tpl.BUNDLE_TEMPLATE, tpl.BUNDLE_FILES, tpl.BUNDLE_BEFORE)
+
+
+class BundleError(Exception):
+    pass
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def extract_bundle(archive, target):
+    """Extract ARCHIVE into TARGET accepting only plain files/dirs under the bundle's areas."""
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar.getmembers():
+            name = member.name
+            parts = name.split("/")
+            if name.startswith("/") or ".." in parts or parts[0] not in ALLOWED_TOP:
+                raise BundleError("The bundle archive holds an unexpected member %s." % name)
+            if not (member.isfile() or member.isdir()):
+                raise BundleError("The bundle archive holds %s, which is not a plain file or directory." % name)
+            dest = os.path.join(target, name)
+            if member.isdir():
+                os.makedirs(dest, exist_ok=True)
+                continue
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            source = tar.extractfile(member)
+            with open(dest, "wb") as out:
+                shutil.copyfileobj(source, out)
+            os.chmod(dest, 0o644)
+
+
+def same_tree(a, b):
+    if not os.path.isdir(a) or not os.path.isdir(b):
+        return False
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only or cmp.funny_files:
+        return False
+    _match, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    if mismatch or errors:
+        return False
+    return all(same_tree(os.path.join(a, d), os.path.join(b, d)) for d in cmp.common_dirs)
+
+
+def install_bundle(staging, final):
+    """Swap STAGING into FINAL atomically-ish (rename); return True when FINAL changed."""
+    if same_tree(staging, final):
+        shutil.rmtree(staging)
+        return False
+    old = None
+    if os.path.exists(final):
+        old = final + ".old-" + os.path.basename(staging)
+        os.rename(final, old)
+    os.rename(staging, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = True
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        dest = to_text(args.get("dest") or "captures")
+        fetch = args.get("fetch", True)
+        if isinstance(fetch, str):
+            fetch = fetch.lower() in ("1", "true", "yes", "on")
+        module_result = self._execute_module(module_name="mo.fleet.capture", module_args=args,
+                                             task_vars=task_vars)
+        result.update(module_result)
+        bundle = module_result.get("bundle")
+        if self._task.check_mode or not bundle or not fetch:
+            return result
+
+        host = task_vars.get("inventory_hostname", "localhost")
+        name = module_result.get("name") or "capture"
+        if "/" in name or name in (".", ".."):
+            result.update(failed=True, msg="name %r cannot be used as a directory name." % name)
+            return result
+        dest = os.path.expanduser(dest)
+        dest = os.path.abspath(dest)  # relative to the controller's current directory
+        host_dir = os.path.join(dest, host)
+        final = os.path.join(host_dir, name)
+        try:
+            os.makedirs(host_dir, exist_ok=True)
+            staging_root = tempfile.mkdtemp(prefix=".%s.tmp-" % name, dir=host_dir)
+        except OSError as exc:
+            result.update(failed=True, changed=False, msg="dest %s cannot be written: %s." % (dest, exc.strerror))
+            return result
+        wrote = False
+        try:
+            archive = os.path.join(staging_root, "bundle.tar.gz")
+            self._connection.fetch_file(bundle["archive"], archive)
+            if sha256_file(archive) != bundle["sha256"]:
+                raise BundleError("The fetched bundle archive does not match the sha256 the target reported.")
+            staging = os.path.join(staging_root, "bundle")
+            os.makedirs(staging)
+            extract_bundle(archive, staging)
+            tpl.verify_bundle(staging)
+            wrote = install_bundle(staging, final)
+            self._low_level_execute_command("rm -f %s" % shlex.quote(bundle["archive"]), sudoable=True)
+        except (BundleError, tpl.TemplateError, tarfile.TarError) as exc:
+            result.update(failed=True, msg="The bundle from %s was not kept: %s" % (host, exc))
+            return result
+        except OSError as exc:
+            result.update(failed=True, msg="The bundle could not be written to %s: %s." % (final, exc.strerror or exc))
+            return result
+        finally:
+            shutil.rmtree(staging_root, ignore_errors=True)
+        result["dest"] = final
+        result["bundle_written"] = wrote
+        result["changed"] = wrote
+        return result
