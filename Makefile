@@ -49,7 +49,7 @@ lab-down-all: venv
 	@$(VENV)/bin/python lab/labctl.py down --image
 
 demo: lab
-	@ansible-playbook playbooks/demo.yml
+	@bash demo/run.sh
 
 test: setup
 	@bash tests/run-suite.sh all

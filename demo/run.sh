@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# `make demo` (after `make lab`): the whole story on the lab fleet, from a by-hand install
+# to a staged rollout. Every step is an ordinary mo.fleet playbook; rerunning is safe.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=out/demo
+mkdir -p "$OUT"
+CATALOG=(-e @demo/catalog.yml)
+DAYS=(2026-12-04 2026-12-07 2026-12-08 2026-12-09 2026-12-10)
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+play() { ansible-playbook "$@"; }
+
+step "0. The fleet"
+play playbooks/demo.yml
+
+step "1. By hand on web1: GNU hello from its Debian source, ./configure && make"
+play demo/prepare-source.yml
+
+step "2. Capture 'make install' on web1 and bring the bundle home"
+play playbooks/capture.yml --limit web1 -e capture_name=hello -e capture_cmd='make install' \
+  -e capture_chdir=/usr/local/src/hello-2.10 -e capture_creates=/usr/local/bin/hello \
+  -e capture_dest="$OUT/captures"
+play playbooks/template_info.yml -e bundle="$OUT/captures/web1/hello"
+
+step "3. Turn the bundle into a standalone role and apply it to ssh1 (over SSH)"
+play playbooks/template_to_role.yml -e template="$OUT/captures/web1/hello" \
+  -e role_dir="$OUT/roles/hello" -e role_name=hello
+play playbooks/apply_template.yml -e bundle="$OUT/captures/web1/hello" -e apply_hosts=ssh1
+ansible ssh1 -m ansible.builtin.command -a /usr/local/bin/hello
+
+step "4. Package the capture as a .deb"
+play playbooks/template_to_deb.yml -e template="$OUT/captures/web1/hello" -e deb_dir="$OUT/debs" \
+  -e deb_name=mo-hello -e deb_version=2.10-1
+
+step "5. Stand up the repository server on repo1, upload the .deb, publish the deployment"
+play playbooks/repo_server.yml "${CATALOG[@]}"
+play playbooks/upload.yml -e upload_src="$OUT/debs/mo-hello_2.10-1_amd64.deb" -e upload_store=main
+play playbooks/publish.yml "${CATALOG[@]}"
+
+step "6. The plan: who gets 'hello' on which day"
+play playbooks/plan.yml "${CATALOG[@]}" -e plan_start="${DAYS[0]}" -e plan_end="${DAYS[-1]}" \
+  -e plan_html="$OUT/plan.html"
+
+step "7. Roll out day by day (simulated dates)"
+for day in "${DAYS[@]}"; do
+  step "   rollout on $day"
+  play playbooks/rollout.yml "${CATALOG[@]}" -e mo_fleet_today="$day"
+  play demo/who-has.yml
+done
+
+step "8. The status site, served by repo1 at /status/"
+play playbooks/report.yml "${CATALOG[@]}" -e mo_fleet_today="${DAYS[-1]}"
+url="http://$(podman inspect -f '{{(index .NetworkSettings.Networks "mo-fleet-lab").IPAddress}}' repo1)/status/"
+chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
+  --disable-sync --no-first-run --user-data-dir="$(mktemp -d)" --window-size=1280,1600 \
+  --screenshot="$PWD/$OUT/status.png" "$url" >/dev/null 2>&1 || true
+echo "Status page: $url"
+[ -s "$OUT/status.png" ] && echo "Screenshot:  $OUT/status.png"
+echo "Plan chart:  $OUT/plan.html"
