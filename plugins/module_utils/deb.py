@@ -1,0 +1,402 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read Debian binary packages (.deb) with the standard library only.
+
+A .deb is an ``ar`` archive holding ``debian-binary``, ``control.tar[.gz|.xz|.zst]`` and
+``data.tar.*``.  :func:`parse_deb` returns the control fields (in file order), the raw
+control text, conffiles, md5sums and the file's size, SHA256 and MD5.  :class:`DebCache`
+keeps that record content-addressed (by SHA256) plus a stat index (path, size, mtime,
+inode -> SHA256) so each .deb is read once however often it is published.
+
+Every problem raises :class:`DebError` with one sentence naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import marshal
+import os
+import re
+import tarfile
+import tempfile
+import zlib
+
+try:  # Python 3.14+ ships zstd in the standard library
+    from compression import zstd as _zstd  # type: ignore
+except ImportError:  # pragma: no cover - depends on the Python version
+    _zstd = None
+
+AR_MAGIC = b"!<arch>\n"
+AR_HEADER = 60
+CACHE_VERSION = 1
+
+PACKAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
+VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~\-]*$")
+ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9\-]*$")
+# store, package-set and file names: no path separators, no "..", no leading dot
+SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~%\-]*$")
+
+
+class DebError(ValueError):
+    """A .deb could not be used; the message is one sentence."""
+
+
+def check_safe_name(value, what):
+    """Raise DebError unless VALUE is a plain name (no path separators, no '..')."""
+    if not isinstance(value, str) or not value:
+        raise DebError(f"{what} must be a non-empty string.")
+    if "/" in value or "\\" in value or "\x00" in value:
+        raise DebError(f"{what} {value!r} must not contain path separators.")
+    if ".." in value:
+        raise DebError(f"{what} {value!r} must not contain '..'.")
+    if not SAFE_NAME_RE.match(value):
+        raise DebError(f"{what} {value!r} may only use letters, digits and . _ + ~ % - and must start with a letter or digit.")
+    return value
+
+
+def canonical_filename(name, version, arch):
+    """The Debian pool file name for a package: name_version_arch.deb (epoch ':' as '%3a')."""
+    return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
+
+
+# ------------------------------------------------------------------ ar archive
+
+def _ar_members(fh, size, label):
+    """Yield (name, offset, length) for the members of the ar archive in FH."""
+    fh.seek(0)
+    if fh.read(len(AR_MAGIC)) != AR_MAGIC:
+        raise DebError(f"{label} is not a .deb (no ar archive signature).")
+    pos = len(AR_MAGIC)
+    while pos < size:
+        fh.seek(pos)
+        header = fh.read(AR_HEADER)
+        if len(header) == 0:
+            return
+        if len(header) < AR_HEADER or header[58:60] != b"`\n":
+            raise DebError(f"{label} is truncated or corrupt (bad ar member header at byte {pos}).")
+        name = header[0:16].decode("ascii", "replace").strip()
+        if name.endswith("/"):
+            name = name[:-1]
+        try:
+            length = int(header[48:58].decode("ascii").strip())
+        except ValueError:
+            raise DebError(f"{label} is corrupt (bad ar member size at byte {pos}).") from None
+        start = pos + AR_HEADER
+        if start + length > size:
+            raise DebError(f"{label} is truncated (member {name} needs {start + length} bytes, the file has {size}).")
+        yield name, start, length
+        pos = start + length + (length & 1)
+
+
+def _decompress(kind, blob, label):
+    if kind == "":
+        return blob
+    try:
+        if kind == ".gz":
+            return zlib.decompress(blob, 16 + zlib.MAX_WBITS)
+        if kind == ".xz":
+            import lzma
+            return lzma.decompress(blob)
+        if kind == ".zst":
+            if _zstd is None:
+                raise DebError(f"{label} has a zstd-compressed control archive, which this Python's standard library "
+                               "cannot read (rebuild it with dpkg-deb -Zxz or -Zgzip).")
+            return _zstd.decompress(blob)
+    except DebError:
+        raise
+    except Exception as exc:  # zlib.error, lzma.LZMAError, EOFError
+        raise DebError(f"{label} has a corrupt control{'.tar' + kind} ({exc}).") from None
+    raise DebError(f"{label} has an unsupported control archive compression {kind!r}.")
+
+
+def parse_control(text, label="control"):
+    """Parse one deb822 stanza into an ordered dict of field -> value (continuations kept)."""
+    fields = {}
+    last = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            if fields:
+                break
+            continue
+        if line[0] in " \t":
+            if last is None:
+                raise DebError(f"{label} line {lineno} is a continuation line without a field.")
+            fields[last] += "\n" + line
+            continue
+        if ":" not in line:
+            raise DebError(f"{label} line {lineno} is not a 'Field: value' line.")
+        key, value = line.split(":", 1)
+        key = key.strip()
+        fields[key] = value.strip()
+        last = key
+    return fields
+
+
+def _read_control_tar(raw, label):
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
+    except tarfile.TarError as exc:
+        raise DebError(f"{label} has a corrupt control archive ({exc}).") from None
+    files = {}
+    try:
+        for member in tar:
+            name = member.name
+            while name.startswith("./"):
+                name = name[2:]
+            if member.isfile() and name in ("control", "conffiles", "md5sums"):
+                files[name] = tar.extractfile(member).read().decode("utf-8", "replace")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DebError(f"{label} has a corrupt control archive ({exc}).") from None
+    return files
+
+
+def hash_file(path):
+    """Return (size, sha256 hex, md5 hex) of PATH, reading it once."""
+    sha = hashlib.sha256()
+    md5 = hashlib.md5()
+    size = 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            sha.update(chunk)
+            md5.update(chunk)
+    return size, sha.hexdigest(), md5.hexdigest()
+
+
+def parse_deb(path, label=None):
+    """Parse the .deb at PATH; return its record (dict, JSON-serialisable).
+
+    Keys: name, version, architecture, fields (ordered control fields), control (raw
+    control stanza), conffiles (list), md5sums (dict path -> md5), size, sha256, md5.
+    """
+    label = label or os.path.basename(str(path))
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise DebError(f"{label} cannot be read ({exc.strerror}).") from None
+    return parse_deb_bytes(data, label)
+
+
+def parse_deb_bytes(data, label="package"):
+    """Parse a .deb given as bytes (see :func:`parse_deb`)."""
+    size = len(data)
+    fh = io.BytesIO(data)
+    members = list(_ar_members(fh, size, label))
+    names = [m[0] for m in members]
+    if not names or names[0] != "debian-binary":
+        raise DebError(f"{label} is not a .deb (first ar member is {names[0] if names else 'missing'}, not debian-binary).")
+    start, length = members[0][1], members[0][2]
+    if not data[start:start + length].startswith(b"2."):
+        raise DebError(f"{label} has an unsupported package format version {data[start:start + length].strip()!r}.")
+    control = [m for m in members if m[0].startswith("control.tar")]
+    if not control:
+        raise DebError(f"{label} is not a .deb (no control.tar member).")
+    if not any(m[0].startswith("data.tar") for m in members):
+        raise DebError(f"{label} is truncated or incomplete (no data.tar member).")
+    cname, cstart, clen = control[0]
+    raw = _decompress(cname[len("control.tar"):], data[cstart:cstart + clen], label)
+    files = _read_control_tar(raw, label)
+    if "control" not in files:
+        raise DebError(f"{label} has no control file in its control archive.")
+    fields = parse_control(files["control"], f"{label} control file")
+    record = record_from_fields(fields, label)
+    record["control"] = files["control"].strip("\n")
+    record["conffiles"] = [ln.strip() for ln in files.get("conffiles", "").splitlines() if ln.strip()]
+    md5sums = {}
+    for line in files.get("md5sums", "").splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            md5sums[parts[1].strip()] = parts[0]
+    record["md5sums"] = md5sums
+    record["size"] = size
+    record["sha256"] = hashlib.sha256(data).hexdigest()
+    record["md5"] = hashlib.md5(data).hexdigest()
+    return record
+
+
+def record_from_fields(fields, label):
+    """Validate the identity fields of a control stanza; return the base record."""
+    for key in ("Package", "Version", "Architecture"):
+        if not fields.get(key):
+            raise DebError(f"{label} control file has no {key} field.")
+    name, version, arch = fields["Package"], fields["Version"], fields["Architecture"]
+    if "/" in name or "\\" in name or ".." in name:
+        raise DebError(f"{label} has package name {name!r}, which contains a path separator or '..'.")
+    if not PACKAGE_NAME_RE.match(name):
+        raise DebError(f"{label} has invalid package name {name!r} (Debian names use a-z, 0-9, + - . and at least two characters).")
+    if "/" in version or not VERSION_RE.match(version):
+        raise DebError(f"{label} has invalid version {version!r}.")
+    if not ARCH_RE.match(arch):
+        raise DebError(f"{label} has invalid architecture {arch!r}.")
+    return {"name": name, "version": version, "architecture": arch, "fields": dict(fields)}
+
+
+# ------------------------------------------------------------------ cache
+
+def _atomic_write(path, data):
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+CACHED_KEYS = ("name", "version", "architecture", "conffiles", "size", "sha256", "md5", "head", "tail")
+INDEX_FIELDS = ("Filename", "Size", "MD5sum", "SHA1", "SHA256")
+TAIL_FIELDS = ("Description",)
+
+
+def stanza_parts(fields):
+    """Split control FIELDS into the Packages stanza text before and after the file fields."""
+    head = "".join(f"{k}: {v}\n" for k, v in fields.items() if k not in TAIL_FIELDS and k not in INDEX_FIELDS)
+    tail = "".join(f"{k}: {fields[k]}\n" for k in TAIL_FIELDS if k in fields)
+    return head, tail
+
+
+def slim(record):
+    """What the cache keeps of a record: identity, conffiles, hashes and the stanza text
+    (control fields pre-rendered; no md5sums)."""
+    out = {k: record[k] for k in CACHED_KEYS if k in record}
+    if "head" not in out:
+        out["head"], out["tail"] = stanza_parts(record["fields"])
+    return out
+
+
+def record_fields(record):
+    """The control fields of a full or cached record, in file order."""
+    if "fields" in record:
+        return record["fields"]
+    return parse_control(record["head"] + record["tail"], record.get("name", "control"))
+
+
+class DebCache:
+    """Content-addressed cache of .deb records with a stat index.
+
+    ``objects`` maps sha256 -> record (the control data never changes for a given content);
+    ``paths`` maps a path -> [size, mtime_ns, inode, sha256], so an unchanged file is not
+    even hashed again.  The base file is written with :mod:`marshal` (it lives in the
+    repository's private state directory; loading 10,000 records takes milliseconds).  :meth:`save` appends what is new to a journal (``<path>.log``) and
+    rewrites the base file (atomic replace) only when entries were dropped or the journal
+    grew large, so adding one package costs one small append.  Callers hold the repository
+    lock when two runs could write the same cache.
+    """
+
+    def __init__(self, path=None):
+        self.path = path
+        self.objects = {}
+        self.paths = {}
+        self.dirty = False
+        self.rewrite = False
+        self.new_objects = {}
+        self.new_paths = {}
+        self.reads = 0  # how many .deb files were actually read (for tests/benchmarks)
+        if path and os.path.exists(path):
+            try:
+                with open(path, "rb") as fh:
+                    data = marshal.loads(fh.read())
+                if data.get("version") == CACHE_VERSION:
+                    self.objects = data.get("objects", {})
+                    self.paths = data.get("paths", {})
+            except (OSError, ValueError, EOFError, TypeError, AttributeError):
+                self.objects, self.paths = {}, {}
+                self.rewrite = True
+        if path and os.path.exists(path + ".log"):
+            try:
+                with open(path + ".log", "rb") as fh:
+                    for line in fh.read().decode("utf-8").splitlines():
+                        if not line.strip():
+                            continue
+                        try:
+                            entry = json.loads(line)
+                        except ValueError:
+                            self.rewrite = True  # a torn last line from a killed run
+                            continue
+                        self.objects.update(entry.get("o", {}))
+                        self.paths.update(entry.get("p", {}))
+            except OSError:
+                self.rewrite = True
+
+    def _remember(self, key, st, record):
+        sha = record["sha256"]
+        if sha not in self.objects:
+            self.objects[sha] = record
+            self.new_objects[sha] = record
+        entry = [st.st_size, st.st_mtime_ns, st.st_ino, sha]
+        self.paths[key] = entry
+        self.new_paths[key] = entry
+        self.dirty = True
+
+    def get(self, path, label=None):
+        """Return the record of the .deb at PATH, reading it only if it is new or changed."""
+        key = path if path.startswith("/") else os.path.abspath(path)
+        try:
+            st = os.stat(key)
+        except OSError as exc:
+            raise DebError(f"{label or os.path.basename(path)} cannot be read ({exc.strerror}).") from None
+        known = self.paths.get(key)
+        if known and known[0] == st.st_size and known[1] == st.st_mtime_ns and known[2] == st.st_ino:
+            record = self.objects.get(known[3])
+            if record is not None:
+                return record
+        record = slim(parse_deb(key, label))
+        self.reads += 1
+        self._remember(key, st, record)
+        return self.objects[record["sha256"]]
+
+    def add(self, path, record):
+        """Remember RECORD (already parsed) for the file at PATH."""
+        key = os.path.abspath(path)
+        self._remember(key, os.stat(key), slim(record))
+
+    def prune(self, keep_paths):
+        """Forget paths not in KEEP_PATHS and objects no remaining path refers to."""
+        keep = {p if p.startswith("/") else os.path.abspath(p) for p in keep_paths}
+        for key in list(self.paths):
+            if key not in keep:
+                del self.paths[key]
+                self.dirty = self.rewrite = True
+        used = {v[3] for v in self.paths.values()}
+        for sha in list(self.objects):
+            if sha not in used:
+                del self.objects[sha]
+                self.dirty = self.rewrite = True
+
+    def save(self):
+        if not self.path or not (self.dirty or self.rewrite):
+            return False
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        log = self.path + ".log"
+        try:
+            base_size = os.path.getsize(self.path)
+            log_size = os.path.getsize(log) if os.path.exists(log) else 0
+        except OSError:
+            base_size, log_size = 0, 0
+        if not self.rewrite and base_size and log_size < base_size // 4:
+            line = json.dumps({"o": self.new_objects, "p": self.new_paths}, separators=(",", ":")) + "\n"
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, line.encode("utf-8"))
+            finally:
+                os.close(fd)
+        else:
+            blob = marshal.dumps({"version": CACHE_VERSION, "objects": self.objects, "paths": self.paths})
+            _atomic_write(self.path, blob)
+            if os.path.exists(log):
+                os.unlink(log)
+        self.dirty = self.rewrite = False
+        self.new_objects, self.new_paths = {}, {}
+        return True

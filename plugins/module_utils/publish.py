@@ -1,0 +1,970 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Publish the deployments of a release catalog as signed, atomically switched APT repositories.
+
+Layout under ``<root>/<project>/`` (``root`` defaults to ``/var/lib/mo-fleet/repo``)::
+
+    stores/<store>/<file>.deb            uploaded packages (the pool; never copied)
+    stores/<store>/<set>/<file>.deb      package sets (a directory uploaded at once)
+    repos/<deployment>/pool -> ../../stores
+    repos/<deployment>/dists -> .gen/<N>  (one symlink, swapped with one rename)
+    repos/<deployment>/.gen/<N>/<suite>/{Release,InRelease,Release.gpg,main/binary-<arch>/...}
+    disabled/<deployment>/               a disabled deployment's tree, kept as history
+    state/{lock,cache.bin,chunks.bin,publish.json} internal state (never served)
+
+A client uses ``URIs: http://<server>/pub/<project>/repos/<deployment>`` and
+``Suites: <suite>`` (the deployment name unless the catalog says otherwise).  ``Filename:``
+entries read ``pool/<store>/<file>.deb``, which the ``pool`` symlink resolves into the
+stores.
+
+Atomicity: a generation is written completely in ``.gen/.tmp-*``, renamed to ``.gen/<N>``,
+and served by replacing the ``dists`` symlink with ``rename(2)``.  Index files are also
+reachable by hash (``Acquire-By-Hash: yes``) and the last ``keep_generations`` generations'
+by-hash files are carried into each new generation, so a client holding an older InRelease
+still finds the indexes it names.  A publish holds an ``flock`` on ``state/lock``: two
+publishes serialize and a killed one leaves no stale lock (the kernel drops it) and only
+``.tmp-*`` leftovers, which the next publish removes.
+
+Incremental: every .deb is read once (:class:`DebCache`); each deployment has a fingerprint
+over its package files and hashes, suite, architectures, signing key and options; only
+deployments whose fingerprint changed are rebuilt.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import json
+import lzma
+import marshal
+import os
+import re
+import shutil
+import subprocess
+import struct
+import tempfile
+import time
+import zlib
+from datetime import datetime, timedelta, timezone
+
+from ansible_collections.mo.fleet.plugins.module_utils.deb import (
+    DebCache, DebError, check_safe_name, record_fields, stanza_parts, _atomic_write,
+)
+
+DEFAULT_ROOT = "/var/lib/mo-fleet/repo"
+DEFAULT_GNUPG_ROOT = "/var/lib/mo-fleet/gnupg"
+COMPONENT = "main"
+STATE_VERSION = 1
+INDEX_FILES = ("Packages", "Packages.gz", "Packages.xz")
+FIELD_ORDER_TAIL = ("Description",)
+CHUNK_SPREAD = 64  # about 64 stanzas per compressed chunk
+
+
+class PublishError(Exception):
+    """Publishing failed; the message is one sentence."""
+
+
+# ------------------------------------------------------------------ paths and lock
+
+def project_paths(root, project):
+    base = os.path.join(root, project)
+    return {
+        "base": base,
+        "stores": os.path.join(base, "stores"),
+        "repos": os.path.join(base, "repos"),
+        "disabled": os.path.join(base, "disabled"),
+        "state": os.path.join(base, "state"),
+        "lock": os.path.join(base, "state", "lock"),
+        "cache": os.path.join(base, "state", "cache.bin"),
+        "publish": os.path.join(base, "state", "publish.json"),
+    }
+
+
+class RepoLock:
+    """An exclusive ``flock`` on the project's lock file (released by the kernel on death)."""
+
+    def __init__(self, path, timeout=600.0):
+        self.path = path
+        self.timeout = timeout
+        self.fd = None
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    self.fd = None
+                    raise PublishError(f"another publish or upload held {self.path} for more than {self.timeout:g} seconds.") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+# ------------------------------------------------------------------ catalog
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    return list(value)
+
+
+def _name_of(item):
+    return item.get("name") if isinstance(item, dict) else item
+
+
+def validate_catalog_for_publish(catalog):
+    """Check what publishing needs (the full schema lives in catalog.py); return the project."""
+    if not isinstance(catalog, dict):
+        raise PublishError("mo_fleet_catalog must be a mapping.")
+    project = catalog.get("project")
+    if not isinstance(project, dict) or not project.get("name"):
+        raise PublishError("mo_fleet_catalog.project.name is required.")
+    try:
+        check_safe_name(project["name"], "mo_fleet_catalog.project.name")
+    except DebError as exc:
+        raise PublishError(str(exc)) from None
+    arches = project.get("architectures") or []
+    if not isinstance(arches, list) or not arches or not all(isinstance(a, str) and re.match(r"^[a-z0-9][a-z0-9-]*$", a) and a != "all" for a in arches):
+        raise PublishError("mo_fleet_catalog.project.architectures must be a non-empty list of Debian architectures (not 'all').")
+    seen = set()
+    for index, dep in enumerate(catalog.get("deployments") or []):
+        if not isinstance(dep, dict) or not dep.get("name"):
+            raise PublishError(f"mo_fleet_catalog.deployments[{index}].name is required.")
+        name = dep["name"]
+        try:
+            check_safe_name(name, f"deployment {name!r} field name")
+        except DebError as exc:
+            raise PublishError(str(exc)) from None
+        if name in seen:
+            raise PublishError(f"deployment {name!r} is defined twice in mo_fleet_catalog.deployments.")
+        seen.add(name)
+        schedule = dep.get("schedule")
+        if schedule and schedule not in {_name_of(s) for s in catalog.get("schedules") or []}:
+            raise PublishError(f"deployment {name!r} field schedule names {schedule!r}, which is not in mo_fleet_catalog.schedules.")
+        if dep.get("source", "internal") not in ("internal", "external"):
+            raise PublishError(f"deployment {name!r} field source must be 'internal' or 'external'.")
+    return project
+
+
+def _sentence(text):
+    text = str(text).strip()
+    return text if text.endswith(".") else text + "."
+
+
+def prepare_catalog(catalog):
+    """Validate CATALOG fully (module_utils/catalog.py when present) and return it normalized.
+
+    The collection's catalog module checks every field the schema names; on top of it this
+    checks what publishing needs (project name and architectures, safe deployment names).
+    """
+    try:
+        from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError, load_catalog
+    except ImportError:  # pragma: no cover - catalog.py ships with the collection
+        load_catalog = None
+    if load_catalog is not None:
+        try:
+            catalog = load_catalog(catalog)
+        except CatalogError as exc:
+            raise PublishError(_sentence(exc)) from None
+    validate_catalog_for_publish(catalog)
+    return catalog
+
+
+def _list_debs(directory):
+    try:
+        with os.scandir(directory) as entries:  # d_type: no stat per file
+            return sorted(e.name for e in entries
+                          if e.name.endswith(".deb") and not e.name.startswith(".") and e.is_file())
+    except OSError:
+        return []
+
+
+def resolve_packages(catalog, dep, stores_dir):
+    """Return the sorted store-relative paths ('store/file.deb' or 'store/set/file.deb') of DEP.
+
+    ``packages`` entries are ``file.deb`` (looked up in the deployment's ``store`` first,
+    otherwise in exactly one store), ``store/file.deb``, ``store/set`` or a package set name;
+    ``package_sets`` entries are package set names.  A package set lives in
+    ``stores/<store>/<set>/``; when the catalog lists its ``packages`` only those files are used.
+    """
+    name = dep["name"]
+    sets = {}
+    for item in catalog.get("package_sets") or []:
+        if isinstance(item, dict) and item.get("name"):
+            sets[item["name"]] = item
+    try:
+        stores = sorted(s for s in os.listdir(stores_dir) if os.path.isdir(os.path.join(stores_dir, s)))
+    except OSError:
+        stores = []
+    default_store = dep.get("store")
+
+    def set_files(field, set_name, store_hint=None):
+        declared = sets.get(set_name, {})
+        store = declared.get("store") or store_hint or default_store
+        candidates = [store] if store else stores
+        found = [s for s in candidates if os.path.isdir(os.path.join(stores_dir, s, set_name))]
+        if not found:
+            where = f"store {store}" if store else "any store"
+            raise PublishError(f"deployment {name!r} field {field} names package set {set_name!r}, which has not been uploaded to {where}.")
+        if len(found) > 1:
+            raise PublishError(f"deployment {name!r} field {field} names package set {set_name!r}, "
+                               f"which is in several stores ({', '.join(found)}); give the set a store.")
+        directory = os.path.join(stores_dir, found[0], set_name)
+        files = _list_debs(directory)
+        wanted = declared.get("packages") or []
+        if wanted:
+            missing = [w for w in wanted if w not in files]
+            if missing:
+                raise PublishError(f"deployment {name!r} field {field}: package set {set_name!r} lists {missing[0]!r}, which is not in {found[0]}/{set_name}.")
+            files = [f for f in files if f in wanted]
+        return [f"{found[0]}/{set_name}/{f}" for f in files]
+
+    out = []
+    for entry in _as_list(dep.get("package_sets")):
+        if not isinstance(entry, str) or "/" in entry or entry in ("", ".", ".."):
+            raise PublishError(f"deployment {name!r} field package_sets entry {entry!r} is not a package set name.")
+        out.extend(set_files("package_sets", entry))
+    for entry in _as_list(dep.get("packages")):
+        if isinstance(entry, dict):
+            entry = "/".join(x for x in (entry.get("store"), entry.get("name") or entry.get("file")) if x)
+        if not isinstance(entry, str) or not entry:
+            raise PublishError(f"deployment {name!r} field packages has an entry that is not a package or package set name.")
+        parts = entry.split("/")
+        if any(p in ("", ".", "..") for p in parts) or len(parts) > 2:
+            raise PublishError(f"deployment {name!r} field packages entry {entry!r} is not 'file.deb', 'store/file.deb', a package set or 'store/set'.")
+        if len(parts) == 2:
+            store, leaf = parts
+            path = os.path.join(stores_dir, store, leaf)
+            if leaf.endswith(".deb") and os.path.isfile(path):
+                out.append(f"{store}/{leaf}")
+                continue
+            if not leaf.endswith(".deb") and os.path.isdir(path):
+                out.extend(set_files("packages", leaf, store))
+                continue
+            raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is not in the stores.")
+        if not entry.endswith(".deb"):
+            out.extend(set_files("packages", entry))
+            continue
+        if default_store and os.path.isfile(os.path.join(stores_dir, default_store, entry)):
+            out.append(f"{default_store}/{entry}")
+            continue
+        found = [s for s in stores if os.path.isfile(os.path.join(stores_dir, s, entry))]
+        if not found:
+            raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is in no store.")
+        if len(found) > 1:
+            raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is in several stores ({', '.join(found)}); write 'store/{entry}'.")
+        out.append(f"{found[0]}/{entry}")
+    return sorted(set(out))
+
+
+# ------------------------------------------------------------------ index files
+
+def packages_stanza(record, filename):
+    if "head" in record:
+        head, tail = record["head"], record["tail"]
+    else:
+        head, tail = stanza_parts(record["fields"])
+    return (f"{head}Filename: {filename}\nSize: {record['size']}\nMD5sum: {record['md5']}\n"
+            f"SHA256: {record['sha256']}\n{tail}")
+
+
+def build_packages_chunks(entries):
+    """ENTRIES: list of (relpath, record); return the Packages text as a list of chunks.
+
+    Stanzas are sorted; a chunk ends after a stanza whose identity hashes to 0 modulo
+    ``CHUNK_SPREAD`` (content-defined boundaries), so adding or removing one package changes
+    one chunk and the compressed form of every other chunk can be reused.  ``"".join`` of the
+    chunks is the Packages file.
+    """
+    entries = sorted(entries, key=lambda e: (e[1]["name"], e[1]["version"], e[1]["architecture"], e[0]))
+    chunks, current = [], []
+    for rel, rec in entries:
+        current.append(packages_stanza(rec, "pool/" + rel) + "\n")
+        if int(rec["sha256"][:8], 16) % CHUNK_SPREAD == 0:
+            chunks.append("".join(current))
+            current = []
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+def build_packages_text(entries):
+    """ENTRIES: list of (relpath, record); return the Packages file text (sorted)."""
+    return "".join(build_packages_chunks(entries))
+
+
+# ------------------------------------------------------------------ chunked compression
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(buf, pos):
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+XZ_FLAGS = b"\x00\x04"  # check type CRC64
+
+
+def xz_block(data, preset):
+    """Compress DATA as one xz block; return (block bytes, unpadded size, uncompressed size)."""
+    stream = lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=preset)
+    backward = struct.unpack("<I", stream[-8:-4])[0]
+    index_size = (backward + 1) * 4
+    index = stream[-12 - index_size:-12]
+    count, pos = _read_varint(index, 1)
+    if count != 1:
+        raise PublishError("xz produced an unexpected stream layout.")
+    unpadded, pos = _read_varint(index, pos)
+    usize, pos = _read_varint(index, pos)
+    return stream[12:-12 - index_size], unpadded, usize
+
+
+def xz_stream(blocks):
+    """One valid single-stream .xz file from BLOCKS [(block, unpadded, usize)] (multi-block,
+    as ``xz -T`` writes; every xz reader, apt included, decodes it)."""
+    header = b"\xfd7zXZ\x00" + XZ_FLAGS + struct.pack("<I", zlib.crc32(XZ_FLAGS))
+    index = bytearray(b"\x00") + _varint(len(blocks))
+    for _block, unpadded, usize in blocks:
+        index += _varint(unpadded) + _varint(usize)
+    while len(index) % 4:
+        index.append(0)
+    index += struct.pack("<I", zlib.crc32(bytes(index)))
+    body = struct.pack("<I", len(index) // 4 - 1) + XZ_FLAGS
+    footer = struct.pack("<I", zlib.crc32(body)) + body + b"YZ"
+    return header + b"".join(block[0] for block in blocks) + bytes(index) + footer
+
+
+class ChunkStore:
+    """Compressed chunks (gzip member, xz block) cached by content hash in one file.
+
+    ``path`` (``state/chunks.bin``, marshal: {key: (gz, xz block, unpadded, usize)}) is
+    loaded on first use and rewritten atomically by :meth:`save` when chunks were added or
+    pruned.  ``path=None`` keeps nothing.
+    """
+
+    def __init__(self, path, xz_preset):
+        self.path = path
+        self.xz_preset = xz_preset
+        self.items = None
+        self.dirty = False
+        self.used = set()
+        self.by_owner = {}
+        self.owner = None
+        self.compressed = 0  # chunks compressed in this run (tests/benchmarks)
+
+    def used_by(self, owner):
+        return self.by_owner.get(owner, set())
+
+    def _load(self):
+        if self.items is not None:
+            return
+        self.items = {}
+        if self.path and os.path.exists(self.path):
+            try:
+                with open(self.path, "rb") as fh:
+                    data = marshal.loads(fh.read())
+                if isinstance(data, dict) and data.get("version") == STATE_VERSION:
+                    self.items = data["items"]
+            except (OSError, ValueError, EOFError, TypeError, KeyError):
+                self.items = {}
+
+    def get(self, text):
+        self._load()
+        data = text.encode("utf-8")
+        key = hashlib.sha256(data + b"xz%d" % self.xz_preset).hexdigest()
+        self.used.add(key)
+        self.by_owner.setdefault(self.owner, set()).add(key)
+        item = self.items.get(key)
+        if item is None:
+            block = xz_block(data, self.xz_preset)
+            item = (gzip.compress(data, compresslevel=6, mtime=0), block[0], block[1], block[2])
+            self.items[key] = item
+            self.dirty = True
+            self.compressed += 1
+        return data, item[0], (item[1], item[2], item[3])
+
+    def prune(self, keep):
+        self._load()
+        for key in [k for k in self.items if k not in keep]:
+            del self.items[key]
+            self.dirty = True
+
+    def save(self):
+        if self.path and self.dirty:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            _atomic_write(self.path, marshal.dumps({"version": STATE_VERSION, "items": self.items}))
+            self.dirty = False
+
+
+def compress_indexes(chunks, store, compressions):
+    """Return {"Packages": raw, "Packages.gz": ..., "Packages.xz": ...} from text CHUNKS."""
+    parts = [store.get(c) for c in chunks]
+    out = {"Packages": b"".join(p[0] for p in parts)}
+    if "gz" in compressions:
+        out["Packages.gz"] = b"".join(p[1] for p in parts) if parts else gzip.compress(b"", mtime=0)
+    if "xz" in compressions:
+        out["Packages.xz"] = xz_stream([p[2] for p in parts]) if parts else lzma.compress(b"", check=lzma.CHECK_CRC64)
+    return out
+
+
+def rfc2822(dt):
+    return dt.strftime("%a, %d %b %Y %H:%M:%S UTC")
+
+
+def build_release(meta, index_files, date, valid_until=None):
+    """META: Origin/Label/Suite/...; INDEX_FILES: {relpath: (size, md5, sha256)}."""
+    lines = [
+        f"Origin: {meta['origin']}",
+        f"Label: {meta['label']}",
+        f"Suite: {meta['suite']}",
+        f"Codename: {meta['suite']}",
+        f"Date: {rfc2822(date)}",
+    ]
+    if valid_until is not None:
+        lines.append(f"Valid-Until: {rfc2822(valid_until)}")
+    lines += [
+        f"Architectures: {' '.join(meta['architectures'])}",
+        f"Components: {COMPONENT}",
+        f"Description: {meta['description']}",
+        "Acquire-By-Hash: yes",
+        "MD5Sum:",
+    ]
+    names = sorted(index_files)
+    lines += [f" {index_files[n][1]} {index_files[n][0]:>16} {n}" for n in names]
+    lines.append("SHA256:")
+    lines += [f" {index_files[n][2]} {index_files[n][0]:>16} {n}" for n in names]
+    return "\n".join(lines) + "\n"
+
+
+def parse_release_sha256(text):
+    """Return {relpath: sha256} from a Release file's SHA256 section."""
+    out = {}
+    section = None
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            section = line.split(":", 1)[0]
+            continue
+        if section == "SHA256":
+            parts = line.split()
+            if len(parts) == 3:
+                out[parts[2]] = parts[0]
+    return out
+
+
+# ------------------------------------------------------------------ gpg
+
+def gpg_env(gnupg_home):
+    env = dict(os.environ)
+    env["GNUPGHOME"] = gnupg_home
+    env.pop("GPG_AGENT_INFO", None)
+    return env
+
+
+def signing_key_fingerprint(gnupg_home, key=None):
+    """The fingerprint of the secret signing key in GNUPG_HOME (KEY selects one)."""
+    if not os.path.isdir(gnupg_home):
+        raise PublishError(f"the signing keyring {gnupg_home} does not exist (run the mo.fleet.repo_server role first).")
+    cmd = ["gpg", "--batch", "--with-colons", "--list-secret-keys"]
+    if key:
+        cmd.append(key)
+    try:
+        proc = subprocess.run(cmd, env=gpg_env(gnupg_home), capture_output=True, text=True, timeout=60, check=False)
+    except FileNotFoundError:
+        raise PublishError("gpg is not installed on the repository server.") from None
+    fprs = []
+    expect_fpr = False
+    for line in proc.stdout.splitlines():
+        cols = line.split(":")
+        if cols[0] == "sec":
+            expect_fpr = True
+        elif cols[0] == "fpr" and expect_fpr:
+            fprs.append(cols[9])
+            expect_fpr = False
+    if not fprs:
+        raise PublishError(f"no secret signing key{' ' + repr(key) if key else ''} in {gnupg_home}.")
+    if len(fprs) > 1 and not key:
+        raise PublishError(f"{gnupg_home} holds {len(fprs)} secret keys; set signing_key to one fingerprint.")
+    return fprs[0]
+
+
+def sign_release(suite_dir, gnupg_home, fingerprint):
+    """Write InRelease (clearsigned) and Release.gpg (detached, armored) beside Release."""
+    release = os.path.join(suite_dir, "Release")
+    env = gpg_env(gnupg_home)
+    base = ["gpg", "--batch", "--yes", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", "",
+            "--digest-algo", "SHA512", "--local-user", fingerprint]
+    procs = []
+    for extra, out in ((["--clearsign"], "InRelease"), (["--armor", "--detach-sign"], "Release.gpg")):
+        # both signatures at once: the agent serializes the key use, the process start-ups overlap
+        procs.append(subprocess.Popen(base + extra + ["--output", os.path.join(suite_dir, out), release], env=env,
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    errors = []
+    for proc in procs:
+        try:
+            _out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate()
+            err = "timed out after 120 seconds"
+        if proc.returncode != 0:
+            errors.append((err.strip().splitlines() or ["unknown error"])[-1])
+    if errors:
+        raise PublishError(f"gpg could not sign {release} ({errors[0]}).")
+
+
+# ------------------------------------------------------------------ state
+
+def load_state(path):
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read().decode("utf-8"))
+        if data.get("version") == STATE_VERSION:
+            return data
+    except (OSError, ValueError):
+        pass
+    return {"version": STATE_VERSION, "deployments": {}}
+
+
+def save_state(path, state):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    _atomic_write(path, json.dumps(state, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+
+
+def _fingerprint(payload):
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------ publish
+
+def _generation_dirs(gen_root):
+    try:
+        return sorted(int(n) for n in os.listdir(gen_root) if n.isdigit())
+    except OSError:
+        return []
+
+
+def _clean_leftovers(dep_dir):
+    """Remove what a killed publish left behind (temporary trees and links)."""
+    removed = 0
+    gen_root = os.path.join(dep_dir, ".gen")
+    for n in os.listdir(gen_root) if os.path.isdir(gen_root) else []:
+        if n.startswith(".tmp-"):
+            shutil.rmtree(os.path.join(gen_root, n), ignore_errors=True)
+            removed += 1
+    for n in os.listdir(dep_dir) if os.path.isdir(dep_dir) else []:
+        if n.startswith(".dists.tmp-"):
+            os.unlink(os.path.join(dep_dir, n))
+            removed += 1
+    return removed
+
+
+def _current_generation(dep_dir):
+    try:
+        target = os.readlink(os.path.join(dep_dir, "dists"))
+    except OSError:
+        return None
+    base = os.path.basename(target.rstrip("/"))
+    return int(base) if base.isdigit() else None
+
+
+def _write(path, data):
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def build_generation(dep_dir, suite, meta, per_arch, options, gnupg_home, fingerprint, now, store=None):
+    """Write generation N+1 of a deployment aside; return (gen number, tmp dir).
+
+    PER_ARCH: {arch: [Packages text chunks]}.  The caller renames the result into place.
+    """
+    store = store or ChunkStore(None, options["xz_preset"])
+    gen_root = os.path.join(dep_dir, ".gen")
+    os.makedirs(gen_root, exist_ok=True)
+    gens = _generation_dirs(gen_root)
+    number = (max(gens) if gens else 0) + 1
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{number}-", dir=gen_root)
+    os.chmod(tmp, 0o755)
+    suite_dir = os.path.join(tmp, suite)
+    index = {}
+    for arch, chunks in sorted(per_arch.items()):
+        rel_dir = f"{COMPONENT}/binary-{arch}"
+        out_dir = os.path.join(suite_dir, rel_dir)
+        byhash = os.path.join(out_dir, "by-hash", "SHA256")
+        os.makedirs(byhash, exist_ok=True)
+        if isinstance(chunks, str):
+            chunks = [chunks] if chunks else []
+        blobs = compress_indexes(chunks, store, options["compressions"])
+        for fname, blob in blobs.items():
+            sha = hashlib.sha256(blob).hexdigest()
+            path = os.path.join(out_dir, fname)
+            _write(path, blob)
+            dst = os.path.join(byhash, sha)
+            if not os.path.exists(dst):
+                os.link(path, dst)
+            index[f"{rel_dir}/{fname}"] = (len(blob), hashlib.md5(blob).hexdigest(), sha)
+    # carry the by-hash files of the generations we keep, so clients holding their InRelease
+    # still find the indexes it names
+    keep_old = [g for g in gens if g != number][-(options["keep_generations"] - 1):] if options["keep_generations"] > 1 else []
+    for old in keep_old:
+        old_suite = os.path.join(gen_root, str(old), suite)
+        try:
+            with open(os.path.join(old_suite, "Release"), encoding="utf-8") as fh:
+                old_hashes = parse_release_sha256(fh.read())
+        except OSError:
+            continue
+        for rel, sha in old_hashes.items():
+            src = os.path.join(old_suite, os.path.dirname(rel), "by-hash", "SHA256", sha)
+            dst_dir = os.path.join(suite_dir, os.path.dirname(rel), "by-hash", "SHA256")
+            dst = os.path.join(dst_dir, sha)
+            if os.path.exists(src) and not os.path.exists(dst):
+                os.makedirs(dst_dir, exist_ok=True)
+                _link_or_copy(src, dst)
+    valid_until = None
+    if options.get("valid_for_days"):
+        valid_until = now + timedelta(days=options["valid_for_days"])
+    _write(os.path.join(suite_dir, "Release"), build_release(meta, index, now, valid_until).encode("utf-8"))
+    sign_release(suite_dir, gnupg_home, fingerprint)
+    for dirpath, dirnames, filenames in os.walk(tmp):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o755)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+    return number, tmp
+
+
+def switch_generation(dep_dir, number, tmp):
+    """Rename the finished tree to .gen/N and swap the dists symlink with one rename."""
+    final = os.path.join(dep_dir, ".gen", str(number))
+    os.rename(tmp, final)
+    link_tmp = os.path.join(dep_dir, f".dists.tmp-{os.getpid()}")
+    if os.path.lexists(link_tmp):
+        os.unlink(link_tmp)
+    os.symlink(os.path.join(".gen", str(number)), link_tmp)
+    os.replace(link_tmp, os.path.join(dep_dir, "dists"))
+
+
+def prune_generations(dep_dir, keep):
+    gen_root = os.path.join(dep_dir, ".gen")
+    current = _current_generation(dep_dir)
+    gens = _generation_dirs(gen_root)
+    for g in gens[:-keep] if keep > 0 else []:
+        if g != current:
+            shutil.rmtree(os.path.join(gen_root, str(g)), ignore_errors=True)
+
+
+def _ensure_pool_link(dep_dir):
+    link = os.path.join(dep_dir, "pool")
+    target = os.path.join("..", "..", "stores")
+    if os.path.islink(link) and os.readlink(link) == target:
+        return
+    tmp = link + ".tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _pkg_label(rel, rec):
+    return f"{rel} ({rec['name']} {rec['version']} {rec['architecture']})"
+
+
+def _options(opts):
+    opts = dict(opts or {})
+    out = {
+        "keep_generations": int(opts.get("keep_generations") or 3),
+        "valid_for_days": opts.get("valid_for_days"),
+        "compressions": sorted(opts.get("compressions") or ["gz", "xz"]),
+        "xz_preset": int(opts.get("xz_preset", 6)),
+        "origin": opts.get("origin"),
+        "label": opts.get("label"),
+    }
+    if out["keep_generations"] < 1:
+        raise PublishError("keep_generations must be at least 1.")
+    bad = [c for c in out["compressions"] if c not in ("gz", "xz")]
+    if bad:
+        raise PublishError(f"compressions may only hold 'gz' and 'xz', not {bad[0]!r}.")
+    if out["valid_for_days"] is not None:
+        out["valid_for_days"] = float(out["valid_for_days"])
+        if out["valid_for_days"] <= 0:
+            raise PublishError("valid_for_days must be a positive number of days.")
+    return out
+
+
+def plan(catalog, root=DEFAULT_ROOT, cache=None, check_catalog=True, strict_disabled=False, report_disabled=False):
+    """Resolve every deployment to its packages (reading new .debs); no writes.
+
+    Returns (project, {deployment: {"dep", "entries"}}, cache).  Disabled deployments are
+    resolved best effort (their packages may have been deleted since) unless
+    STRICT_DISABLED.
+    """
+    if check_catalog:
+        catalog = prepare_catalog(catalog)
+    project = validate_catalog_for_publish(catalog)
+    paths = project_paths(root, project["name"])
+    arches = list(project["architectures"])
+    cache = cache if cache is not None else DebCache(paths["cache"])
+    resolved = {}
+    for dep in catalog.get("deployments") or []:
+        if dep.get("source", "internal") == "external":
+            continue
+        try:
+            rels = resolve_packages(catalog, dep, paths["stores"])
+        except PublishError:
+            if dep.get("enabled", True) or strict_disabled:
+                raise
+            resolved[dep["name"]] = {"dep": dep, "entries": []}
+            continue
+        if not dep.get("enabled", True) and not report_disabled:
+            rels = [r for r in rels if os.path.isfile(os.path.join(paths["stores"], r))]
+        entries = []
+        ident = {}
+        stores_prefix = os.path.abspath(paths["stores"]) + os.sep
+        for rel in rels:
+            try:
+                rec = cache.get(stores_prefix + rel, label=rel)
+            except DebError as exc:
+                raise PublishError(f"deployment {dep['name']!r}: {exc}") from None
+            if rec["architecture"] != "all" and rec["architecture"] not in arches:
+                raise PublishError(f"deployment {dep['name']!r} field packages holds {rel} for architecture {rec['architecture']}, "
+                                   "which is not in mo_fleet_catalog.project.architectures.")
+            key = (rec["name"], rec["version"], rec["architecture"])
+            if key in ident and ident[key][1] != rec["sha256"]:
+                raise PublishError(f"deployment {dep['name']!r} field packages holds two different files for {' '.join(key)} ({ident[key][0]} and {rel}).")
+            ident[key] = (rel, rec["sha256"])
+            entries.append((rel, rec))
+        resolved[dep["name"]] = {"dep": dep, "entries": entries}
+    return project, resolved, cache
+
+
+def publish(catalog, root=DEFAULT_ROOT, gnupg_home=None, signing_key=None, options=None,
+            check_mode=False, lock_timeout=600.0, now=None, _after_build=None):
+    """Publish every enabled internal deployment of CATALOG; return a report.
+
+    Report: {"changed": bool, "project": name, "deployments": {name: {...}}} where each
+    deployment has changed, action (published | unchanged | unpublished | external |
+    absent), reason, added, removed, packages, generation, suite, path.
+    """
+    opts = _options(options)
+    catalog = prepare_catalog(catalog)
+    project = catalog["project"]
+    name = project["name"]
+    paths = project_paths(root, name)
+    gnupg_home = gnupg_home or os.path.join(DEFAULT_GNUPG_ROOT, name)
+    now = now or datetime.now(timezone.utc).replace(microsecond=0)
+    if not check_mode:
+        for key in ("stores", "repos", "disabled", "state"):
+            os.makedirs(paths[key], exist_ok=True)
+        os.chmod(paths["state"], 0o750)
+    report = {"changed": False, "project": name, "deployments": {}}
+    if check_mode and not os.path.isdir(paths["state"]):
+        return _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, _after_build)
+    with RepoLock(paths["lock"], lock_timeout):
+        return _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, _after_build)
+
+
+def _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, after_build):
+    cache = DebCache(paths["cache"])
+    resolved, cache = plan(catalog, root, cache, check_catalog=False)[1:]
+    state = load_state(paths["publish"])
+    fpr = None
+    if resolved and any(d["dep"].get("enabled", True) for d in resolved.values()):
+        try:
+            fpr = signing_key_fingerprint(gnupg_home, signing_key)
+        except PublishError:
+            if not check_mode:  # a first check-mode run may come before the key exists
+                raise
+    catalog_names = {d["name"] for d in catalog.get("deployments") or []}
+    arches = list(project["architectures"])
+    chunk_store = ChunkStore(os.path.join(paths["state"], "chunks.bin"), opts["xz_preset"])
+    for dep in catalog.get("deployments") or []:
+        dname = dep["name"]
+        entry = {"changed": False, "added": [], "removed": [], "suite": dname if dep.get("source", "internal") == "internal" else dep.get("suite"),
+                 "path": f"{project['name']}/repos/{dname}", "source": dep.get("source", "internal")}
+        report["deployments"][dname] = entry
+        dep_dir = os.path.join(paths["repos"], dname)
+        old = state["deployments"].get(dname, {})
+        old_pkgs = old.get("packages", [])
+        if entry["source"] == "external":
+            entry.update(action="external", reason="served by the nginx caching proxy, not published here")
+            continue
+        if not dep.get("enabled", True):
+            entry["packages"] = len(resolved[dname]["entries"])
+            if os.path.isdir(dep_dir):
+                entry.update(changed=True, action="unpublished", reason="deployment is disabled",
+                             removed=sorted(old_pkgs))
+                if not check_mode:
+                    _unpublish(paths, dname, state, now)
+            else:
+                entry.update(action="unchanged", reason="deployment is disabled and not served")
+            continue
+        entries = resolved[dname]["entries"]
+        suite = entry["suite"]
+        labels = sorted(_pkg_label(rel, rec) for rel, rec in entries)
+        meta = {
+            "origin": opts["origin"] or project["name"],
+            "label": opts["label"] or f"{project['name']} {dname}",
+            "suite": suite,
+            "architectures": arches,
+            "description": f"mo.fleet deployment {dname} of project {project['name']}",
+        }
+        fingerprint = _fingerprint({
+            "files": [(rel, rec["sha256"]) for rel, rec in entries], "meta": meta,
+            "key": fpr, "options": {k: opts[k] for k in ("valid_for_days", "compressions", "xz_preset")},
+        })
+        entry["packages"] = len(entries)
+        entry["added"] = sorted(set(labels) - set(old_pkgs))
+        entry["removed"] = sorted(set(old_pkgs) - set(labels))
+        disabled_dir = os.path.join(paths["disabled"], dname)
+        reasons = []
+        if not os.path.isdir(dep_dir) and os.path.isdir(disabled_dir):
+            reasons.append("re-enabled")
+        served = os.path.islink(os.path.join(dep_dir, "dists")) and os.path.isdir(os.path.join(dep_dir, "dists", suite))
+        if old.get("fingerprint") != fingerprint:
+            reasons.append("package list or options changed" if old else "first publish")
+        elif not served and "re-enabled" not in reasons:
+            reasons.append("published tree missing")
+        if opts["valid_for_days"] and old.get("date"):
+            age = now.timestamp() - old["date"]
+            if age > opts["valid_for_days"] * 86400 / 2:
+                reasons.append("Valid-Until refresh due")
+        if not reasons:
+            entry.update(action="unchanged", reason="fingerprint unchanged", generation=_current_generation(dep_dir))
+            continue
+        entry.update(changed=True, action="published", reason=", ".join(reasons))
+        if check_mode:
+            continue
+        if "re-enabled" in reasons:
+            os.rename(disabled_dir, dep_dir)
+        os.makedirs(dep_dir, exist_ok=True)
+        _clean_leftovers(dep_dir)
+        _ensure_pool_link(dep_dir)
+        per_arch = {}
+        for arch in arches:
+            per_arch[arch] = build_packages_chunks([(r, rec) for r, rec in entries if rec["architecture"] in (arch, "all")])
+        if "re-enabled" in reasons and old.get("fingerprint") == fingerprint and served:
+            number = _current_generation(dep_dir)
+        else:
+            chunk_store.owner = dname
+            number, tmp = build_generation(dep_dir, suite, meta, per_arch, opts, gnupg_home, fpr, now, chunk_store)
+            if after_build is not None:
+                after_build(dname, tmp)
+            switch_generation(dep_dir, number, tmp)
+            prune_generations(dep_dir, opts["keep_generations"])
+        entry["generation"] = number
+        history = list(old.get("history", []))
+        history.append({"generation": number, "date": int(now.timestamp()), "fingerprint": fingerprint,
+                        "added": entry["added"], "removed": entry["removed"], "reason": entry["reason"]})
+        state["deployments"][dname] = {
+            "fingerprint": fingerprint, "packages": labels, "generation": number, "suite": suite,
+            "chunks": sorted(chunk_store.used_by(dname)) if dname in chunk_store.by_owner else old.get("chunks", []),
+            "date": int(now.timestamp()), "enabled": True, "history": history[-50:],
+        }
+        save_state(paths["publish"], state)
+    # deployments that left the catalog stop being served too (history kept)
+    for dname in sorted(os.listdir(paths["repos"])) if os.path.isdir(paths["repos"]) else []:
+        if dname in catalog_names or dname.startswith("."):
+            continue
+        report["deployments"][dname] = {"changed": True, "action": "unpublished", "reason": "not in the catalog any more",
+                                        "added": [], "removed": sorted(state["deployments"].get(dname, {}).get("packages", [])),
+                                        "source": "internal", "path": f"{project['name']}/repos/{dname}"}
+        if not check_mode:
+            _unpublish(paths, dname, state, now)
+    if not check_mode:
+        # forget cache entries of files that left the stores (used ones are known to exist;
+        # the others, such as fresh uploads and orphans, are checked)
+        prefix = os.path.abspath(paths["stores"]) + os.sep
+        used = {prefix + entry[0] for d in resolved.values() for entry in d["entries"]}
+        cache.prune(used | {p for p in cache.paths if p not in used and os.path.isfile(p)})
+        cache.save()
+        keep_chunks = set()
+        for dname, rec in state["deployments"].items():
+            if rec.get("enabled", True):
+                keep_chunks.update(rec.get("chunks", []))
+        chunk_store.prune(keep_chunks | chunk_store.used)
+        chunk_store.save()
+    report["changed"] = any(d["changed"] for d in report["deployments"].values())
+    return report
+
+
+def _unpublish(paths, dname, state, now):
+    dep_dir = os.path.join(paths["repos"], dname)
+    dest = os.path.join(paths["disabled"], dname)
+    if os.path.exists(dest):
+        os.rename(dest, f"{dest}.{now.strftime('%Y%m%dT%H%M%S')}")
+    os.makedirs(paths["disabled"], exist_ok=True)
+    os.rename(dep_dir, dest)
+    rec = state["deployments"].setdefault(dname, {})
+    rec["enabled"] = False
+    rec.setdefault("history", []).append({"date": int(now.timestamp()), "reason": "unpublished"})
+    save_state(paths["publish"], state)
+
+
+# ------------------------------------------------------------------ report (orphans, metadata)
+
+def repo_report(catalog, root=DEFAULT_ROOT):
+    """Every stored package with its metadata and the deployments holding it; orphans."""
+    catalog = prepare_catalog(catalog)
+    project, resolved, cache = plan(catalog, root, check_catalog=False, report_disabled=True)
+    paths = project_paths(root, project["name"])
+    holders = {}
+    for dname, d in resolved.items():
+        for rel, _rec in d["entries"]:
+            holders.setdefault(rel, []).append(dname)
+    packages = []
+    for dirpath, dirs, files in os.walk(paths["stores"]):
+        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+        for f in sorted(files):
+            if not f.endswith(".deb") or f.startswith("."):
+                continue
+            full = os.path.join(dirpath, f)
+            rel = os.path.relpath(full, paths["stores"])
+            try:
+                rec = cache.get(full, label=rel)
+            except DebError as exc:
+                packages.append({"path": rel, "error": str(exc), "deployments": holders.get(rel, [])})
+                continue
+            packages.append({
+                "path": rel, "name": rec["name"], "version": rec["version"],
+                "architecture": rec["architecture"], "size": rec["size"], "sha256": rec["sha256"],
+                "fields": record_fields(rec), "conffiles": rec["conffiles"],
+                "deployments": sorted(holders.get(rel, [])),
+            })
+    orphans = [p["path"] for p in packages if not p["deployments"]]
+    return {"project": project["name"], "packages": packages, "orphans": orphans}

@@ -1,0 +1,181 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: repo_package
+short_description: Upload a .deb or a package set to a store of the repository server
+version_added: "0.1.0"
+description:
+  - The Ansible form of migasfree's C(migasfree-upload -f FILE) and C(migasfree-upload -d DIR).
+  - Sends a C(.deb) file, or every C(.deb) of a directory (a package set), from the controller to
+    a store on the repository server, creating the store on first use.
+  - Each package is parsed (name, version, architecture, control fields) on the controller before
+    anything is sent, and again on the server. It is stored under its Debian pool name
+    C(<name>_<version>_<arch>.deb) in C(<root>/<project>/stores/<store>/) (or
+    C(<store>/<set>/) for a package set).
+  - The same file again is C(ok). A different file under an existing name, version and
+    architecture is refused unless O(force=true).
+  - All or nothing. When one file of a set is bad, nothing is written.
+  - The same-name action plugin does the transfer; with O(remote_src=true) O(src) is a path on
+    the server instead.
+author:
+  - mo.fleet developers (@mo-fleet)
+options:
+  src:
+    description: Path of a C(.deb) file or of a directory of C(.deb) files (a package set), on the controller.
+    type: path
+    required: true
+  store:
+    description: Store name, a plain directory name (no C(/), no C(..)).
+    type: str
+    required: true
+  set:
+    description:
+      - Package set name. The files go to C(<store>/<set>/) and deployments name the set
+        instead of each file. Defaults to the directory name when O(src) is a directory.
+    type: str
+  project:
+    description: Project name (C(mo_fleet_catalog.project.name)).
+    type: str
+    required: true
+  root:
+    description: Directory holding one sub-directory per project.
+    type: path
+    default: /var/lib/mo-fleet/repo
+  force:
+    description: Replace a stored package of the same name, version and architecture whose content differs.
+    type: bool
+    default: false
+  remote_src:
+    description: O(src) is already on the repository server; do not transfer it.
+    type: bool
+    default: false
+  lock_timeout:
+    description: Seconds to wait for a publish or another upload to finish.
+    type: float
+    default: 600
+attributes:
+  check_mode:
+    support: full
+    description: Parses and compares, writes nothing.
+  diff_mode:
+    support: none
+    description: Nothing to show as a diff.
+  action:
+    support: full
+    description: The same-name action plugin transfers O(src) from the controller.
+notes:
+  - Uses only the Python standard library on the server; zstd-compressed control archives need Python 3.14 or later there.
+seealso:
+  - module: mo.fleet.repo_publish
+"""
+
+EXAMPLES = r"""
+- name: Upload one package to the store "main"
+  mo.fleet.repo_package:
+    src: out/hello_1.0-1_all.deb
+    store: main
+    project: "{{ mo_fleet_catalog.project.name }}"
+
+- name: Upload a directory of packages as the package set "base-2026-11"
+  mo.fleet.repo_package:
+    src: /srv/debs/base/
+    store: frozen
+    set: base-2026-11
+    project: demo
+"""
+
+RETURN = r"""
+store:
+  description: The store written to.
+  returned: always
+  type: str
+  sample: main
+set:
+  description: The package set, if any.
+  returned: always
+  type: str
+  sample: null
+created_store:
+  description: Whether the store was created by this upload.
+  returned: always
+  type: bool
+packages:
+  description: One entry per uploaded file.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    source:
+      description: The uploaded file's name.
+      type: str
+    filename:
+      description: Path below the stores directory.
+      type: str
+      sample: main/hello_1.0-1_all.deb
+    name:
+      description: Package name.
+      type: str
+    version:
+      description: Package version.
+      type: str
+    architecture:
+      description: Package architecture.
+      type: str
+    sha256:
+      description: SHA256 of the file.
+      type: str
+    size:
+      description: Size in bytes.
+      type: int
+    status:
+      description: C(added), C(unchanged) or C(replaced).
+      type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError
+from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError
+from ansible_collections.mo.fleet.plugins.module_utils.store import collect_debs, store_packages
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="path", required=True),
+            store=dict(type="str", required=True),
+            set=dict(type="str"),
+            project=dict(type="str", required=True),
+            root=dict(type="path", default="/var/lib/mo-fleet/repo"),
+            force=dict(type="bool", default=False),
+            remote_src=dict(type="bool", default=False),
+            lock_timeout=dict(type="float", default=600),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        files = collect_debs(p["src"])
+        package_set = p["set"]
+        if package_set is None and os.path.isdir(p["src"]):
+            package_set = os.path.basename(os.path.normpath(p["src"]))
+        result = store_packages(p["root"], p["project"], p["store"], files, package_set=package_set,
+                                force=p["force"], check_mode=module.check_mode,
+                                lock_timeout=p["lock_timeout"])
+    except (DebError, PublishError) as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg=f"upload failed on {exc.filename or 'a file'}: {exc.strerror}.")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: repo_publish
+short_description: Publish the deployments of a release catalog as signed APT repositories
+version_added: "0.1.0"
+description:
+  - For every enabled internal deployment of O(catalog) writes a standard APT repository
+    (C(Release), C(InRelease), C(Release.gpg), C(Packages), C(Packages.gz), C(Packages.xz) per
+    architecture, MD5Sum and SHA256 sections, C(Date), optional C(Valid-Until),
+    C(Acquire-By-Hash) with several generations kept) under
+    C(<root>/<project>/repos/<deployment>/).
+  - C(Filename) entries point into the stores through the C(pool) symlink; packages are never copied.
+  - Atomic. A new generation is built aside and served by replacing the C(dists) symlink with
+    one rename, so a client never sees new indexes beside an old Release or the reverse.
+  - Incremental. Each C(.deb) is read once (control data and hashes are cached by content) and
+    only deployments whose package list, signing key or options changed are rebuilt.
+  - Two publishes serialize on an C(flock); a publish killed mid-way leaves the previous
+    repositories served and no stale lock.
+  - Disabled deployments, and deployments no longer in the catalog, stop being served; their
+    tree is moved to C(<root>/<project>/disabled/) and their history is kept.
+  - External deployments (C(source=external)) are not published here; the
+    M(mo.fleet.repo_server) role serves them through its nginx caching proxy.
+author:
+  - mo.fleet developers (@mo-fleet)
+options:
+  catalog:
+    description:
+      - The release catalog, normally the inventory variable C(mo_fleet_catalog) with
+        C(project) (C(name), C(architectures)), C(stores), C(package_sets), C(schedules) and
+        C(deployments).
+      - A deployment's C(packages) entries are C(file.deb), C(store/file.deb), a package set
+        name or C(store/set).
+    type: dict
+    required: true
+  root:
+    description: Directory holding one sub-directory per project (stores, repos, state).
+    type: path
+    default: /var/lib/mo-fleet/repo
+  gnupg_home:
+    description:
+      - GNUPGHOME holding the secret signing key. Must be outside anything served.
+      - Defaults to C(/var/lib/mo-fleet/gnupg/<project>).
+    type: path
+  signing_key:
+    description: Fingerprint or user id of the signing key; needed only when the keyring holds several.
+    type: str
+  valid_for_days:
+    description:
+      - Write C(Valid-Until) this many days after C(Date). A deployment is re-signed when half
+        of the window has passed.
+    type: float
+  keep_generations:
+    description: How many generations (and their by-hash index files) to keep per deployment.
+    type: int
+    default: 3
+  compressions:
+    description: Compressed C(Packages) variants to write besides the uncompressed one.
+    type: list
+    elements: str
+    choices: [gz, xz]
+    default: [gz, xz]
+  xz_preset:
+    description: xz compression preset (0-9) for C(Packages.xz).
+    type: int
+    default: 6
+  origin:
+    description: C(Origin) field of the Release files; defaults to the project name.
+    type: str
+  label:
+    description: C(Label) field of the Release files; defaults to C(<project> <deployment>).
+    type: str
+  lock_timeout:
+    description: Seconds to wait for another publish or upload to finish.
+    type: float
+    default: 600
+  validate_only:
+    description:
+      - Only validate O(catalog) (schema, references, unique names, what publishing needs) and
+        change nothing; needs neither the stores nor the signing key.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports which deployments would change and which packages would enter or leave.
+  diff_mode:
+    support: full
+    description: The package list of each changed deployment before and after.
+notes:
+  - Runs on the repository server. Needs C(gpg) there (the M(mo.fleet.repo_server) role installs it).
+seealso:
+  - module: mo.fleet.repo_package
+  - module: mo.fleet.repo_info
+"""
+
+EXAMPLES = r"""
+- name: Publish every enabled deployment
+  mo.fleet.repo_publish:
+    catalog: "{{ mo_fleet_catalog }}"
+
+- name: Publish with a one-week Valid-Until and only xz indexes
+  mo.fleet.repo_publish:
+    catalog: "{{ mo_fleet_catalog }}"
+    valid_for_days: 7
+    compressions: [xz]
+"""
+
+RETURN = r"""
+project:
+  description: The project name.
+  returned: always
+  type: str
+  sample: demo
+deployments:
+  description: Per deployment, what happened (or would happen in check mode).
+  returned: always
+  type: dict
+  sample:
+    hello-v1:
+      changed: true
+      action: published
+      reason: package list or options changed
+      added: ["main/hello_1.0-2_all.deb (hello 1.0-2 all)"]
+      removed: ["main/hello_1.0-1_all.deb (hello 1.0-1 all)"]
+      packages: 1
+      generation: 4
+      suite: hello-v1
+      path: demo/repos/hello-v1
+      source: internal
+  contains:
+    changed:
+      description: Whether the deployment's served repository changed.
+      type: bool
+    action:
+      description: One of C(published), C(unchanged), C(unpublished), C(external).
+      type: str
+    reason:
+      description: Why it was (or was not) rebuilt.
+      type: str
+    added:
+      description: Packages entering the deployment since the last publish.
+      type: list
+      elements: str
+    removed:
+      description: Packages leaving the deployment since the last publish.
+      type: list
+      elements: str
+    packages:
+      description: Number of packages in the deployment.
+      type: int
+    generation:
+      description: The generation now served (absent in check mode for changed deployments).
+      type: int
+    suite:
+      description: The APT suite clients use.
+      type: str
+    path:
+      description: Path of the repository below C(/pub/) on the server.
+      type: str
+changed_deployments:
+  description: Names of the deployments that changed.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError
+from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError, prepare_catalog, publish
+
+
+def build_diff(report):
+    diffs = []
+    for name, dep in sorted(report["deployments"].items()):
+        if not dep.get("changed"):
+            continue
+        before = list(dep.get("removed", []))
+        after = list(dep.get("added", []))
+        diffs.append({
+            "before_header": f"deployment {name} (served)",
+            "after_header": f"deployment {name} ({dep.get('action')}: {dep.get('reason')})",
+            "before": "".join(f"- {p}\n" for p in before),
+            "after": "".join(f"+ {p}\n" for p in after),
+        })
+    return diffs
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            catalog=dict(type="dict", required=True),
+            root=dict(type="path", default="/var/lib/mo-fleet/repo"),
+            gnupg_home=dict(type="path"),
+            signing_key=dict(type="str", no_log=False),
+            valid_for_days=dict(type="float"),
+            keep_generations=dict(type="int", default=3),
+            compressions=dict(type="list", elements="str", choices=["gz", "xz"], default=["gz", "xz"]),
+            xz_preset=dict(type="int", default=6),
+            origin=dict(type="str"),
+            label=dict(type="str"),
+            lock_timeout=dict(type="float", default=600),
+            validate_only=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not 0 <= p["xz_preset"] <= 9:
+        module.fail_json(msg="xz_preset must be between 0 and 9.")
+    if p["validate_only"]:
+        try:
+            catalog = prepare_catalog(p["catalog"])
+        except PublishError as exc:
+            module.fail_json(msg=str(exc))
+        module.exit_json(changed=False, project=catalog["project"]["name"], deployments={}, changed_deployments=[])
+    options = {k: p[k] for k in ("keep_generations", "valid_for_days", "compressions", "xz_preset", "origin", "label")}
+    try:
+        report = publish(p["catalog"], root=p["root"], gnupg_home=p["gnupg_home"], signing_key=p["signing_key"],
+                         options=options, check_mode=module.check_mode, lock_timeout=p["lock_timeout"])
+    except (PublishError, DebError) as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg=f"publishing failed on {exc.filename or 'a file'}: {exc.strerror}.")
+    result = dict(changed=report["changed"], project=report["project"], deployments=report["deployments"],
+                  changed_deployments=sorted(n for n, d in report["deployments"].items() if d["changed"]))
+    if module._diff:
+        result["diff"] = build_diff(report)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
