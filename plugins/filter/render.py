@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Renderer filters: thin wrappers over module_utils/render.py.
+
+Documentation: the adjacent to_tasks.yml, to_rollback_tasks.yml, to_dockerfile.yml,
+to_role.yml and to_deb.yml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mo.fleet.plugins.module_utils import render
+
+
+def _plain(value):
+    """Ansible's lazy/tagged containers -> plain dict/list/str (the engine checks types)."""
+    if isinstance(value, Mapping):
+        return dict((str(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _source(name, template):
+    if isinstance(template, Mapping):
+        return _plain(template)
+    if isinstance(template, str):
+        return str(template)
+    raise AnsibleFilterError("mo.fleet.%s: the input must be a template mapping or a bundle path, not %s."
+                             % (name, type(template).__name__))
+
+
+def _run(name, func, template, options, **extra):
+    try:
+        return func(_source(name, template), _plain(options), **extra)
+    except render.RenderError as exc:
+        raise AnsibleFilterError("mo.fleet.%s: %s" % (name, exc)) from None
+
+
+def to_tasks(template, **options):
+    """Template or bundle path -> ordered list of idempotent task dicts."""
+    return _run("to_tasks", render.to_tasks, template, options)
+
+
+def to_rollback_tasks(template, **options):
+    """Template or bundle path -> ordered list of task dicts undoing the capture."""
+    return _run("to_rollback_tasks", render.to_rollback_tasks, template, options)
+
+
+def to_dockerfile(template, **options):
+    """Template or bundle path -> build context {Dockerfile, setup_script, files}."""
+    out = _run("to_dockerfile", render.to_dockerfile, template, options)
+    return {"Dockerfile": out["Dockerfile"], "setup_script": out["setup.sh"],
+            "files": [{"dest": dest, "src": src} for dest, src in out["files"]]}
+
+
+class _IndentDumper(yaml.SafeDumper):
+    """yamllint-friendly YAML: sequences indented under their key."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super(_IndentDumper, self).increase_indent(flow, False)
+
+
+def _str_presenter(dumper, data):
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_IndentDumper.add_representer(str, _str_presenter)
+
+
+def yaml_text(data):
+    """DATA as a YAML document text ('---' first) that passes yamllint's defaults."""
+    return "---\n" + yaml.dump(data, Dumper=_IndentDumper, default_flow_style=False, sort_keys=False,
+                                allow_unicode=True, width=4096)
+
+
+def to_role(template, role_name="captured", origin=None, **options):
+    """Template or bundle path -> standalone role {files: {relpath: text}, copies: [...]}."""
+    out = _run("to_role", render.to_role, template, options, role_name=role_name, origin=origin)
+    files = dict((rel, data if rel.endswith(".md") else yaml_text(data)) for rel, data in out["files"].items())
+    return {"files": files, "copies": [{"dest": dest, "src": src} for dest, src in out["copies"]]}
+
+
+def to_deb(template, **options):
+    """Template or bundle path -> control data, maintainer scripts and file list of a .deb."""
+    out = _run("to_deb", render.to_deb, template, options)
+    out["files"] = [{"path": p, "src": s, "mode": m} for p, s, m in out["files"]]
+    out["dirs"] = [{"path": p, "mode": m} for p, m in out["dirs"]]
+    out["links"] = [{"path": p, "target": t} for p, t in out["links"]]
+    out["left_out"] = [{"path": p, "reason": r} for p, r in out["left_out"]]
+    return out
+
+
+class FilterModule(object):
+    """mo.fleet renderer filters."""
+
+    def filters(self):
+        return {
+            "to_tasks": to_tasks,
+            "to_rollback_tasks": to_rollback_tasks,
+            "to_dockerfile": to_dockerfile,
+            "to_role": to_role,
+            "to_deb": to_deb,
+        }

@@ -1,0 +1,1473 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Renderers over the capture template model: tasks, rollback tasks, Dockerfile, role, .deb.
+
+One template model (``template.py``), many renderers.  Every function here is pure (it only
+reads the bundle when asked to verify it) and uses the standard library only.
+
+``prepare(source, options=None) -> Prepared``
+    Load (dict / JSON text / template file / bundle directory), migrate, validate and check
+    the template for rendering: absolute clean paths inside the allowed roots, names that
+    are safe in shell and YAML, no Jinja2 delimiters, and (when a bundle directory is known)
+    every bundled file present with its recorded sha256.  Raises RenderError with one
+    sentence naming the item; nothing is rendered from a template that fails.
+``to_tasks(source, options=None) -> list[dict]``
+    Ordered Ansible task dicts that reproduce the capture with idempotent FQCN modules.
+``to_handlers(source, options=None) -> list[dict]``
+    Handlers (restart a unit) for ``to_tasks(..., handlers="notify")``.
+``to_rollback_tasks(source, options=None) -> list[dict]``
+    Ordered task dicts that undo the capture on the host it was taken on.
+``to_dockerfile(source, options=None) -> dict``
+    ``{"Dockerfile": text, "setup.sh": text, "files": [(context path, bundle path)]}``:
+    a build context (Dockerfile + files).
+``to_deb(source, options=None) -> dict``
+    Control data, conffiles, maintainer scripts and the file list of a binary package.
+``to_role(source, options=None) -> dict``
+    ``{"files": {relpath: data}, "copies": [(role relpath, bundle path)]}`` of a standalone role.
+
+Options (every renderer accepts the same dict; unknown keys are refused):
+    include, exclude        lists of paths or shell globs; a path also matches everything below
+    pin_versions            apt ``name=version`` (default true)
+    install_auto            also install packages apt marked automatic (default false: apt pulls them)
+    skip_services           true, or a list of unit names, to leave units alone
+    handlers                ``inline`` (register + conditional restart, default), ``notify`` or ``none``
+    allowed_roots           paths renderers may touch (default DEFAULT_ALLOWED_ROOTS)
+    account_ids             keep captured uid/gid numbers for users and groups (default false)
+    bundle                  bundle directory on the controller (set by prepare from a path source)
+    src_base                what copy ``src`` is relative to (default <bundle>/files)
+    before_base             what rollback copy ``src`` is relative to (default <bundle>/before)
+    verify_bundle           check bundled files' sha256 (default true when a bundle is known)
+    var_prefix              prefix of registered variable names (default ``mo_fleet_``)
+    base_image              Dockerfile FROM (default DEFAULT_BASE_IMAGE)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shlex
+
+from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+
+DEFAULT_BASE_IMAGE = "localhost/mo-fleet-base:bookworm"
+DEFAULT_ALLOWED_ROOTS = (
+    "/etc", "/usr", "/opt", "/srv", "/var", "/home", "/root", "/bin", "/sbin",
+    "/lib", "/lib32", "/lib64", "/libx32", "/boot",
+)
+CONFIG_ROOTS = ("/etc",)
+# Files that tools generate from other state: accounts are rendered as user/group tasks and
+# ldconfig rebuilds its cache, so copying these from another host would do harm.
+ACCOUNT_DATABASES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/subuid", "/etc/subgid")
+GENERATED_PATHS = ACCOUNT_DATABASES + tuple(p + "-" for p in ACCOUNT_DATABASES) + ("/etc/ld.so.cache",)
+UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system",
+             "/usr/local/lib/systemd/system", "/run/systemd/system")
+
+OPTION_DEFAULTS = {
+    "include": None,
+    "exclude": None,
+    "pin_versions": True,
+    "install_auto": False,
+    "skip_services": False,
+    "handlers": "inline",
+    "allowed_roots": None,
+    "account_ids": False,
+    "bundle": None,
+    "src_base": None,
+    "before_base": None,
+    "verify_bundle": None,
+    "var_prefix": "mo_fleet_",
+    "base_image": DEFAULT_BASE_IMAGE,
+    "name": None,
+    "maintainer": None,
+    "version": None,
+    "skip_generated": True,
+}
+HANDLER_MODES = ("inline", "notify", "none")
+
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.\-]*$")
+VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9A-Za-z][A-Za-z0-9.+~\-]*$")
+ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9\-]*$")
+UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.@\\\-]*\.(service|socket|timer|path|mount|automount|target|swap)$")
+ACCOUNT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,31}\$?$")
+VAR_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+JINJA = ("{{", "}}", "{%", "%}", "{#", "#}")
+SHELL_SAFE_FIELD = re.compile(r"^[^\x00-\x1f:\x7f]*$")
+
+
+class RenderError(ValueError):
+    """The template, the bundle or an option cannot be rendered; the message is one sentence."""
+
+
+# --------------------------------------------------------------------------- options
+
+def normalize_options(options=None):
+    """OPTIONS merged over the defaults and type-checked; RenderError names a bad option."""
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise RenderError("The renderer options must be a mapping, not %s." % type(options).__name__)
+    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise RenderError("Unknown renderer option %r; known options are %s."
+                          % (unknown[0], ", ".join(sorted(OPTION_DEFAULTS))))
+    out = dict(OPTION_DEFAULTS)
+    out.update(dict((k, v) for k, v in options.items() if v is not None))
+    for key in ("include", "exclude", "allowed_roots"):
+        value = out[key]
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+            raise RenderError("The option %s must be a list of absolute paths or globs." % key)
+        for item in value:
+            if not item.startswith("/"):
+                raise RenderError("The option %s holds %r, which is not an absolute path or glob." % (key, item))
+        out[key] = list(value)
+    if out["allowed_roots"] is None:
+        out["allowed_roots"] = list(DEFAULT_ALLOWED_ROOTS)
+    else:
+        try:
+            out["allowed_roots"] = [tpl.normalize_path(r) for r in out["allowed_roots"]]
+        except tpl.TemplateError as exc:
+            raise RenderError("The option allowed_roots is invalid: %s" % exc)
+    for key in ("pin_versions", "install_auto", "account_ids", "skip_generated"):
+        if not isinstance(out[key], bool):
+            raise RenderError("The option %s must be true or false, not %r." % (key, out[key]))
+    if out["verify_bundle"] is not None and not isinstance(out["verify_bundle"], bool):
+        raise RenderError("The option verify_bundle must be true or false, not %r." % (out["verify_bundle"],))
+    skip = out["skip_services"]
+    if isinstance(skip, str):
+        skip = [skip]
+    if not isinstance(skip, (bool, list, tuple)) or (
+            isinstance(skip, (list, tuple)) and not all(isinstance(u, str) for u in skip)):
+        raise RenderError("The option skip_services must be true, false or a list of unit names.")
+    out["skip_services"] = list(skip) if isinstance(skip, (list, tuple)) else skip
+    if out["handlers"] not in HANDLER_MODES:
+        raise RenderError("The option handlers must be one of %s, not %r." % (", ".join(HANDLER_MODES), out["handlers"]))
+    if not isinstance(out["var_prefix"], str) or not VAR_RE.match(out["var_prefix"]):
+        raise RenderError("The option var_prefix must be a lower-case variable name prefix, not %r." % (out["var_prefix"],))
+    for key in ("bundle", "src_base", "before_base", "base_image", "name", "maintainer", "version"):
+        if out[key] is not None and not isinstance(out[key], str):
+            raise RenderError("The option %s must be a string, not %s." % (key, type(out[key]).__name__))
+    if _has_jinja(out["base_image"]) or not out["base_image"] or any(c.isspace() for c in out["base_image"]):
+        raise RenderError("The option base_image %r is not an image reference." % out["base_image"])
+    return out
+
+
+# --------------------------------------------------------------------------- validation
+
+def _has_jinja(text):
+    return isinstance(text, str) and any(d in text for d in JINJA)
+
+
+def _sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_text(value, what):
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise RenderError("%s must be a string, not %s." % (what, type(value).__name__))
+    if _has_jinja(value):
+        raise RenderError("%s %r contains Jinja2 delimiters, which Ansible would evaluate." % (what, value))
+    if "\x00" in value or "\n" in value or "\r" in value:
+        raise RenderError("%s %r contains a NUL or line break." % (what, value))
+
+
+def _check_account_name(name, what):
+    if not isinstance(name, str) or not ACCOUNT_RE.match(name):
+        raise RenderError("%s %r is not a valid user or group name." % (what, name))
+
+
+def _check_mode(value, what):
+    if value is not None and (not isinstance(value, str) or not re.match(r"^[0-7]{3,5}$", value)):
+        raise RenderError("%s has the mode %r, which is not an octal string." % (what, value))
+
+
+def _check_owner(entry, what):
+    for key in ("owner", "group"):
+        value = entry.get(key)
+        if value is not None:
+            _check_account_name(value, "%s %s" % (what, key))
+    for key in ("uid", "gid"):
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise RenderError("%s has the %s %r, which is not a non-negative integer." % (what, key, value))
+
+
+class Prepared(object):
+    """A loaded, validated template plus the options it is rendered with."""
+
+    def __init__(self, doc, options):
+        self.doc = doc
+        self.options = options
+        self.ops = doc["operations"]
+        self.bundle = options.get("bundle")
+        captured = {}
+        for op in ("packages_installed", "packages_upgraded"):
+            for pkg in self.ops[op]:
+                captured[pkg["name"]] = pkg
+        self.captured_packages = captured
+        config_roots = doc["metadata"].get("config_roots") or list(CONFIG_ROOTS)
+        self.config_roots = [r for r in config_roots if isinstance(r, str) and r.startswith("/")]
+
+    # ---- selection
+    def selected(self, path):
+        opts = self.options
+        if opts["include"] and not any(_matches(path, p) for p in opts["include"]):
+            return False
+        if opts["exclude"] and any(_matches(path, p) for p in opts["exclude"]):
+            return False
+        return True
+
+    def entries(self, op):
+        return [e for e in self.ops[op] if self.selected(e["path"])]
+
+    def generated(self, path, rollback=False):
+        """True for files tools derive from other state (accounts, ld.so.cache): never copied.
+
+        A rollback on the capture host still restores them, except the live account
+        databases, which the user and group tasks put back."""
+        if not self.options["skip_generated"]:
+            return False
+        if rollback:
+            return path in ACCOUNT_DATABASES
+        return path in GENERATED_PATHS
+
+    def service_skipped(self, unit):
+        skip = self.options["skip_services"]
+        if skip is True:
+            return True
+        return bool(skip) and unit in skip
+
+    def package_made(self, entry):
+        """True when a package the capture installed or upgraded makes ENTRY by itself."""
+        return bool(entry.get("package")) and entry["package"] in self.captured_packages
+
+    def src(self, path, area=tpl.BUNDLE_FILES):
+        rel = tpl.normalize_path(path).lstrip("/")
+        base = self.options["src_base"] if area == tpl.BUNDLE_FILES else self.options["before_base"]
+        if base is None:
+            if self.bundle:
+                return posixpath.join(self.bundle, area, rel)
+            return posixpath.join(area, rel)
+        return posixpath.join(base, rel) if base else rel
+
+
+def _matches(path, pattern):
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*")
+    root = "/" + "/".join(p for p in pattern.split("/") if p)
+    return tpl.is_within(path, root)
+
+
+_PY_TYPES = {"object": (dict,), "array": (list,), "string": (str,), "integer": (int,), "number": (int, float),
+             "boolean": (bool,), "null": (type(None),)}
+_OP_DEFS = {}
+_COMPILED = {}
+
+
+def _compile(defname):
+    """{field: (types, regex, enum, min_length, nested def)} for one schema definition."""
+    if defname in _COMPILED:
+        return _COMPILED[defname]
+    sch = tpl.SCHEMA["$defs"][defname]
+    fields = {}
+    for key, prop in sch.get("properties", {}).items():
+        nested = None
+        if "$ref" in prop:
+            nested = prop["$ref"].rsplit("/", 1)[-1]
+            prop = tpl.SCHEMA["$defs"][nested]
+        kinds = prop.get("type")
+        kinds = [kinds] if isinstance(kinds, str) else (kinds or [])
+        types = tuple(t for k in kinds for t in _PY_TYPES[k])
+        fields[key] = (types, "boolean" in kinds, "integer" in kinds or "number" in kinds,
+                       re.compile(prop["pattern"]) if "pattern" in prop else None,
+                       prop.get("enum"), prop.get("minLength", 0), nested if nested != defname else None)
+    _COMPILED[defname] = (fields, tuple(sch.get("required", ())), sch.get("additionalProperties", True) is False)
+    return _COMPILED[defname]
+
+
+def _entry_error(value, defname, where):
+    fields, required, closed = _compile(defname)
+    if not isinstance(value, dict):
+        return "%s must be an object, not %s." % (where, type(value).__name__)
+    for key in required:
+        if key not in value:
+            return "%s is missing the required field %r." % (where, key)
+    for key, item in value.items():
+        spec = fields.get(key)
+        if spec is None:
+            if closed:
+                return "%s has an unknown field %r." % (where, key)
+            continue
+        types, allow_bool, numeric, regex, enum, min_len, nested = spec
+        if not isinstance(item, types) or (isinstance(item, bool) and not allow_bool and numeric):
+            return "%s/%s must not be %s." % (where, key, type(item).__name__)
+        if isinstance(item, str):
+            if len(item) < min_len:
+                return "%s/%s must not be empty." % (where, key)
+            if regex is not None and not regex.search(item):
+                return "%s/%s %r does not match %s." % (where, key, item, regex.pattern)
+        if enum is not None and item not in enum:
+            return "%s/%s must be one of %s, not %r." % (where, key, ", ".join(map(str, enum)), item)
+        if nested is not None and item is not None:
+            err = _entry_error(item, nested, "%s/%s" % (where, key))
+            if err:
+                return err
+    return None
+
+
+def _op_defs():
+    if not _OP_DEFS:
+        for op, prop in tpl.SCHEMA["$defs"]["operations"]["properties"].items():
+            _OP_DEFS[op] = prop["items"]["$ref"].rsplit("/", 1)[-1]
+    return _OP_DEFS
+
+
+def fast_errors(doc):
+    """The template schema checked in one pass (same rules as template.validate, faster on big
+    templates: the per-entry definitions are compiled once).  Returns the first problems."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("operations"), dict):
+        return tpl.validate(doc, use_jsonschema=False)[:1] or ["The template has no operations object."]
+    shell = dict(doc)
+    shell["operations"] = dict((op, []) for op in doc["operations"])
+    errors = tpl.structural_errors(shell, limit=1)
+    if errors:
+        return errors
+    defs = _op_defs()
+    for op, entries in doc["operations"].items():
+        if not isinstance(entries, list):
+            return ["operations/%s must be an array, not %s." % (op, type(entries).__name__)]
+        defname = defs[op]
+        for index, entry in enumerate(entries):
+            err = _entry_error(entry, defname, "operations/%s/%d" % (op, index))
+            if err:
+                return [err]
+    return tpl._semantic_errors(doc)[:1]
+
+
+def _load(source):
+    """(doc, bundle dir or None) from a dict, JSON text, a template file or a bundle directory."""
+    bundle = None
+    if isinstance(source, Prepared):
+        return source.doc, source.bundle
+    if isinstance(source, (str, os.PathLike)) and not (isinstance(source, str) and source.lstrip().startswith("{")):
+        path = os.fspath(source)
+        if not path:
+            raise RenderError("The template source is an empty path.")
+        if os.path.isdir(path):
+            bundle = os.path.abspath(path)
+            path = os.path.join(path, tpl.BUNDLE_TEMPLATE)
+        elif os.path.isfile(path):
+            if os.path.basename(path) == tpl.BUNDLE_TEMPLATE:
+                bundle = os.path.dirname(os.path.abspath(path))
+        else:
+            raise RenderError("The template path %s does not exist." % path)
+        try:
+            with open(path, "rb") as handle:
+                source = handle.read()
+        except OSError as exc:
+            raise RenderError("Cannot read the template %s: %s." % (path, exc.strerror))
+    elif not isinstance(source, (dict, str, bytes)):
+        raise RenderError("A template must be a mapping, JSON text or a bundle path, not %s." % type(source).__name__)
+    try:
+        if isinstance(source, (str, bytes)):
+            try:
+                source = json.loads(source.decode("utf-8") if isinstance(source, bytes) else source)
+            except ValueError as exc:
+                raise RenderError("The template is not valid JSON: %s." % exc)
+        if not isinstance(source, dict):
+            raise RenderError("The template must be a JSON object, not %s." % type(source).__name__)
+        if tpl.detect_version(source) == tpl.TEMPLATE_VERSION:
+            doc = source
+        else:
+            doc = tpl.migrate(source)
+    except tpl.TemplateError as exc:
+        raise RenderError(_one_sentence(str(exc)))
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        if isinstance(exc, RenderError):
+            raise
+        raise RenderError("The template cannot be read: %s." % (str(exc).rstrip(".") or type(exc).__name__))
+    errors = fast_errors(doc)
+    if errors:
+        raise RenderError("Invalid template: %s" % errors[0])
+    return doc, bundle
+
+
+def _one_sentence(text):
+    if text.startswith("Invalid template: "):
+        body = text[len("Invalid template: "):]
+        first = re.split(r"(?<=\.) (?=[A-Za-z_/(])", body, maxsplit=1)[0]
+        return "Invalid template: " + first
+    return text
+
+
+def prepare(source, options=None):
+    """Load, validate and check SOURCE for rendering; returns a Prepared (see module docstring)."""
+    opts = normalize_options(options)
+    doc, bundle = _load(source)
+    if opts["bundle"] is None and bundle is not None:
+        opts["bundle"] = bundle
+    if opts["bundle"] is not None:
+        opts["bundle"] = opts["bundle"].rstrip("/") or "/"
+    _check_doc(doc, opts)
+    prep = Prepared(doc, opts)
+    verify = opts["verify_bundle"]
+    if verify is None:
+        verify = opts["bundle"] is not None
+    if verify:
+        if not opts["bundle"]:
+            raise RenderError("verify_bundle is true but no bundle directory is known; pass the bundle path or the bundle option.")
+        _verify_content(doc, opts["bundle"])
+    return prep
+
+
+def _check_doc(doc, opts):
+    ops = doc["operations"]
+    roots = opts["allowed_roots"]
+    head = doc["MO_template"]
+    if head.get("name") is not None:
+        _check_text(head.get("name"), "MO_template/name")
+    for op in tpl.PATH_OPERATIONS:
+        for index, entry in enumerate(ops[op]):
+            what = "operations/%s/%d (%s)" % (op, index, entry.get("path"))
+            path = entry.get("path")
+            _check_text(path, "The path in operations/%s/%d" % (op, index))
+            if op in ("excluded", "redacted"):
+                continue
+            try:
+                norm = tpl.normalize_path(path)
+            except tpl.TemplateError as exc:
+                raise RenderError("operations/%s/%d: %s" % (op, index, exc))
+            if norm != path:
+                raise RenderError("The path %r in operations/%s is not normalised (expected %s)." % (path, op, norm))
+            if not any(tpl.is_within(norm, r) for r in roots):
+                raise RenderError("The path %s in operations/%s is outside the allowed roots (%s)."
+                                  % (norm, op, ", ".join(roots)))
+            if op == "permissions_changed":
+                for side in ("before", "after"):
+                    state = entry.get(side) or {}
+                    _check_mode(state.get("permissions"), what + " " + side)
+                    _check_owner(state, what + " " + side)
+                continue
+            _check_mode(entry.get("permissions"), what)
+            _check_owner(entry, what)
+            _check_text(entry.get("target"), "The symlink target of %s" % norm)
+            if entry.get("type") == "symlink" and op != "symlinks_deleted" and not entry.get("target"):
+                if not (entry.get("package") and op == "symlinks_created"):
+                    raise RenderError("The symlink %s in operations/%s has no target." % (norm, op))
+            if entry.get("package") is not None and not PACKAGE_RE.match(entry["package"]):
+                raise RenderError("%s names the package %r, which is not a valid package name." % (what, entry["package"]))
+            before = entry.get("before") or {}
+            _check_mode(before.get("permissions"), what + " before")
+            _check_owner(before, what + " before")
+            _check_text(before.get("target"), "The former symlink target of %s" % norm)
+            if entry.get("bundled") and not entry.get("hash"):
+                raise RenderError("The file %s is marked bundled but has no sha256 in the template." % norm)
+    for op in tpl.PACKAGE_OPERATIONS:
+        for pkg in ops[op]:
+            if not PACKAGE_RE.match(pkg["name"]):
+                raise RenderError("operations/%s holds %r, which is not a valid package name." % (op, pkg["name"]))
+            for key in ("version", "version_before"):
+                if key in pkg and not VERSION_RE.match(pkg[key]):
+                    raise RenderError("The package %s in operations/%s has the %s %r, which is not a Debian version."
+                                      % (pkg["name"], op, key, pkg[key]))
+            if not ARCH_RE.match(pkg["architecture"]):
+                raise RenderError("The package %s in operations/%s has the architecture %r, which is not valid."
+                                  % (pkg["name"], op, pkg["architecture"]))
+    for op in tpl.UNIT_OPERATIONS:
+        for unit in ops[op]:
+            if not UNIT_RE.match(unit["unit"]):
+                raise RenderError("operations/%s holds %r, which is not a systemd unit name." % (op, unit["unit"]))
+    for op in tpl.ACCOUNT_OPERATIONS:
+        for acct in ops[op]:
+            _check_account_name(acct["name"], "operations/%s holds the name" % op)
+            for key in ("gecos", "home", "shell"):
+                value = acct.get(key)
+                _check_text(value, "The %s of %s in operations/%s" % (key, acct["name"], op))
+                if value is not None and not SHELL_SAFE_FIELD.match(value):
+                    raise RenderError("The %s of %s in operations/%s contains a colon or control character."
+                                      % (key, acct["name"], op))
+            for key in ("home", "shell"):
+                value = acct.get(key)
+                if value and not value.startswith("/"):
+                    raise RenderError("The %s of %s in operations/%s is not an absolute path." % (key, acct["name"], op))
+            for key in ("uid", "gid"):
+                value = acct.get(key)
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                    raise RenderError("The %s of %s in operations/%s is not a non-negative integer." % (key, acct["name"], op))
+            for side in ("before", "after"):
+                state = acct.get(side)
+                if isinstance(state, dict):
+                    for key in ("gecos", "home", "shell"):
+                        _check_text(state.get(key), "The %s %s of %s in operations/%s" % (side, key, acct["name"], op))
+
+
+def _verify_content(doc, bundle):
+    if not os.path.isdir(bundle):
+        raise RenderError("The bundle directory %s does not exist." % bundle)
+    for path, rel, digest in tpl.bundled_files(doc):
+        area = rel.split("/", 1)[0]
+        try:
+            local = tpl.safe_join(bundle, path, area)
+        except tpl.TemplateError as exc:
+            raise RenderError(str(exc))
+        if not os.path.isfile(local):
+            raise RenderError("The bundle %s lacks %s, which the template says it holds." % (bundle, rel))
+        if digest and _sha256_file(local) != digest:
+            raise RenderError("The bundled file %s does not match its sha256 in the template." % rel)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _owner_value(entry, key):
+    name = entry.get(key)
+    if name:
+        return name
+    num = entry.get("uid" if key == "owner" else "gid")
+    return str(num) if num is not None else None
+
+
+def _attrs(entry, mode=True):
+    out = {}
+    if mode and entry.get("permissions"):
+        out["mode"] = entry["permissions"]
+    owner = _owner_value(entry, "owner")
+    group = _owner_value(entry, "group")
+    if owner is not None:
+        out["owner"] = owner
+    if group is not None:
+        out["group"] = group
+    return out
+
+
+def _depth(path):
+    return path.count("/")
+
+
+def _unit_stem(unit):
+    return unit.rsplit(".", 1)[0].split("@", 1)[0]
+
+
+def _is_unit_file(path):
+    return any(tpl.is_within(path, d) for d in UNIT_DIRS) and UNIT_RE.match(posixpath.basename(path)) is not None
+
+
+def _pkg_spec(pkg, pin, key="version"):
+    return "%s=%s" % (pkg["name"], pkg[key]) if pin else pkg["name"]
+
+
+def _ordered(task):
+    """NAME, the module, then the other keys alphabetically (ansible-lint's key-order)."""
+    module = [k for k in task if k.startswith("ansible.builtin.")]
+    keys = ["name"] + module + sorted(k for k in task if k != "name" and k not in module)
+    return dict((k, task[k]) for k in keys if k in task)
+
+
+def _loop_task(name, module, args, items, label="path", extra=None):
+    task = {"name": name, module: args, "loop": items,
+            "loop_control": {"label": "{{ item.%s }}" % label}}
+    if extra:
+        task.update(extra)
+    return task
+
+
+def _file_args(state, with_src=False, link=False, mode=True):
+    args = {"path": "{{ item.path }}", "state": state}
+    if link:
+        args["src"] = "{{ item.src }}"
+        args["force"] = True
+        args["follow"] = False
+    if mode:
+        args["mode"] = "{{ item.mode | default(omit) }}"
+    args["owner"] = "{{ item.owner | default(omit) }}"
+    args["group"] = "{{ item.group | default(omit) }}"
+    return args
+
+
+def _copy_args():
+    return {"src": "{{ item.src }}", "dest": "{{ item.path }}", "mode": "{{ item.mode | default(omit) }}",
+            "owner": "{{ item.owner | default(omit) }}", "group": "{{ item.group | default(omit) }}"}
+
+
+class _Units(object):
+    """Which units to enable/start/stop, and which unit a config path belongs to."""
+
+    def __init__(self, prep):
+        self.prep = prep
+        ops = prep.ops
+        skip = prep.service_skipped
+        self.enable = sorted(set(u["unit"] for u in ops["units_enabled"]
+                                 if "@." not in u["unit"] and not skip(u["unit"])) |
+                             set(u["unit"] for u in ops["units_added"]
+                                 if u.get("state") in ("enabled",) and "@." not in u["unit"] and not skip(u["unit"])))
+        self.start = sorted(u["unit"] for u in ops["units_started"]
+                            if "@." not in u["unit"] and not skip(u["unit"]))
+        self.disable = sorted(u["unit"] for u in ops["units_disabled"] if not skip(u["unit"]) and "@." not in u["unit"])
+        self.stop = sorted(u["unit"] for u in ops["units_stopped"] if not skip(u["unit"]) and "@." not in u["unit"])
+        services = set(u for u in self.enable + self.start if u.endswith(".service"))
+        self.services = sorted(services)
+        by_path = {}
+        for op in tpl.FILE_OPERATIONS:
+            for entry in ops[op]:
+                by_path[entry["path"]] = entry
+        self.unit_package = {}
+        for unit in self.services:
+            pkg = None
+            for u in ops["units_added"]:
+                if u["unit"] == unit and u.get("path"):
+                    entry = by_path.get(u["path"]) or by_path.get(_usr_alias(u["path"]))
+                    if entry:
+                        pkg = entry.get("package")
+            if pkg is None:
+                for d in UNIT_DIRS:
+                    entry = by_path.get(d + "/" + unit)
+                    if entry and entry.get("package"):
+                        pkg = entry["package"]
+            self.unit_package[unit] = pkg
+
+    def for_path(self, entry):
+        """The services to restart when ENTRY (a copied config or unit file) changes."""
+        if not self.services:
+            return []
+        path = entry["path"]
+        if _is_unit_file(path):
+            name = posixpath.basename(path)
+            return [name] if name in self.services else []
+        if not any(tpl.is_within(path, r) for r in self.prep.config_roots):
+            return []
+        pkg = entry.get("package")
+        if pkg:
+            hits = [u for u, p in sorted(self.unit_package.items()) if p == pkg]
+            if hits:
+                return hits
+        parts = set(path.split("/"))
+        base = posixpath.basename(path)
+        hits = []
+        for unit in self.services:
+            stem = _unit_stem(unit)
+            if stem in parts or base.split(".")[0] == stem or (pkg and (pkg == stem or pkg.startswith(stem + "-"))):
+                hits.append(unit)
+        return hits
+
+
+def _usr_alias(path):
+    if path.startswith("/usr/lib/"):
+        return path[4:]
+    if path.startswith("/lib/"):
+        return "/usr" + path
+    return path
+
+
+def _handler_name(unit):
+    return "Restart %s" % unit
+
+
+def _reg(prep, index):
+    return "%sconfig_%d" % (prep.options["var_prefix"], index)
+
+
+# --------------------------------------------------------------------------- to_tasks
+
+def _package_tasks(prep):
+    ops, pin = prep.ops, prep.options["pin_versions"]
+    tasks = []
+    removed = [p["name"] for p in ops["packages_removed"]]
+    if removed:
+        tasks.append({"name": "Remove the packages the capture removed",
+                      "ansible.builtin.apt": {"name": removed, "state": "absent"}})
+    wanted = [p for p in ops["packages_installed"]
+              if prep.options["install_auto"] or p.get("manual") is not False]
+    if wanted:
+        args = {"name": [_pkg_spec(p, pin) for p in wanted], "state": "present"}
+        tasks.append({"name": "Install the packages the capture installed",
+                      "ansible.builtin.apt": args})
+    upgraded = ops["packages_upgraded"]
+    if upgraded:
+        if pin:
+            args = {"name": [_pkg_spec(p, True) for p in upgraded], "state": "present"}
+        else:
+            args = {"name": [p["name"] for p in upgraded], "state": "latest", "only_upgrade": True}
+        tasks.append({"name": "Upgrade the packages the capture upgraded", "ansible.builtin.apt": args})
+    return tasks
+
+
+def _account_items(prep, accounts, kind):
+    ids = prep.options["account_ids"]
+    gid_name = {}
+    for op in ("groups_created", "groups_changed"):
+        for g in prep.ops[op]:
+            data = g.get("after") if op == "groups_changed" else g
+            if isinstance(data, dict) and data.get("gid") is not None:
+                gid_name[data["gid"]] = g["name"]
+    group_names = set(g["name"] for op in ("groups_created", "groups_changed") for g in prep.ops[op])
+    items = []
+    for acct in accounts:
+        data = dict(acct)
+        if isinstance(acct.get("after"), dict):
+            data.update(acct["after"])
+            data["name"] = acct["name"]
+        item = {"name": acct["name"]}
+        if kind == "group":
+            if data.get("system") is not None:
+                item["system"] = bool(data["system"])
+            if ids and data.get("gid") is not None:
+                item["gid"] = data["gid"]
+        else:
+            if data.get("system") is not None:
+                item["system"] = bool(data["system"])
+            if ids and data.get("uid") is not None:
+                item["uid"] = data["uid"]
+            if data.get("gid") is not None:
+                item["group"] = gid_name.get(data["gid"], str(data["gid"]))
+            elif acct["name"] in group_names:
+                item["group"] = acct["name"]
+            for key, target in (("home", "home"), ("shell", "shell"), ("gecos", "comment")):
+                if data.get(key) is not None:
+                    item[target] = data[key]
+        items.append(item)
+    return items
+
+
+def _account_tasks(prep):
+    ops = prep.ops
+    tasks = []
+    groups = _account_items(prep, ops["groups_created"] + ops["groups_changed"], "group")
+    if groups:
+        tasks.append(_loop_task("Create the groups the capture created", "ansible.builtin.group",
+                                {"name": "{{ item.name }}", "state": "present",
+                                 "system": "{{ item.system | default(omit) }}",
+                                 "gid": "{{ item.gid | default(omit) }}"}, groups, label="name"))
+    users = _account_items(prep, ops["users_created"] + ops["users_changed"], "user")
+    if users:
+        tasks.append(_loop_task("Create the users the capture created", "ansible.builtin.user",
+                                {"name": "{{ item.name }}", "state": "present",
+                                 "system": "{{ item.system | default(omit) }}",
+                                 "uid": "{{ item.uid | default(omit) }}",
+                                 "group": "{{ item.group | default(omit) }}",
+                                 "home": "{{ item.home | default(omit) }}",
+                                 "shell": "{{ item.shell | default(omit) }}",
+                                 "comment": "{{ item.comment | default(omit) }}",
+                                 "create_home": False}, users, label="name"))
+    gone_users = [{"name": u["name"]} for u in ops["users_deleted"]]
+    if gone_users:
+        tasks.append(_loop_task("Remove the users the capture removed", "ansible.builtin.user",
+                                {"name": "{{ item.name }}", "state": "absent"}, gone_users, label="name"))
+    gone_groups = [{"name": g["name"]} for g in ops["groups_deleted"]]
+    if gone_groups:
+        tasks.append(_loop_task("Remove the groups the capture removed", "ansible.builtin.group",
+                                {"name": "{{ item.name }}", "state": "absent"}, gone_groups, label="name"))
+    return tasks
+
+
+def _item(path, entry, **extra):
+    item = {"path": path}
+    item.update(_attrs(entry, mode=extra.pop("mode", True)))
+    item.update(extra)
+    return item
+
+
+def to_tasks(source, options=None):
+    """Ordered task dicts reproducing the capture (see module docstring)."""
+    prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
+    ops = prep.ops
+    tasks = _package_tasks(prep) + _account_tasks(prep)
+    units = _Units(prep)
+    handlers_mode = prep.options["handlers"] if prep.options["skip_services"] is not True else "none"
+
+    dirs = [_item(e["path"], e) for e in prep.entries("directories_created") if not prep.package_made(e)]
+    if dirs:
+        tasks.append(_loop_task("Create the directories the capture created", "ansible.builtin.file",
+                                _file_args("directory"), dirs))
+
+    plain, by_unit, unit_files = [], {}, []
+    for op in ("files_created", "files_modified"):
+        for entry in prep.entries(op):
+            if entry.get("type") != "file" or not entry.get("bundled") or prep.generated(entry["path"]):
+                continue
+            item = _item(entry["path"], entry, src=prep.src(entry["path"]))
+            if _is_unit_file(entry["path"]):
+                unit_files.append(entry["path"])
+            restart = tuple(units.for_path(entry)) if handlers_mode != "none" else ()
+            if restart:
+                by_unit.setdefault(restart, []).append(item)
+            else:
+                plain.append(item)
+    plain.sort(key=lambda i: i["path"])
+    if plain:
+        tasks.append(_loop_task("Copy the files the capture created or changed", "ansible.builtin.copy",
+                                _copy_args(), plain))
+    restarts = []
+    for index, (restart, items) in enumerate(sorted(by_unit.items())):
+        items.sort(key=lambda i: i["path"])
+        task = _loop_task("Copy the configuration of %s" % ", ".join(restart), "ansible.builtin.copy",
+                          _copy_args(), items)
+        if handlers_mode == "notify":
+            task["notify"] = [_handler_name(u) for u in restart]
+        else:
+            task["register"] = _reg(prep, index)
+            restarts.append((restart, task["register"]))
+        tasks.append(task)
+
+    links = []
+    for op in ("symlinks_created", "symlinks_modified"):
+        for entry in prep.entries(op):
+            if prep.package_made(entry) or not entry.get("target"):
+                continue
+            item = _item(entry["path"], entry, mode=False, src=entry["target"])
+            links.append(item)
+    links.sort(key=lambda i: i["path"])
+    if links:
+        tasks.append(_loop_task("Create the symlinks the capture created", "ansible.builtin.file",
+                                _file_args("link", link=True, mode=False), links))
+
+    perms = []
+    for entry in prep.entries("permissions_changed"):
+        after = entry.get("after") or {}
+        item = _item(entry["path"], after)
+        if len(item) > 1:
+            perms.append(item)
+    if perms:
+        tasks.append(_loop_task("Apply the mode and owner changes the capture made", "ansible.builtin.file",
+                                {"path": "{{ item.path }}", "mode": "{{ item.mode | default(omit) }}",
+                                 "owner": "{{ item.owner | default(omit) }}",
+                                 "group": "{{ item.group | default(omit) }}"}, perms))
+
+    gone = [{"path": e["path"]} for op in ("files_deleted", "symlinks_deleted") for e in prep.entries(op)]
+    gone.sort(key=lambda i: i["path"])
+    if gone:
+        tasks.append(_loop_task("Remove the files and symlinks the capture deleted", "ansible.builtin.file",
+                                {"path": "{{ item.path }}", "state": "absent"}, gone))
+    gone_dirs = sorted(({"path": e["path"]} for e in prep.entries("directories_deleted")),
+                       key=lambda i: (-_depth(i["path"]), i["path"]))
+    if gone_dirs:
+        tasks.append(_loop_task("Remove the directories the capture deleted", "ansible.builtin.file",
+                                {"path": "{{ item.path }}", "state": "absent"}, gone_dirs))
+
+    restart_units = sorted(set(u for restart, _reg in restarts for u in restart))
+    if prep.options["skip_services"] is not True:
+        tasks += _unit_tasks(prep, units, unit_files, restart_units)
+    if handlers_mode == "inline":
+        present = _present_list(prep)
+        for restart, reg in restarts:
+            for unit in restart:
+                tasks.append({"name": "Restart %s because its configuration changed" % unit,
+                              "ansible.builtin.systemd_service": {"name": unit, "state": "restarted"},
+                              "when": ["%s is changed" % reg,
+                                       "not ansible_check_mode or %r in %s" % (unit, present)]})
+    return [_ordered(t) for t in tasks]
+
+
+def _probe_task(prep, units):
+    return {"name": "Find which of the template's units exist (check mode)",
+            "ansible.builtin.command": {"argv": ["systemctl", "list-unit-files", "--no-legend", "--no-pager",
+                                                 "--full"] + list(units)},
+            "register": prep.options["var_prefix"] + "units_present",
+            "changed_when": False, "failed_when": False, "check_mode": False,
+            "when": "ansible_check_mode"}
+
+
+def _present_list(prep):
+    reg = prep.options["var_prefix"] + "units_present"
+    return "(%s.stdout_lines | default([]) | map('split') | map('first') | list)" % reg
+
+
+def _present_guard(prep):
+    return "not ansible_check_mode or item.name in %s" % _present_list(prep)
+
+
+def _unit_tasks(prep, units, unit_files, restart_units=()):
+    tasks = []
+    if unit_files:
+        tasks.append({"name": "Reload systemd so it sees the copied unit files",
+                      "ansible.builtin.systemd_service": {"daemon_reload": True}})
+    wanted = {}
+    for unit in units.enable:
+        wanted.setdefault(unit, {"name": unit})["enabled"] = True
+    for unit in units.start:
+        wanted.setdefault(unit, {"name": unit})["state"] = "started"
+    for unit in units.disable:
+        wanted.setdefault(unit, {"name": unit})["enabled"] = False
+    for unit in units.stop:
+        wanted.setdefault(unit, {"name": unit})["state"] = "stopped"
+    if not wanted and not restart_units:
+        return tasks
+    tasks.append(_probe_task(prep, sorted(set(wanted) | set(restart_units))))
+    if not wanted:
+        return tasks
+    items = [wanted[u] for u in sorted(wanted)]
+    tasks.append(_loop_task("Set the units to the state the capture left them in", "ansible.builtin.systemd_service",
+                            {"name": "{{ item.name }}", "enabled": "{{ item.enabled | default(omit) }}",
+                             "state": "{{ item.state | default(omit) }}"}, items, label="name",
+                            extra={"when": _present_guard(prep)}))
+    return tasks
+
+
+def to_handlers(source, options=None):
+    """Handlers for the units to_tasks(..., handlers='notify') notifies."""
+    prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
+    if prep.options["skip_services"] is True:
+        return []
+    units = _Units(prep)
+    notified = set()
+    for task in to_tasks(prep):
+        for name in task.get("notify", []):
+            notified.add(name)
+    return [{"name": _handler_name(u), "ansible.builtin.systemd_service": {"name": u, "state": "restarted"}}
+            for u in units.services if _handler_name(u) in notified]
+
+
+# --------------------------------------------------------------------------- rollback
+
+def to_rollback_tasks(source, options=None):
+    """Ordered task dicts undoing the capture on the host it was taken on."""
+    prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
+    ops, opts = prep.ops, prep.options
+    pin = opts["pin_versions"]
+    tasks = []
+    skip_units = opts["skip_services"] is True
+
+    # 1. units back: stop what it started, disable what it enabled (only units that still exist)
+    undo = {}
+    if not skip_units:
+        for u in ops["units_started"]:
+            if not prep.service_skipped(u["unit"]) and "@." not in u["unit"]:
+                undo.setdefault(u["unit"], {"name": u["unit"]})["state"] = "stopped"
+        for u in ops["units_enabled"]:
+            if not prep.service_skipped(u["unit"]) and "@." not in u["unit"]:
+                undo.setdefault(u["unit"], {"name": u["unit"]})["enabled"] = False
+    if undo:
+        reg = opts["var_prefix"] + "rollback_units"
+        tasks.append({"name": "Find which of the units the capture started or enabled still exist",
+                      "ansible.builtin.command": {"argv": ["systemctl", "list-unit-files", "--no-legend",
+                                                           "--no-pager", "--full"] + sorted(undo)},
+                      "register": reg, "changed_when": False, "failed_when": False, "check_mode": False})
+        tasks.append(_loop_task("Stop and disable the units the capture started or enabled",
+                                "ansible.builtin.systemd_service",
+                                {"name": "{{ item.name }}", "enabled": "{{ item.enabled | default(omit) }}",
+                                 "state": "{{ item.state | default(omit) }}"},
+                                [undo[u] for u in sorted(undo)], label="name",
+                                extra={"when": "item.name in (%s.stdout_lines | map('split') | map('first') | list)" % reg}))
+
+    # 2. accounts it deleted come back first (restored files may be owned by them)
+    back_groups = _account_items(prep, ops["groups_deleted"], "group")
+    if back_groups:
+        tasks.append(_loop_task("Recreate the groups the capture removed", "ansible.builtin.group",
+                                {"name": "{{ item.name }}", "state": "present",
+                                 "system": "{{ item.system | default(omit) }}", "gid": "{{ item.gid | default(omit) }}"},
+                                back_groups, label="name"))
+    back_users = _account_items(prep, ops["users_deleted"], "user")
+    if back_users:
+        tasks.append(_loop_task("Recreate the users the capture removed", "ansible.builtin.user",
+                                {"name": "{{ item.name }}", "state": "present",
+                                 "system": "{{ item.system | default(omit) }}", "uid": "{{ item.uid | default(omit) }}",
+                                 "group": "{{ item.group | default(omit) }}", "home": "{{ item.home | default(omit) }}",
+                                 "shell": "{{ item.shell | default(omit) }}",
+                                 "comment": "{{ item.comment | default(omit) }}", "create_home": False},
+                                back_users, label="name"))
+
+    # 3. packages: purge what it installed, reinstall what it removed, downgrade what it upgraded
+    installed = [p["name"] for p in ops["packages_installed"]]
+    if installed:
+        tasks.append({"name": "Purge the packages the capture installed",
+                      "ansible.builtin.apt": {"name": installed, "state": "absent", "purge": True}})
+    removed = ops["packages_removed"]
+    if removed:
+        tasks.append({"name": "Reinstall the packages the capture removed",
+                      "ansible.builtin.apt": {"name": [_pkg_spec(p, pin) for p in removed], "state": "present"}})
+    downgrade = [p for p in ops["packages_upgraded"] if p.get("version_before")]
+    if downgrade:
+        tasks.append({"name": "Return the packages the capture upgraded to their former versions",
+                      "ansible.builtin.apt": {"name": [_pkg_spec(p, True, "version_before") for p in downgrade],
+                                              "state": "present", "allow_downgrade": True}})
+
+    # 4. remove what it created (files and links first, then directories, deepest first)
+    purged = set(installed)
+    created = []
+    for op in ("files_created", "symlinks_created"):
+        for e in prep.entries(op):
+            if e.get("package") in purged and not e.get("conffile"):
+                continue
+            created.append({"path": e["path"]})
+    created.sort(key=lambda i: i["path"])
+    if created:
+        tasks.append(_loop_task("Remove the files and symlinks the capture created", "ansible.builtin.file",
+                                {"path": "{{ item.path }}", "state": "absent"}, created))
+    new_dirs = sorted(({"path": e["path"]} for e in prep.entries("directories_created")
+                       if e.get("package") not in purged),
+                      key=lambda i: (-_depth(i["path"]), i["path"]))
+    if new_dirs:
+        tasks.append(_loop_task("Remove the directories the capture created", "ansible.builtin.file",
+                                {"path": "{{ item.path }}", "state": "absent"}, new_dirs))
+
+    # 5. accounts it created go (after their packages and files)
+    new_users = [{"name": u["name"]} for u in ops["users_created"]]
+    if new_users:
+        tasks.append(_loop_task("Remove the users the capture created", "ansible.builtin.user",
+                                {"name": "{{ item.name }}", "state": "absent"}, new_users, label="name"))
+    new_groups = [{"name": g["name"]} for g in ops["groups_created"]]
+    if new_groups:
+        tasks.append(_loop_task("Remove the groups the capture created", "ansible.builtin.group",
+                                {"name": "{{ item.name }}", "state": "absent"}, new_groups, label="name"))
+    changed_users = [dict(_account_items(prep, [{"name": u["name"], "after": u.get("before")}], "user")[0])
+                     for u in ops["users_changed"] if isinstance(u.get("before"), dict)]
+    if changed_users:
+        tasks.append(_loop_task("Return the users the capture changed to their former settings",
+                                "ansible.builtin.user",
+                                {"name": "{{ item.name }}", "group": "{{ item.group | default(omit) }}",
+                                 "home": "{{ item.home | default(omit) }}", "shell": "{{ item.shell | default(omit) }}",
+                                 "comment": "{{ item.comment | default(omit) }}"}, changed_users, label="name"))
+
+    # 6. directories it deleted come back (parents first), then files from before/
+    back_dirs = sorted((_item(e["path"], e) for e in prep.entries("directories_deleted")),
+                       key=lambda i: (_depth(i["path"]), i["path"]))
+    if back_dirs:
+        tasks.append(_loop_task("Recreate the directories the capture deleted", "ansible.builtin.file",
+                                _file_args("directory"), back_dirs))
+    restore = []
+    for e in prep.entries("files_modified"):
+        if e.get("before_bundled") and not prep.generated(e["path"], rollback=True):
+            restore.append(_item(e["path"], e.get("before") or e, src=prep.src(e["path"], tpl.BUNDLE_BEFORE)))
+    for e in prep.entries("files_deleted"):
+        if e.get("before_bundled") and not prep.generated(e["path"], rollback=True):
+            restore.append(_item(e["path"], e, src=prep.src(e["path"], tpl.BUNDLE_BEFORE)))
+    restore.sort(key=lambda i: i["path"])
+    if restore:
+        tasks.append(_loop_task("Restore the files the capture changed or deleted", "ansible.builtin.copy",
+                                _copy_args(), restore))
+    links = []
+    for e in prep.entries("symlinks_deleted"):
+        if e.get("target"):
+            links.append(_item(e["path"], e, mode=False, src=e["target"]))
+    for e in prep.entries("symlinks_modified"):
+        before = e.get("before") or {}
+        if before.get("target"):
+            links.append(_item(e["path"], before, mode=False, src=before["target"]))
+    links.sort(key=lambda i: i["path"])
+    if links:
+        tasks.append(_loop_task("Restore the symlinks the capture removed or changed", "ansible.builtin.file",
+                                _file_args("link", link=True, mode=False), links))
+    perms = []
+    for e in prep.entries("permissions_changed"):
+        item = _item(e["path"], e.get("before") or {})
+        if len(item) > 1:
+            perms.append(item)
+    if perms:
+        tasks.append(_loop_task("Revert the mode and owner changes the capture made", "ansible.builtin.file",
+                                {"path": "{{ item.path }}", "mode": "{{ item.mode | default(omit) }}",
+                                 "owner": "{{ item.owner | default(omit) }}",
+                                 "group": "{{ item.group | default(omit) }}"}, perms))
+
+    # 7. units it disabled or stopped come back
+    redo = {}
+    if not skip_units:
+        for u in ops["units_disabled"]:
+            if not prep.service_skipped(u["unit"]) and "@." not in u["unit"]:
+                redo.setdefault(u["unit"], {"name": u["unit"]})["enabled"] = True
+        for u in ops["units_stopped"]:
+            if not prep.service_skipped(u["unit"]) and "@." not in u["unit"]:
+                redo.setdefault(u["unit"], {"name": u["unit"]})["state"] = "started"
+    touched_units = any(_is_unit_file(e["path"]) for op in tpl.FILE_OPERATIONS for e in ops[op])
+    if touched_units and not skip_units:
+        tasks.append({"name": "Reload systemd after unit files changed",
+                      "ansible.builtin.systemd_service": {"daemon_reload": True}})
+    if redo:
+        tasks.append(_probe_task(prep, sorted(redo)))
+        tasks.append(_loop_task("Re-enable and restart the units the capture disabled or stopped",
+                                "ansible.builtin.systemd_service",
+                                {"name": "{{ item.name }}", "enabled": "{{ item.enabled | default(omit) }}",
+                                 "state": "{{ item.state | default(omit) }}"},
+                                [redo[u] for u in sorted(redo)], label="name", extra={"when": _present_guard(prep)}))
+    return [_ordered(t) for t in tasks]
+
+
+# --------------------------------------------------------------------------- shell helpers
+
+def _q(text):
+    return shlex.quote(str(text))
+
+
+def _owner_spec(entry):
+    owner = _owner_value(entry, "owner")
+    group = _owner_value(entry, "group")
+    if owner and group:
+        return "%s:%s" % (owner, group)
+    if owner:
+        return owner
+    if group:
+        return ":" + group
+    return None
+
+
+def _account_script(prep, ops_users, ops_groups, ids=False):
+    lines = []
+    for g in _account_items(prep, ops_groups, "group"):
+        args = ["groupadd"]
+        if g.get("system"):
+            args.append("--system")
+        if g.get("gid") is not None:
+            args += ["--gid", str(g["gid"])]
+        args.append(g["name"])
+        lines.append("getent group %s >/dev/null || %s" % (_q(g["name"]), " ".join(_q(a) for a in args)))
+    for u in _account_items(prep, ops_users, "user"):
+        args = ["useradd", "--no-create-home"]
+        if u.get("system"):
+            args.append("--system")
+        if u.get("uid") is not None:
+            args += ["--uid", str(u["uid"])]
+        if u.get("group"):
+            args += ["--gid", u["group"]]
+        elif not u.get("system"):
+            args.append("--user-group")
+        if u.get("home"):
+            args += ["--home-dir", u["home"]]
+        if u.get("shell"):
+            args += ["--shell", u["shell"]]
+        if u.get("comment"):
+            args += ["--comment", u["comment"]]
+        args.append(u["name"])
+        lines.append("getent passwd %s >/dev/null || %s" % (_q(u["name"]), " ".join(_q(a) for a in args)))
+    return lines
+
+
+def _fs_script(prep, files_in_place=True):
+    """Shell lines that create dirs, set modes/owners of copied files, links, perms, deletions."""
+    lines = []
+    for e in sorted(prep.entries("directories_created"), key=lambda e: e["path"]):
+        if prep.package_made(e):
+            continue
+        lines.append("mkdir -p %s" % _q(e["path"]))
+        if e.get("permissions"):
+            lines.append("chmod %s %s" % (e["permissions"], _q(e["path"])))
+        spec = _owner_spec(e)
+        if spec:
+            lines.append("chown %s %s" % (_q(spec), _q(e["path"])))
+    for op in ("files_created", "files_modified"):
+        for e in prep.entries(op):
+            if e.get("type") != "file" or not e.get("bundled") or prep.generated(e["path"]):
+                continue
+            if e.get("permissions"):
+                lines.append("chmod %s %s" % (e["permissions"], _q(e["path"])))
+            spec = _owner_spec(e)
+            if spec:
+                lines.append("chown %s %s" % (_q(spec), _q(e["path"])))
+    for op in ("symlinks_created", "symlinks_modified"):
+        for e in prep.entries(op):
+            if prep.package_made(e) or not e.get("target"):
+                continue
+            lines.append("mkdir -p %s && ln -sfn %s %s" % (_q(posixpath.dirname(e["path"])), _q(e["target"]), _q(e["path"])))
+            spec = _owner_spec(e)
+            if spec:
+                lines.append("chown -h %s %s" % (_q(spec), _q(e["path"])))
+    for e in prep.entries("permissions_changed"):
+        after = e.get("after") or {}
+        if after.get("permissions"):
+            lines.append("chmod %s %s" % (after["permissions"], _q(e["path"])))
+        spec = _owner_spec(after)
+        if spec:
+            lines.append("chown %s %s" % (_q(spec), _q(e["path"])))
+    for op in ("files_deleted", "symlinks_deleted"):
+        for e in prep.entries(op):
+            lines.append("rm -f %s" % _q(e["path"]))
+    for e in sorted(prep.entries("directories_deleted"), key=lambda e: -_depth(e["path"])):
+        lines.append("rm -rf %s" % _q(e["path"]))
+    return lines
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+def to_dockerfile(source, options=None):
+    """A build context: {"Dockerfile": text, "setup.sh": text, "files": [(context path, bundle path)]}."""
+    prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
+    ops, opts = prep.ops, prep.options
+    head = prep.doc["MO_template"]
+    out = ["# Generated by mo.fleet.to_dockerfile from the capture %s" % _q(head.get("name") or head["command"]),
+           "# of %s on %s at %s." % (_q((head["command"] + " " + head["arguments"]).strip())[:200],
+                                     head.get("host") or "an unknown host", head["timestamp"]),
+           "FROM %s" % opts["base_image"], ""]
+    wanted = [p for p in ops["packages_installed"] if opts["install_auto"] or p.get("manual") is not False]
+    specs = [_pkg_spec(p, opts["pin_versions"]) for p in wanted + ops["packages_upgraded"]]
+    removed = [p["name"] for p in ops["packages_removed"]]
+    if removed:
+        out.append("RUN apt-get remove -y %s" % " ".join(removed))
+    if specs:
+        out.append("RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y %s \\\n"
+                   " && rm -rf /var/lib/apt/lists/*" % " \\\n    ".join(specs))
+    copies = []
+    for op in ("files_created", "files_modified"):
+        for e in prep.entries(op):
+            if e.get("type") == "file" and e.get("bundled") and not prep.generated(e["path"]):
+                rel = tpl.bundle_relpath(e["path"], tpl.BUNDLE_FILES)
+                copies.append((rel, prep.src(e["path"]) if opts["bundle"] or opts["src_base"] is not None else rel))
+    copies.sort()
+    if copies:
+        out.append("COPY files/ /")
+    script = ["#!/bin/sh", "# Generated by mo.fleet.to_dockerfile: accounts, directories, modes, owners,",
+              "# links and deletions of the capture, run once at build time.", "set -eu"]
+    script += _account_script(prep, ops["users_created"] + ops["users_changed"],
+                              ops["groups_created"] + ops["groups_changed"])
+    for u in ops["users_deleted"]:
+        script.append("! getent passwd %s >/dev/null || userdel %s" % (_q(u["name"]), _q(u["name"])))
+    for g in ops["groups_deleted"]:
+        script.append("! getent group %s >/dev/null || groupdel %s" % (_q(g["name"]), _q(g["name"])))
+    script += _fs_script(prep)
+    if opts["skip_services"] is not True:
+        units = _Units(prep)
+        enable = sorted(set(units.enable) | set(u for u in units.start))
+        for unit in enable:
+            script.append("systemctl enable %s" % _q(unit))
+        for unit in units.disable:
+            script.append("systemctl disable %s" % _q(unit))
+    script.append("")
+    out.append("COPY mo-fleet-setup.sh /usr/local/sbin/mo-fleet-setup.sh")
+    out.append("RUN sh /usr/local/sbin/mo-fleet-setup.sh && rm -f /usr/local/sbin/mo-fleet-setup.sh")
+    out.append('CMD ["/sbin/init"]')
+    out.append("")
+    return {"Dockerfile": "\n".join(out), "setup.sh": "\n".join(script), "files": copies}
+
+
+# --------------------------------------------------------------------------- .deb
+
+def deb_name(text):
+    """A Debian package name made from TEXT."""
+    name = re.sub(r"[^a-z0-9+.\-]+", "-", (text or "").lower()).strip("-.+")
+    if len(name) < 2 or not name[0].isalnum():
+        name = ("mo-" + name).rstrip("-") if name else "mo-capture"
+    return name
+
+
+def to_deb(source, options=None):
+    """Control data, conffiles, maintainer scripts and file list of a .deb made from the capture.
+
+    Returns {"package", "version", "architecture", "control" (text), "conffiles" (list),
+    "postinst", "prerm", "postrm" (texts or None), "files": [(target path, bundle path, mode)],
+    "dirs": [(path, mode)], "links": [(path, target)], "left_out": [(path, reason)]}.
+    Files a captured package makes are left to that package (it becomes a Depends).
+    """
+    prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
+    ops, opts = prep.ops, prep.options
+    head = prep.doc["MO_template"]
+    name = deb_name(opts["name"] or head.get("name") or head["command"])
+    if not PACKAGE_RE.match(name) or len(name) < 2:
+        raise RenderError("The package name %r is not a valid Debian package name." % name)
+    version = opts["version"] or "1.0"
+    if not VERSION_RE.match(version):
+        raise RenderError("The package version %r is not a Debian version." % version)
+    maintainer = opts["maintainer"] or "mo.fleet <root@localhost>"
+    _check_text(maintainer, "The maintainer")
+    arch = "all"
+    files, dirs, links, left_out, conffiles = [], [], [], [], []
+
+    def enablement(path):
+        return (re.match(r"^/etc/rc[0-6S]\.d/", path) is not None or "/systemd/system/" in path and ".wants/" in path
+                or tpl.is_within(path, "/var/lib/systemd"))
+
+    for op in ("files_created", "files_modified"):
+        for e in prep.entries(op):
+            if e.get("type") != "file":
+                continue
+            if prep.generated(e["path"]):
+                left_out.append((e["path"], "generated by the system (accounts, ld.so.cache)"))
+                continue
+            if enablement(e["path"]):
+                left_out.append((e["path"], "unit enablement state, made by the maintainer scripts"))
+                continue
+            if not e.get("bundled"):
+                if not prep.package_made(e):
+                    left_out.append((e["path"], "content not in the bundle"))
+                continue
+            if op == "files_modified" and e.get("package") and not prep.package_made(e):
+                left_out.append((e["path"], "belongs to the installed package %s" % e["package"]))
+                continue
+            if prep.package_made(e):
+                left_out.append((e["path"], "changed file of the package %s" % e["package"]))
+                continue
+            files.append((e["path"], prep.src(e["path"]), e.get("permissions") or "0644"))
+            if any(tpl.is_within(e["path"], r) for r in CONFIG_ROOTS):
+                conffiles.append(e["path"])
+    for e in prep.entries("directories_created"):
+        if not prep.package_made(e) and not enablement(e["path"]):
+            dirs.append((e["path"], e.get("permissions") or "0755"))
+    for op in ("symlinks_created",):
+        for e in prep.entries(op):
+            if enablement(e["path"]):
+                left_out.append((e["path"], "unit enablement state, made by the maintainer scripts"))
+            elif not prep.package_made(e) and e.get("target"):
+                links.append((e["path"], e["target"]))
+    files.sort()
+    dirs.sort()
+    links.sort()
+    conffiles.sort()
+    depends = []
+    for p in ops["packages_installed"]:
+        if p.get("manual") is not False or opts["install_auto"]:
+            depends.append("%s (= %s)" % (p["name"], p["version"]) if opts["pin_versions"] else p["name"])
+    for p in ops["packages_upgraded"]:
+        depends.append("%s (>= %s)" % (p["name"], p["version"]))
+    if not opts["name"] and name in set(d.split(" ")[0] for d in depends):
+        name = name + "-capture"
+    command = (head["command"] + " " + head["arguments"]).strip()
+    desc = "captured %s" % (head.get("name") or name)
+    control = ["Package: %s" % name, "Version: %s" % version, "Architecture: %s" % arch,
+               "Maintainer: %s" % maintainer, "Section: misc", "Priority: optional"]
+    if depends:
+        control.append("Depends: %s" % ", ".join(depends))
+    size_kb = sum(int(e.get("size") or 0) for op in ("files_created", "files_modified")
+                  for e in prep.entries(op) if e.get("bundled")) // 1024 + 1
+    control.append("Installed-Size: %d" % size_kb)
+    long_desc = ("Files recorded by mo.fleet.capture while running: %s" % command)[:900]
+    long_desc = re.sub(r"[^\x20-\x7e]", "?", long_desc)
+    control.append("Description: %s" % desc[:70])
+    control.append(" " + long_desc)
+    control.append("")
+
+    post = []
+    post += _account_script(prep, ops["users_created"], ops["groups_created"])
+    owner_lines = []
+    for path, _src, _mode in files:
+        e = _entry_of(prep, path)
+        spec = _owner_spec(e)
+        if spec and spec not in ("root:root", "root", ":root", "0:0"):
+            owner_lines.append("chown %s %s" % (_q(spec), _q(path)))
+    for path, _mode in dirs:
+        e = _entry_of(prep, path)
+        spec = _owner_spec(e)
+        if spec and spec not in ("root:root", "root", ":root", "0:0"):
+            owner_lines.append("chown %s %s" % (_q(spec), _q(path)))
+    post += owner_lines
+    units = _Units(prep) if opts["skip_services"] is not True else None
+    enable = sorted(set(units.enable) | set(units.start)) if units else []
+    start = units.start if units else []
+    scripts = {"postinst": None, "prerm": None, "postrm": None}
+    if post or enable:
+        body = ["#!/bin/sh", "set -e", "", 'if [ "$1" = "configure" ]; then']
+        body += ["    " + line for line in post]
+        for unit in enable:
+            body.append("    deb-systemd-helper unmask %s >/dev/null || true" % _q(unit))
+            body.append("    deb-systemd-helper enable %s >/dev/null || true" % _q(unit))
+        if enable:
+            body.append("    if [ -d /run/systemd/system ]; then")
+            body.append("        systemctl --system daemon-reload >/dev/null || true")
+            for unit in start:
+                body.append("        deb-systemd-invoke start %s >/dev/null || true" % _q(unit))
+            body.append("    fi")
+        body += ["fi", "", "exit 0", ""]
+        scripts["postinst"] = "\n".join(body)
+    if enable:
+        body = ["#!/bin/sh", "set -e", "", 'if [ -d /run/systemd/system ] && [ "$1" = remove ]; then']
+        for unit in enable:
+            body.append("    deb-systemd-invoke stop %s >/dev/null || true" % _q(unit))
+        body += ["fi", "", "exit 0", ""]
+        scripts["prerm"] = "\n".join(body)
+        body = ["#!/bin/sh", "set -e", "", 'if [ "$1" = "remove" ] && [ -d /run/systemd/system ]; then',
+                "    systemctl --system daemon-reload >/dev/null || true", "fi",
+                'if [ "$1" = "purge" ]; then']
+        for unit in enable:
+            body.append("    if [ -x /usr/bin/deb-systemd-helper ]; then")
+            body.append("        deb-systemd-helper purge %s >/dev/null || true" % _q(unit))
+            body.append("    fi")
+        body += ["fi", "", "exit 0", ""]
+        scripts["postrm"] = "\n".join(body)
+    result = {"package": name, "version": version, "architecture": arch, "control": "\n".join(control),
+              "conffiles": conffiles, "files": files, "dirs": dirs, "links": links, "left_out": left_out,
+              "depends": depends}
+    result.update(scripts)
+    return result
+
+
+def _entry_of(prep, path):
+    index = getattr(prep, "_by_path", None)
+    if index is None:
+        index = {}
+        for op in tpl.FILE_OPERATIONS:
+            for e in prep.ops[op]:
+                index[e["path"]] = e
+        prep._by_path = index
+    return index.get(path, {})
+
+
+# --------------------------------------------------------------------------- standalone role
+
+def to_role(source, options=None, role_name="captured", origin=None):
+    """A standalone role: {"files": {relpath: data}, "copies": [(role relpath, bundle path)]}.
+
+    DATA is a Python object for YAML files (tasks, handlers, defaults, meta) and text for
+    README.md.  Copy sources become paths relative to the role's files/ directory.
+    """
+    if not isinstance(role_name, str) or not re.match(r"^[a-z][a-z0-9_]*$", role_name):
+        raise RenderError("The role name %r must be lower-case letters, digits and underscores." % (role_name,))
+    opts = dict(options or {})
+    opts["handlers"] = "notify"
+    opts["src_base"] = ""
+    opts["var_prefix"] = role_name + "_"
+    prep = prepare(source, opts)
+    tasks = to_tasks(prep)
+    handlers = to_handlers(prep)
+    copies = []
+    for op in ("files_created", "files_modified"):
+        for e in prep.entries(op):
+            if e.get("type") == "file" and e.get("bundled") and not prep.generated(e["path"]):
+                rel = e["path"].lstrip("/")
+                bundle_src = posixpath.join(prep.bundle, tpl.BUNDLE_FILES, rel) if prep.bundle else None
+                copies.append((posixpath.join("files", rel), bundle_src))
+    manage = role_name + "_manage_services"
+    packages = role_name + "_install_packages"
+    for task in tasks:
+        module = [k for k in task if k.startswith("ansible.builtin.")][0]
+        if module == "ansible.builtin.apt":
+            task["when"] = packages
+        if module == "ansible.builtin.systemd_service" or (module == "ansible.builtin.command"):
+            cond = task.get("when")
+            task["when"] = [manage] + (cond if isinstance(cond, list) else [cond] if cond else [])
+    tasks = [_ordered(t) for t in tasks]
+    handlers = [_ordered(dict(h, when=manage)) for h in handlers]
+    head = prep.doc["MO_template"]
+    defaults = {manage: prep.options["skip_services"] is not True, packages: True}
+    argspec = {"argument_specs": {"main": {
+        "short_description": "Reproduce the capture %s" % (head.get("name") or head["command"]),
+        "description": ["Generated by mo.fleet playbooks/template_to_role.yml from a mo.fleet capture template.",
+                        "Installs the captured packages, creates accounts, directories, files, symlinks, "
+                        "and sets units to their captured state."],
+        "options": {
+            manage: {"type": "bool", "default": defaults[manage],
+                     "description": "Enable, start and restart the captured systemd units."},
+            packages: {"type": "bool", "default": True,
+                       "description": "Install, upgrade and remove the captured packages."},
+        }}}}
+    meta = {"galaxy_info": {"role_name": role_name, "author": "mo.fleet template_to_role",
+                            "description": "Reproduce the capture %s" % (head.get("name") or head["command"]),
+                            "license": "GPL-3.0-or-later", "min_ansible_version": "2.15",
+                            "platforms": [{"name": "Debian", "versions": ["bookworm"]}],
+                            "galaxy_tags": ["mofleet", "capture"]},
+            "dependencies": []}
+    command = (head["command"] + " " + head["arguments"]).strip()
+    readme = "\n".join([
+        "# %s" % role_name, "",
+        "Generated by `playbooks/template_to_role.yml` of the mo.fleet collection from the capture",
+        "template %s." % ("`%s`" % origin if origin else "of %s" % (head.get("name") or command)), "",
+        "- Captured command: `%s`" % command.replace("`", "'"),
+        "- Host: %s" % (head.get("host") or "unknown"),
+        "- Captured at: %s (status %s)" % (head["timestamp"], head["status"]),
+        "- System: %s" % (head.get("system") or "unknown"),
+        "", "The role needs only ansible-core: every task uses an `ansible.builtin` module.",
+        "Files come from `files/`, laid out by their absolute path on the target.", "",
+        "## Variables", "",
+        "- `%s` (default `%s`): enable, start and restart the captured units." % (manage, str(defaults[manage]).lower()),
+        "- `%s` (default `true`): install the captured packages." % packages, "",
+        "## Summary", ""] + ["- %s: %s" % (k, v) for k, v in sorted(tpl.describe(prep.doc)["counts"].items())] + [""])
+    files = {"tasks/main.yml": tasks, "handlers/main.yml": handlers or [],
+             "defaults/main.yml": defaults, "meta/main.yml": meta, "meta/argument_specs.yml": argspec,
+             "README.md": readme}
+    return {"files": files, "copies": sorted(copies)}
