@@ -78,8 +78,9 @@ _IndentDumper.add_representer(str, _str_presenter)
 
 def yaml_text(data):
     """DATA as a YAML document text ('---' first) that passes yamllint's defaults."""
-    return "---\n" + yaml.dump(data, Dumper=_IndentDumper, default_flow_style=False, sort_keys=False,
-                                allow_unicode=True, width=4096)
+    body = yaml.dump(data, Dumper=_IndentDumper, default_flow_style=False, sort_keys=False,
+                     allow_unicode=True, width=4096)
+    return "---\n" + body
 
 
 def to_role(template, role_name="captured", origin=None, **options):

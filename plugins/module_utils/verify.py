@@ -298,5 +298,5 @@ def check(doc, options=None, probe=None):
 
 def describe_drift(record):
     """One readable line for a drift record."""
-    return "%s %s: %s is %r, the template says %r" % (record["kind"], record["name"], record["check"],
-                                                     record["actual"], record["expected"])
+    return "%s %s: %s is %r, the template says %r" % (
+        record["kind"], record["name"], record["check"], record["actual"], record["expected"])

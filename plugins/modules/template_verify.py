@@ -26,7 +26,7 @@ description:
     file exists with the recorded sha256 and that nothing unlisted is there (MO-install's
     C(--verify) and C(--info)).
 author:
-  - mo.fleet contributors
+  - mo.fleet developers (@mo-fleet)
 options:
   template:
     description:
@@ -70,13 +70,15 @@ options:
 attributes:
   check_mode:
     support: full
+    description: The module only reads; check mode runs the same checks.
   diff_mode:
     support: none
+    description: Drift is reported in the result, not as a diff.
 notes:
+  - The role C(mo.fleet.apply_template) applies a bundle; this module then verifies the host against it.
   - The host check reads C(dpkg-query), C(systemctl) and the passwd and group databases; it changes nothing.
 seealso:
   - module: mo.fleet.capture
-  - role: mo.fleet.apply_template
 """
 
 EXAMPLES = r"""
