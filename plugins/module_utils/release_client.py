@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The client side of a release (migasfree's sync): pure helpers used by ``mo.fleet.release_sync``.
+
+Target-side code: Python 3.9+ and the standard library only.  Nothing here runs a command;
+the module feeds command output in and applies what comes out.
+
+API::
+
+    source_file_name(deployment, prefix='mo-fleet-') -> 'mo-fleet-<deployment>.sources'
+    deployment_of_file(filename, prefix='mo-fleet-') -> deployment name or None
+    sources_text(entry, keyring) -> deb822 text of one deployment's .sources file
+    package_name(spec) -> 'name' of 'name:arch=version'
+    parse_dpkg_query(text) -> {name: (version, status_abbrev)}   ('ii' = installed)
+    is_installed(spec, installed) -> bool (a '=version' spec needs that version)
+    is_present(spec, installed) -> bool (on the system at all, e.g. half-configured)
+    parse_packages_index(text) -> [(name, version)]
+    parse_simulation(text) -> {'install': [...], 'remove': [...], 'configure': [...]}
+    failed_packages(text) -> [names] from apt/dpkg's "Errors were encountered" block
+    state_changes(before, after) -> {'installed': [...], 'removed': [...], 'upgraded': [...]}
+    attribute_failure(packages, deployments, provided, new) -> sorted deployment names
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "SOURCE_PREFIX", "source_file_name", "deployment_of_file", "sources_text", "package_name",
+    "parse_dpkg_query", "is_installed", "is_present", "parse_packages_index", "parse_simulation",
+    "failed_packages", "state_changes", "attribute_failure", "ClientError", "check_entry",
+]
+
+SOURCE_PREFIX = "mo-fleet-"
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+URI = re.compile(r"^(https?|file)://\S+$")
+SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:_-]+)?$")
+LIST_FIELDS = ("packages_to_install", "packages_to_remove", "default_preincluded_packages",
+               "default_included_packages", "default_excluded_packages")
+
+
+class ClientError(ValueError):
+    """Bad input for the client: one sentence naming the deployment and the field."""
+
+
+def source_file_name(deployment, prefix=SOURCE_PREFIX):
+    return f"{prefix}{deployment}.sources"
+
+
+def deployment_of_file(filename, prefix=SOURCE_PREFIX):
+    """The deployment a managed ``.sources`` file belongs to, or None for other files."""
+    if not filename.startswith(prefix) or not filename.endswith(".sources"):
+        return None
+    name = filename[len(prefix):-len(".sources")]
+    return name if SAFE_NAME.match(name) and ".." not in name else None
+
+
+def check_entry(entry):
+    """Validate one deployment entry given to the module; return a normalized copy."""
+    if not isinstance(entry, dict):
+        raise ClientError("deployments: every item must be a mapping with at least 'name' and 'uri'")
+    name = entry.get("name")
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name:
+        raise ClientError(f"deployments: field 'name': {name!r} is not a valid deployment name")
+    owner = f"deployment '{name}'"
+    uri = entry.get("uri")
+    if not isinstance(uri, str) or not URI.match(uri):
+        raise ClientError(f"{owner}: field 'uri': {uri!r} is not an http://, https:// or file:// URI")
+    suite = entry.get("suite") or name
+    if not isinstance(suite, str) or not SUITE.match(suite):
+        raise ClientError(f"{owner}: field 'suite': {suite!r} is not a suite name")
+    components = entry.get("components") or ["main"]
+    if isinstance(components, str) or not all(isinstance(c, str) and SUITE.match(c) for c in components):
+        raise ClientError(f"{owner}: field 'components': must be a list of component names")
+    out = {"name": name, "uri": uri.rstrip("/"), "suite": suite, "components": list(components),
+           "signed": bool(entry.get("signed", True))}
+    for field in LIST_FIELDS:
+        value = entry.get(field) or []
+        if isinstance(value, str):
+            value = value.split()
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not APT_PACKAGE.match(item):
+                raise ClientError(f"{owner}: field '{field}[{index}]': {item!r} is not a Debian package name")
+        out[field] = list(value)
+    return out
+
+
+def sources_text(entry, keyring):
+    """The deb822 ``.sources`` file of one deployment (``Signed-By`` KEYRING when signed)."""
+    lines = [
+        f"# Managed by mo.fleet (deployment {entry['name']}); changes are overwritten.",
+        "Types: deb",
+        f"URIs: {entry['uri']}",
+        f"Suites: {entry['suite']}",
+        f"Components: {' '.join(entry['components'])}",
+    ]
+    if entry.get("signed", True) and keyring:
+        lines.append(f"Signed-By: {keyring}")
+    return "\n".join(lines) + "\n"
+
+
+def package_name(spec):
+    """'name' of a 'name:arch=version' package spec."""
+    return spec.split("=", 1)[0].split(":", 1)[0]
+
+
+def parse_dpkg_query(text):
+    """{name: (version, status)} from ``dpkg-query -W -f '${Package}\\t${Version}\\t${db:Status-Abbrev}\\n'``."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3 or not parts[0]:
+            continue
+        name, version, status = parts[0], parts[1], parts[2].strip()
+        previous = out.get(name)
+        if previous is None or previous[1] != "ii":  # multiarch: one installed instance is enough
+            out[name] = (version, status)
+    return out
+
+
+def is_installed(spec, installed):
+    """True when SPEC ('name[:arch][=version]') is fully installed ('ii', and that version if given)."""
+    name = package_name(spec)
+    current = installed.get(name)
+    if current is None or current[1] != "ii":
+        return False
+    if "=" in spec:
+        return current[0] == spec.split("=", 1)[1]
+    return True
+
+
+def is_present(spec, installed):
+    """True when SPEC's package is on the system at all (installed, half-installed, config-files aside)."""
+    current = installed.get(package_name(spec))
+    return current is not None and len(current[1]) >= 2 and current[1][1] not in ("n", "c")
+
+
+def parse_packages_index(text):
+    """[(name, version)] of an APT ``Packages`` index."""
+    out = []
+    name = version = None
+    for line in text.splitlines() + [""]:
+        if not line.strip():
+            if name:
+                out.append((name, version or ""))
+            name = version = None
+        elif line.startswith("Package:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("Version:"):
+            version = line.split(":", 1)[1].strip()
+    return out
+
+
+_SIM = re.compile(r"^(Inst|Remv|Conf|Purg)\s+(\S+)")
+
+
+def parse_simulation(text):
+    """What ``apt-get -s`` would do: {'install': [...], 'remove': [...], 'configure': [...]}."""
+    out = {"install": [], "remove": [], "configure": []}
+    for line in text.splitlines():
+        match = _SIM.match(line)
+        if not match:
+            continue
+        kind, name = match.groups()
+        key = {"Inst": "install", "Remv": "remove", "Purg": "remove", "Conf": "configure"}[kind]
+        name = name.split(":", 1)[0]
+        if name not in out[key]:
+            out[key].append(name)
+    return out
+
+
+def failed_packages(text):
+    """Package names listed after apt/dpkg's 'Errors were encountered while processing:'."""
+    names = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if "Errors were encountered while processing" not in line:
+            continue
+        for follow in lines[index + 1:]:
+            if not follow.startswith(" ") or not follow.strip():
+                break
+            name = follow.strip().split(":", 1)[0].split("_", 1)[0]
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def state_changes(before, after):
+    """Compare two parse_dpkg_query maps: packages installed, removed and upgraded in between."""
+    installed, removed, upgraded = [], [], []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        old_ok = old is not None and old[1] == "ii"
+        new_ok = new is not None and new[1] == "ii"
+        if new_ok and not old_ok:
+            installed.append(f"{name}={new[0]}")
+        elif old_ok and not new_ok:
+            removed.append(f"{name}={old[0]}")
+        elif old_ok and new_ok and old[0] != new[0]:
+            upgraded.append(f"{name}={old[0]}->{new[0]}")
+    return {"installed": installed, "removed": removed, "upgraded": upgraded}
+
+
+def attribute_failure(packages, deployments, provided, new):
+    """Deployments to blame for a failure on PACKAGES.
+
+    DEPLOYMENTS are checked entries, PROVIDED maps deployment -> set of package names in its
+    indexes, NEW lists deployments the host received in this run.  A deployment is blamed when it
+    names or provides one of PACKAGES; when nothing matches, the NEW deployments are blamed.
+    """
+    blamed = set()
+    wanted = {package_name(p) for p in packages}
+    for entry in deployments:
+        names = set(provided.get(entry["name"], ()))
+        for field in LIST_FIELDS:
+            names.update(package_name(p) for p in entry.get(field, ()))
+        if names & wanted:
+            blamed.add(entry["name"])
+    if not blamed:
+        blamed = set(new)
+    return sorted(blamed)

@@ -1,0 +1,205 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Rollout helpers: client source entries, wave batches, halt decisions and the release state.
+
+Pure functions over the release rule of ``release.py`` (nothing here re-implements it), plus
+the release state file: ``{"version": 1, "halted": {deployment: details}}``, written atomically
+(temporary file + rename) under an ``flock`` on ``<file>.lock`` so two rollouts serialize.
+Standard library only.
+
+API::
+
+    client_entries(catalog, names, server_url) -> [entry]      # for mo.fleet.release_sync
+    wave_batches(waves, batch_size=0) -> {'order': [hosts], 'serial': [sizes], 'batches': [...]}
+    halt_decisions(catalog, records, halted=(), threshold=None) -> {deployment: details}
+    read_state(path) -> state ; update_state(path, halt={}, resume=[], check=False) -> (changed, state)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+
+from ansible_collections.mo.fleet.plugins.module_utils.catalog import load_catalog
+from ansible_collections.mo.fleet.plugins.module_utils.release import should_halt
+
+__all__ = ["RolloutError", "client_entries", "wave_batches", "halt_decisions", "read_state",
+           "update_state", "STATE_VERSION"]
+
+STATE_VERSION = 1
+APT_FIELDS = ("packages_to_install", "packages_to_remove", "default_preincluded_packages",
+              "default_included_packages", "default_excluded_packages")
+
+
+class RolloutError(ValueError):
+    """Bad rollout input or an unreadable state file: one sentence naming the field."""
+
+
+def client_entries(catalog, names, server_url):
+    """The release_sync entries of deployments NAMES: URI on SERVER_URL, suite, package lists."""
+    if not isinstance(server_url, str) or not server_url.startswith(("http://", "https://")):
+        raise RolloutError(f"field 'server_url': {server_url!r} is not an http:// or https:// URL")
+    if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)):
+        raise RolloutError("field 'names': must be a list of deployment names")
+    norm = load_catalog(catalog)
+    project = norm["project"].get("name", "default")
+    by_name = {d["name"]: d for d in norm["deployments"]}
+    base = server_url.rstrip("/")
+    out = []
+    for name in sorted(set(names)):
+        dep = by_name.get(name)
+        if dep is None:
+            raise RolloutError(f"field 'names': {name!r} is not a deployment of the catalog")
+        entry = {field: list(dep[field]) for field in APT_FIELDS}
+        entry["name"] = name
+        if dep["source"] == "external":
+            entry.update(uri=f"{base}/pub/{project}/external/{name}", suite=dep["suite"],
+                         components=list(dep["components"]), signed=False)
+        else:
+            entry.update(uri=f"{base}/pub/{project}/repos/{name}", suite=name, components=["main"],
+                         signed=True)
+        out.append(entry)
+    return out
+
+
+def wave_batches(waves, batch_size=0):
+    """Hosts in wave order and play batch sizes: each wave split in batches of BATCH_SIZE (0: whole)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+        raise RolloutError(f"field 'batch_size': {batch_size!r} is not an integer >= 0")
+    if not isinstance(waves, (list, tuple)):
+        raise RolloutError("field 'waves': must be the list that rollout_waves returns")
+    order, serial, batches = [], [], []
+    for index, wave in enumerate(waves):
+        if not isinstance(wave, Mapping) or not isinstance(wave.get("hosts"), (list, tuple)):
+            raise RolloutError(f"field 'waves[{index}]': must be a mapping with a 'hosts' list")
+        hosts = list(wave["hosts"])
+        size = batch_size or len(hosts)
+        for start in range(0, len(hosts), size or 1):
+            chunk = hosts[start:start + size]
+            if chunk:
+                order += chunk
+                serial.append(len(chunk))
+                batches.append({"wave": index + 1, "due": wave.get("due"), "hosts": chunk})
+    return {"order": order, "serial": serial, "batches": batches}
+
+
+def halt_decisions(catalog, records, halted=(), threshold=None):
+    """Deployments to halt after a batch: {name: {failed, total, threshold, hosts}}.
+
+    RECORDS maps host -> its sync record (``deployments``, ``failed_deployments``, ``status``);
+    a host whose failure names no deployment (unreachable host or server) counts only in totals.  A deployment's total is the hosts of the batch that
+    have it, its failures those whose record blames it.  THRESHOLD overrides every deployment's
+    ``halt_after_failures``.  Already HALTED deployments are not returned again.
+    """
+    norm = load_catalog(catalog)
+    limits = {d["name"]: d["halt_after_failures"] for d in norm["deployments"]}
+    if threshold not in (None, ""):
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError):
+            raise RolloutError(f"field 'threshold': {threshold!r} is not a number") from None
+        if not 0 <= threshold <= 100:
+            raise RolloutError(f"field 'threshold': {threshold} is not a percentage between 0 and 100")
+    if not isinstance(records, Mapping):
+        raise RolloutError("field 'records': must map host names to sync records")
+    halted = set(halted or ())
+    totals, failures = {}, {}
+    for host, record in records.items():
+        record = record if isinstance(record, Mapping) else {}
+        have = set(record.get("deployments") or ()) | set(record.get("planned") or ())
+        if record.get("status") == "ok":
+            blamed = set()
+        elif record.get("status") == "error":
+            blamed = set(record.get("failed_deployments") or ())
+        else:  # no record: the host could not be reached at all; it blames no deployment
+            blamed = set()
+        for name in have | blamed:
+            totals.setdefault(name, set()).add(host)
+        for name in blamed:
+            failures.setdefault(name, set()).add(host)
+    out = {}
+    for name in sorted(failures):
+        if name in halted or name not in limits:
+            continue
+        limit = limits[name] if threshold in (None, "") else threshold
+        failed, total = len(failures[name]), len(totals[name])
+        if should_halt(limit, failed, total):
+            out[name] = {"failed": failed, "total": total, "threshold": limit,
+                         "hosts": sorted(failures[name])}
+    return out
+
+
+def read_state(path):
+    """The release state at PATH ({'version', 'halted'}); an empty state when the file is absent."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return {"version": STATE_VERSION, "halted": {}}
+    except (OSError, ValueError) as exc:
+        raise RolloutError(f"release state {path}: cannot be read ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("halted", {}), dict):
+        raise RolloutError(f"release state {path}: field 'halted' must be a mapping")
+    data.setdefault("halted", {})
+    data["version"] = STATE_VERSION
+    return data
+
+
+def _write_json(path, data):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".release-state-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def update_state(path, halt=None, resume=(), check=False):
+    """Add HALT ({name: details}) and clear RESUME (names) in the state at PATH, atomically.
+
+    Returns (changed, new state, names halted now, names resumed now).  An already halted
+    deployment keeps its first details.  With CHECK nothing is written.
+    """
+    halt = dict(halt or {})
+    if isinstance(resume, str):
+        resume = [resume]
+    for name, details in halt.items():
+        if not isinstance(name, str) or not name:
+            raise RolloutError(f"field 'halt': {name!r} is not a deployment name")
+        if not isinstance(details, Mapping):
+            raise RolloutError(f"field 'halt': deployment '{name}' must map to a mapping of details")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not check:
+        os.makedirs(directory, exist_ok=True)
+    lock_fd = None
+    try:
+        if not check:
+            lock_fd = os.open(os.path.abspath(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        state = read_state(path)
+        halted_now = [n for n in sorted(halt) if n not in state["halted"]]
+        resumed = [n for n in sorted(set(resume)) if n in state["halted"]]
+        for name in halted_now:
+            state["halted"][name] = dict(halt[name])
+        for name in resumed:
+            del state["halted"][name]
+        changed = bool(halted_now or resumed) or not os.path.exists(path)
+        if changed and not check:
+            _write_json(path, state)
+        return changed, state, halted_now, resumed
+    finally:
+        if lock_fd is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)

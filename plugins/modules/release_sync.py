@@ -1,0 +1,517 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_sync
+short_description: Converge a Debian host on its release deployments (migasfree's sync)
+version_added: "0.1.0"
+description:
+  - Writes one deb822 C(.sources) file per deployment
+    (C(<sources_dir>/mo-fleet-<deployment>.sources)) with C(Signed-By) the repository server's
+    public key, fetched from O(key_url) and stored at O(keyring); removes the C(mo-fleet-*.sources)
+    files of deployments not in O(deployments).
+  - Runs C(apt-get update) for the managed sources, then in this order removes the
+    C(packages_to_remove) that are installed, installs the C(packages_to_install), and upgrades the
+    installed packages that the deployments' indexes provide.
+  - With O(apply_defaults=true) (migasfree's C(migasfree-tags --set)) it then installs the
+    C(default_preincluded_packages), runs C(apt-get update) again, installs the
+    C(default_included_packages) and removes the C(default_excluded_packages).
+  - When the server cannot be reached (key download or C(apt-get update) of the managed sources
+    fails) nothing on the host changes; sources written in this run are put back as they were.
+  - Which deployments a host gets is decided on the controller by the release rule
+    (M(mo.fleet.release) role, filter C(mo.fleet.release_plan)); this module only converges.
+author:
+  - mo.fleet developers (@mo-fleet)
+options:
+  deployments:
+    description:
+      - The deployments the host has today. Each item has C(name) and C(uri) (the repository base
+        URL, e.g. C(http://repo/pub/<project>/repos/<name>)) and optionally C(suite) (default the
+        name), C(components) (default C([main])), C(signed) (default true, write C(Signed-By)),
+        C(packages_to_install), C(packages_to_remove), C(default_preincluded_packages),
+        C(default_included_packages), C(default_excluded_packages).
+    type: list
+    elements: dict
+    required: true
+  key_url:
+    description: URL of the server's armored public key; needed when a deployment is signed.
+    type: str
+  keyring:
+    description: Where the public key is stored (the C(Signed-By) path).
+    type: path
+    default: /etc/apt/keyrings/mo-fleet.asc
+  sources_dir:
+    description: Directory of the C(.sources) files.
+    type: path
+    default: /etc/apt/sources.list.d
+  prefix:
+    description: File name prefix that marks the sources this module manages.
+    type: str
+    default: mo-fleet-
+  apply_defaults:
+    description: Also apply the default pre-included, included and excluded packages.
+    type: bool
+    default: false
+  timeout:
+    description: Seconds allowed for downloading the key.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Downloads the key and runs C(apt-get update) into a throw-away directory, then
+        C(apt-get -s) against it, so the packages reported are the ones a real run would change.
+        Nothing under C(/etc/apt) or C(/var/lib/apt) is written.
+  diff_mode:
+    support: full
+    description: Shows the managed C(.sources) files before and after.
+notes:
+  - Uses only the Python standard library, C(apt-get) and C(dpkg-query) on the target.
+seealso:
+  - module: mo.fleet.repo_publish
+"""
+
+EXAMPLES = r"""
+- name: Converge on two deployments
+  mo.fleet.release_sync:
+    key_url: http://repo1/pub/acme/archive-key.asc
+    keyring: /etc/apt/keyrings/mo-fleet-acme.asc
+    deployments:
+      - name: base
+        uri: http://repo1/pub/acme/repos/base
+        packages_to_install: [mo-hello]
+      - name: browser
+        uri: http://repo1/pub/acme/repos/browser
+        packages_to_remove: [old-browser]
+"""
+
+RETURN = r"""
+status:
+  description: C(ok) or C(error).
+  returned: always
+  type: str
+deployments:
+  description: Deployment names the host has after the run.
+  returned: always
+  type: list
+  elements: str
+new_deployments:
+  description: Deployments whose source was added in this run.
+  returned: always
+  type: list
+  elements: str
+sources_written:
+  description: Managed C(.sources) files created or rewritten.
+  returned: always
+  type: list
+  elements: str
+sources_removed:
+  description: Managed C(.sources) files removed (deployments no longer available).
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Packages removed (C(name=version)); in check mode the names apt would remove.
+  returned: always
+  type: list
+  elements: str
+installed:
+  description: Packages installed (C(name=version)); in check mode the names apt would install.
+  returned: always
+  type: list
+  elements: str
+upgraded:
+  description: Packages upgraded (C(name=old->new)); in check mode the names apt would upgrade.
+  returned: always
+  type: list
+  elements: str
+failed_packages:
+  description: Packages apt or dpkg named in its errors.
+  returned: always
+  type: list
+  elements: str
+failed_deployments:
+  description: Deployments blamed for the failure (they name or provide a failed package, else the new ones).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import fetch_url
+
+from ansible_collections.mo.fleet.plugins.module_utils.release_client import (
+    ClientError, attribute_failure, check_entry, deployment_of_file, failed_packages,
+    is_installed, is_present, parse_dpkg_query, parse_packages_index,
+    parse_simulation, source_file_name, sources_text, state_changes,
+)
+
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C", "LANG": "C"}
+DPKG_OPTS = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
+LISTS = "/var/lib/apt/lists"
+
+
+class SyncFailed(Exception):
+    def __init__(self, msg, packages=()):
+        super().__init__(msg)
+        self.packages = list(packages)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _atomic_write(path, data, mode=0o644):
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".mo-fleet-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Sync:
+    def __init__(self, module):
+        self.module = module
+        p = module.params
+        self.check = module.check_mode
+        self.prefix = p["prefix"]
+        self.sources_dir = p["sources_dir"]
+        self.keyring = p["keyring"]
+        self.apt = module.get_bin_path("apt-get", required=True)
+        self.dpkg_query = module.get_bin_path("dpkg-query", required=True)
+        self.entries = [check_entry(e) for e in p["deployments"]]
+        names = [e["name"] for e in self.entries]
+        if len(set(names)) != len(names):
+            raise ClientError("deployments: field 'name': a deployment is listed twice")
+        self.result = {"changed": False, "status": "ok", "deployments": sorted(names),
+                       "new_deployments": [], "sources_written": [], "sources_removed": [],
+                       "removed": [], "installed": [], "upgraded": [], "failed_packages": [],
+                       "failed_deployments": []}
+        self.sandbox = None
+        self.provided = {}
+
+    # -- commands -------------------------------------------------------------------------
+    def run(self, args, check_rc=False):
+        rc, out, err = self.module.run_command(args, environ_update=APT_ENV)
+        if check_rc and rc != 0:
+            raise SyncFailed(f"{' '.join(args[:2])} failed: {(err or out).strip()[-400:]}")
+        return rc, out, err
+
+    def apt_opts(self):
+        if self.sandbox is None:
+            return []
+        return ["-o", f"Dir::Etc::sourceparts={self.sandbox}/all",
+                "-o", f"Dir::State::Lists={self.sandbox}/lists",
+                "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache="]
+
+    def installed(self):
+        rc, out, err = self.run([self.dpkg_query, "-W", "-f",
+                                 "${Package}\t${Version}\t${db:Status-Abbrev}\n"])
+        if rc not in (0, 1):
+            raise SyncFailed(f"dpkg-query failed: {err.strip()}")
+        return parse_dpkg_query(out)
+
+    # -- sources --------------------------------------------------------------------------
+    def existing(self):
+        out = {}
+        if os.path.isdir(self.sources_dir):
+            for filename in sorted(os.listdir(self.sources_dir)):
+                name = deployment_of_file(filename, self.prefix)
+                if name is not None:
+                    out[name] = os.path.join(self.sources_dir, filename)
+        return out
+
+    def fetch_key(self):
+        url = self.module.params["key_url"]
+        if not url:
+            raise ClientError("key_url: required when a deployment is signed")
+        resp, info = fetch_url(self.module, url, timeout=self.module.params["timeout"])
+        if info.get("status") != 200 or resp is None:
+            raise SyncFailed(f"cannot download the server key {url}: {info.get('msg', 'no answer')}")
+        data = resp.read()
+        if self.keyring.endswith(".asc") and b"-----BEGIN PGP PUBLIC KEY BLOCK-----" not in data:
+            raise SyncFailed(f"{url} is not an armored OpenPGP public key")
+        if not data:
+            raise SyncFailed(f"{url} is empty")
+        return data
+
+    def update(self, only_managed, opts=None):
+        """apt-get update; ONLY_MANAGED restricts it to the mo-fleet sources (other lists kept)."""
+        args = [self.apt, "-q", "update"]
+        if only_managed:
+            args += ["-o", "Dir::Etc::sourcelist=/dev/null",
+                     "-o", f"Dir::Etc::sourceparts={only_managed}",
+                     "-o", "APT::Get::List-Cleanup=0"]
+        args += opts or []
+        rc, out, err = self.run(args)
+        text = out + "\n" + err
+        problems = [line for line in text.splitlines() if line.startswith(("E:", "Err:"))]
+        if only_managed:  # warnings about our own sources are errors too (e.g. a bad signature)
+            problems += [line for line in text.splitlines()
+                         if line.startswith("W:") and "unsandboxed" not in line]
+        if rc != 0 or problems:
+            raise SyncFailed("apt-get update of the mo-fleet sources failed: "
+                             + " ".join(problems or [text.strip()[-300:]])[:600])
+
+    def read_provided(self):
+        """{deployment: set of package names} from the index files apt fetched for it."""
+        rc, out, _err = self.run([self.apt, "indextargets", "--format",
+                                  "$(REPO_URI)\t$(RELEASE)\t$(FILENAME)", "Identifier: Packages"]
+                                 + self.apt_opts())
+        provided = {e["name"]: set() for e in self.entries}
+        if rc != 0:
+            return provided
+        by_key = {(e["uri"].rstrip("/"), e["suite"]): e["name"] for e in self.entries}
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) != 3:
+                continue
+            name = by_key.get((parts[0].rstrip("/"), parts[1].rstrip("/")))
+            if name is None:
+                continue
+            data = _read(parts[2])
+            if data is None:
+                continue
+            provided[name].update(pkg for pkg, _v in parse_packages_index(data.decode("utf-8", "replace")))
+        return provided
+
+    # -- sandbox for check mode -------------------------------------------------------------
+    def make_sandbox(self, desired, key):
+        box = tempfile.mkdtemp(prefix="mo-fleet-check-")
+        self.sandbox = box
+        os.chmod(box, 0o755)  # apt downloads as the _apt user
+        for sub in ("ours", "all", "lists/partial"):
+            os.makedirs(os.path.join(box, sub), mode=0o755)
+        keyring = os.path.join(box, "keyring" + os.path.splitext(self.keyring)[1])
+        if key is not None:
+            _atomic_write(keyring, key)
+        for entry in self.entries:
+            text = sources_text(entry, keyring).encode("utf-8")
+            for sub in ("ours", "all"):
+                _atomic_write(os.path.join(box, sub, source_file_name(entry["name"], self.prefix)), text)
+        if os.path.isdir(self.sources_dir):
+            for filename in os.listdir(self.sources_dir):
+                if deployment_of_file(filename, self.prefix) is None \
+                        and filename.endswith((".list", ".sources")):
+                    shutil.copy(os.path.join(self.sources_dir, filename), os.path.join(box, "all", filename))
+        if os.path.isdir(LISTS):
+            for filename in os.listdir(LISTS):
+                path = os.path.join(LISTS, filename)
+                if os.path.isfile(path) and filename != "lock":
+                    os.symlink(path, os.path.join(box, "lists", filename))
+        return box
+
+    # -- package steps ------------------------------------------------------------------------
+    def union(self, field):
+        out = []
+        for entry in self.entries:
+            for spec in entry[field]:
+                if spec not in out:
+                    out.append(spec)
+        return out
+
+    def _add(self, key, names):
+        for name in names:
+            if name not in self.result[key]:
+                self.result[key].append(name)
+
+    def step(self, action, specs, state):
+        """Run (or simulate) one apt step on SPECS; return the new dpkg state."""
+        if not specs:
+            return state
+        args = [self.apt, "-q", "-y"] + DPKG_OPTS
+        if action == "remove":
+            args += ["remove"]
+        elif action == "upgrade":
+            args += ["install", "--only-upgrade"]
+        else:
+            args += ["install"]
+        if self.check:
+            rc, out, err = self.run(args[:1] + ["-s"] + args[1:] + self.apt_opts() + specs)
+            if rc != 0:
+                raise SyncFailed(f"apt-get {action} would fail: "
+                                 + " ".join(line for line in (out + err).splitlines()
+                                            if line.startswith("E:"))[:600], packages=specs)
+            sim = parse_simulation(out)
+            if action == "remove":
+                self._add("removed", sim["remove"])
+            elif action == "upgrade":
+                self._add("upgraded", sim["install"])
+            else:
+                self._add("installed", [n for n in sim["install"] if n not in state])
+                self._add("upgraded", [n for n in sim["install"] if n in state])
+                self._add("installed", [n for n in sim["configure"]
+                                        if n not in sim["install"] and not is_installed(n, state)])
+                self._add("removed", sim["remove"])
+            return state
+        rc, out, err = self.run(args + specs)
+        after = self.installed()
+        changes = state_changes(state, after)
+        for key in ("installed", "removed", "upgraded"):
+            self.result[key] += changes[key]
+        if rc != 0:
+            text = out + "\n" + err
+            errors = " ".join(line for line in text.splitlines() if line.startswith(("E:", "dpkg:")))
+            raise SyncFailed(f"apt-get {action} {' '.join(specs)} failed: {errors[:600] or text.strip()[-400:]}",
+                             packages=failed_packages(text) or specs)
+        return after
+
+    def packages(self):
+        state = self.installed()
+        remove = [p for p in self.union("packages_to_remove") if is_present(p, state)]
+        state = self.step("remove", remove, state)
+        install = [p for p in self.union("packages_to_install") if not is_installed(p, state)]
+        state = self.step("install", install, state)
+        provided = set()
+        for names in self.provided.values():
+            provided |= names
+        upgrade = sorted(n for n in provided if is_installed(n, state))
+        state = self.step("upgrade", upgrade, state)
+        if not self.module.params["apply_defaults"]:
+            return
+        pre = [p for p in self.union("default_preincluded_packages") if not is_installed(p, state)]
+        state = self.step("install", pre, state)
+        if pre and not self.check:
+            self.update(None)
+        include = [p for p in self.union("default_included_packages") if not is_installed(p, state)]
+        state = self.step("install", include, state)
+        exclude = [p for p in self.union("default_excluded_packages") if is_present(p, state)]
+        self.step("remove", exclude, state)
+
+    # -- the run ------------------------------------------------------------------------------
+    def converge(self):
+        existing = self.existing()
+        desired = {e["name"]: e for e in self.entries}
+        self.result["new_deployments"] = sorted(set(desired) - set(existing))
+        self.result["deployments"] = sorted(existing)  # until the new sources are in effect
+        key = None
+        if any(e["signed"] for e in self.entries):
+            key = self.fetch_key()
+        writes = {}
+        for name, entry in desired.items():
+            path = os.path.join(self.sources_dir, source_file_name(name, self.prefix))
+            text = sources_text(entry, self.keyring).encode("utf-8")
+            if _read(path) != text:
+                writes[path] = text
+        removes = [path for name, path in existing.items() if name not in desired]
+        key_changed = key is not None and _read(self.keyring) != key
+        self.result["sources_written"] = sorted(writes)
+        self.result["sources_removed"] = sorted(removes)
+        if self.module._diff:
+            self.result["diff"] = {
+                "before": "".join((_read(p) or b"").decode() for p in sorted(set(writes) | set(removes))),
+                "after": "".join(writes[p].decode() for p in sorted(writes)),
+                "before_header": f"{self.sources_dir}/{self.prefix}*.sources",
+                "after_header": f"{self.sources_dir}/{self.prefix}*.sources",
+            }
+        if writes or removes or key_changed:
+            self.result["changed"] = True
+        if self.check:
+            try:
+                box = self.make_sandbox(desired, key)
+                if self.entries:
+                    self.update(os.path.join(box, "ours"),
+                                ["-o", f"Dir::State::Lists={box}/lists",
+                                 "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache="])
+                self.result["deployments"] = sorted(desired)
+                self.provided = self.read_provided()
+                self.packages()
+            finally:
+                shutil.rmtree(self.sandbox, ignore_errors=True)
+        else:
+            backup = {path: _read(path) for path in list(writes) + removes + [self.keyring]}
+            try:
+                if key_changed:
+                    os.makedirs(os.path.dirname(self.keyring), mode=0o755, exist_ok=True)
+                    _atomic_write(self.keyring, key)
+                for path, text in writes.items():
+                    _atomic_write(path, text)
+                for path in removes:
+                    os.unlink(path)
+                if self.entries:
+                    ours = tempfile.mkdtemp(prefix="mo-fleet-sources-")
+                    try:
+                        for name in desired:
+                            src = os.path.join(self.sources_dir, source_file_name(name, self.prefix))
+                            shutil.copy(src, ours)
+                        self.update(ours)
+                    finally:
+                        shutil.rmtree(ours, ignore_errors=True)
+            except SyncFailed:
+                for path, data in backup.items():  # the server is unreachable: put everything back
+                    if data is None:
+                        if os.path.exists(path):
+                            os.unlink(path)
+                    else:
+                        _atomic_write(path, data)
+                self.result.update(changed=False, sources_written=[], sources_removed=[])
+                self.result.pop("diff", None)
+                raise
+            self.result["deployments"] = sorted(desired)
+            self.provided = self.read_provided()
+            self.packages()
+        for key_ in ("installed", "removed", "upgraded"):
+            if self.result[key_]:
+                self.result["changed"] = True
+        return self.result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            deployments=dict(type="list", elements="dict", required=True),
+            key_url=dict(type="str", no_log=False),
+            keyring=dict(type="path", default="/etc/apt/keyrings/mo-fleet.asc"),
+            sources_dir=dict(type="path", default="/etc/apt/sources.list.d"),
+            prefix=dict(type="str", default="mo-fleet-"),
+            apply_defaults=dict(type="bool", default=False),
+            timeout=dict(type="int", default=30),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        sync = Sync(module)
+    except ClientError as exc:
+        module.fail_json(msg=str(exc), status="error")
+    try:
+        result = sync.converge()
+    except ClientError as exc:
+        module.fail_json(msg=str(exc), status="error")
+    except SyncFailed as exc:
+        result = sync.result
+        result["status"] = "error"
+        result["failed_packages"] = exc.packages
+        # package failures blame the deployments naming or providing the packages; a server that
+        # cannot be reached blames none (the host still fails)
+        result["failed_deployments"] = attribute_failure(exc.packages, sync.entries, sync.provided,
+                                                         result["new_deployments"]) if exc.packages else []
+        result["changed"] = bool(result["changed"] or result["installed"] or result["removed"]
+                                 or result["upgraded"])
+        module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
