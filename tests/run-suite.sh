@@ -10,7 +10,7 @@ JOBS=${MO_FLEET_TEST_JOBS:-3}
 
 stage_image()       { python lab/labctl.py image; }
 stage_unit()        { python -m pytest -q tests/unit; }
-stage_integration() { python -m pytest -q -n "$JOBS" --dist loadfile tests/integration; }
+stage_integration() { python -m pytest -q -n "$JOBS" --dist worksteal tests/integration; }
 stage_lint()        { ansible-lint --profile production; }
 
 stage_molecule() {
