@@ -9,6 +9,7 @@ to_role.yml and to_deb.yml.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import yaml
@@ -78,6 +79,7 @@ _IndentDumper.add_representer(str, _str_presenter)
 
 def yaml_text(data):
     """DATA as a YAML document text ('---' first) that passes yamllint's defaults."""
+    data = json.loads(json.dumps(data))  # plain types: Ansible's tagged strings don't dump
     body = yaml.dump(data, Dumper=_IndentDumper, default_flow_style=False, sort_keys=False,
                      allow_unicode=True, width=4096)
     return "---\n" + body
