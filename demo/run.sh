@@ -18,7 +18,7 @@ step "1. By hand on web1: GNU hello from its Debian source, ./configure && make"
 play demo/prepare-source.yml
 
 step "2. Capture 'make install' on web1 and bring the bundle home"
-play playbooks/capture.yml --limit web1 -e capture_name=hello -e capture_cmd='make install' \
+play playbooks/capture.yml --limit web1 -e capture_name=hello -e "capture_cmd='make install'" \
   -e capture_chdir=/usr/local/src/hello-2.10 -e capture_creates=/usr/local/bin/hello \
   -e capture_dest="$OUT/captures"
 play playbooks/template_info.yml -e bundle="$OUT/captures/web1/hello"
