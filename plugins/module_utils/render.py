@@ -85,6 +85,7 @@ OPTION_DEFAULTS = {
     "name": None,
     "maintainer": None,
     "version": None,
+    "architecture": None,
     "skip_generated": True,
 }
 HANDLER_MODES = ("inline", "notify", "none")
@@ -1248,6 +1249,35 @@ def deb_name(text):
     return name
 
 
+DPKG_ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "i686": "i386", "i386": "i386", "armv7l": "armhf",
+               "ppc64le": "ppc64el", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def is_elf(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def deb_architecture(requested, system, sources):
+    """The package's Architecture: as asked, else the captured machine's when it ships
+    compiled code (ELF files), else all."""
+    if requested:
+        if not ARCH_RE.match(requested):
+            raise RenderError("The architecture %r is not a Debian architecture name." % requested)
+        return requested
+    if not any(is_elf(src) for src in sources):
+        return "all"
+    machine = re.search(r"\(([^)]+)\)\s*$", system)
+    arch = DPKG_ARCHES.get(machine.group(1) if machine else "")
+    if arch is None:
+        raise RenderError("The capture holds compiled files but its system %r names no known machine; "
+                          "pass the architecture." % system)
+    return arch
+
+
 def to_deb(source, options=None):
     """Control data, conffiles, maintainer scripts and file list of a .deb made from the capture.
 
@@ -1267,7 +1297,6 @@ def to_deb(source, options=None):
         raise RenderError("The package version %r is not a Debian version." % version)
     maintainer = opts["maintainer"] or "mo.fleet <root@localhost>"
     _check_text(maintainer, "The maintainer")
-    arch = "all"
     files, dirs, links, left_out, conffiles = [], [], [], [], []
 
     def enablement(path):
@@ -1309,6 +1338,7 @@ def to_deb(source, options=None):
     files.sort()
     dirs.sort()
     links.sort()
+    arch = deb_architecture(opts["architecture"], head.get("system") or "", [src for _, src, _ in files])
     conffiles.sort()
     depends = []
     for p in ops["packages_installed"]:

@@ -596,3 +596,18 @@ def test_user_without_gid_joins_its_same_name_group():
         "groups_created": [{"name": "svc", "system": True}]})
     assert items(by_name(render.to_tasks(doc), "Create the users"))[0]["group"] == "svc"
     assert "useradd --no-create-home --system --gid svc" in render.to_dockerfile(doc)["setup.sh"]
+
+
+def test_deb_architecture_follows_compiled_content(tmp_path):
+    from ansible_collections.mo.fleet.plugins.module_utils.render import RenderError, deb_architecture
+    elf, script = tmp_path / "bin", tmp_path / "script"
+    elf.write_bytes(b"\x7fELF\x02\x01\x01")
+    script.write_text("#!/bin/sh\n")
+    assert deb_architecture(None, "debian 12 (x86_64)", [str(script)]) == "all"
+    assert deb_architecture(None, "debian 12 (x86_64)", [str(script), str(elf)]) == "amd64"
+    assert deb_architecture(None, "debian 12 (aarch64)", [str(elf)]) == "arm64"
+    assert deb_architecture("armhf", "debian 12 (x86_64)", [str(elf)]) == "armhf"
+    with pytest.raises(RenderError, match="names no known machine"):
+        deb_architecture(None, "debian 12", [str(elf)])
+    with pytest.raises(RenderError, match="not a Debian architecture"):
+        deb_architecture("AMD 64", "debian 12 (x86_64)", [str(elf)])
