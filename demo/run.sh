@@ -34,7 +34,7 @@ play playbooks/template_to_deb.yml -e template="$OUT/captures/web1/hello" -e deb
   -e deb_name=mo-hello -e deb_version=2.10-1
 
 step "5. Stand up the repository server on repo1, upload the .deb, publish the deployment"
-play playbooks/repo_server.yml "${CATALOG[@]}" -e repo_server_publish=false
+play playbooks/repo_server.yml -e @demo/server.yml
 play playbooks/upload.yml -e upload_src="$OUT/debs/mo-hello_2.10-1_amd64.deb" -e upload_store=main
 play playbooks/publish.yml "${CATALOG[@]}"
 
