@@ -35,7 +35,7 @@ play playbooks/template_to_deb.yml -e template="$OUT/captures/web1/hello" -e deb
 
 step "5. Stand up the repository server on repo1, upload the .deb, publish the deployment"
 play playbooks/repo_server.yml -e @demo/server.yml
-play playbooks/upload.yml -e upload_src="$OUT/debs/mo-hello_2.10-1_amd64.deb" -e upload_store=main
+play playbooks/upload.yml "${CATALOG[@]}" -e upload_src="$OUT/debs/mo-hello_2.10-1_amd64.deb" -e upload_store=main
 play playbooks/publish.yml "${CATALOG[@]}"
 
 step "6. The plan: who gets 'hello' on which day"
