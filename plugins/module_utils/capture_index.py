@@ -66,7 +66,11 @@ class Store(object):
         return os.path.isdir(self.root)
 
     def ensure(self):
-        for path in (self.root, self.templates, self.outbox, self.work):
+        # the root is shared (the repository server serves a tree below it); what a capture
+        # keeps (bundles with file contents) lives in subdirectories only root can enter
+        if not os.path.isdir(self.root):
+            os.makedirs(self.root, mode=0o755)
+        for path in (self.templates, self.outbox, self.work):
             if not os.path.isdir(path):
                 os.makedirs(path, mode=0o700)
         with self.db() as db:

@@ -50,5 +50,5 @@ def test_build_install_and_use_by_fqcn_from_another_directory(lab, tmp_path):
     run = run_playbook(playbook, lab.inventory(host), cwd=elsewhere,
                        env={"ANSIBLE_COLLECTIONS_PATH": installed, "ANSIBLE_CONFIG": bare_cfg})
     assert run.rc == 0, run.stdout[-3000:]
-    assert host.sh("stat -c %a /var/lib/mo-fleet").stdout.strip() == "700"
+    assert host.sh("stat -c %a /var/lib/mo-fleet").stdout.strip() == "755"
     assert host.sh("dpkg-query -W -f='${Status}' strace").stdout == "install ok installed"

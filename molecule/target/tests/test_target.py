@@ -6,11 +6,11 @@ def test_packages_installed(host):
         assert host.package(name).is_installed, name
 
 
-def test_state_dir_is_private_to_root(host):
+def test_state_dir_is_owned_by_root_and_not_writable_by_others(host):
     state = host.file("/var/lib/mo-fleet")
     assert state.is_directory
     assert state.user == "root" and state.group == "root"
-    assert state.mode == 0o700
+    assert state.mode == 0o755
 
 
 def test_systemd_is_pid_one(host):
