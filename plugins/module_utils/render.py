@@ -1338,7 +1338,7 @@ def to_deb(source, options=None):
     files.sort()
     dirs.sort()
     links.sort()
-    arch = deb_architecture(opts["architecture"], head.get("system") or "", [src for _, src, _ in files])
+    arch = deb_architecture(opts["architecture"], head.get("system") or "", [entry[1] for entry in files])
     conffiles.sort()
     depends = []
     for p in ops["packages_installed"]:
