@@ -12,7 +12,6 @@ in a staging directory next to the destination; only then does one rename put it
 from __future__ import annotations
 
 import filecmp
-import hashlib
 import os
 import shlex
 import shutil
@@ -29,14 +28,6 @@ ALLOWED_TOP = (tpl.BUNDLE_TEMPLATE, tpl.BUNDLE_FILES, tpl.BUNDLE_BEFORE)
 
 class BundleError(Exception):
     pass
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def extract_bundle(archive, target):
@@ -125,7 +116,7 @@ class ActionModule(ActionBase):
         try:
             archive = os.path.join(staging_root, "bundle.tar.gz")
             self._connection.fetch_file(bundle["archive"], archive)
-            if sha256_file(archive) != bundle["sha256"]:
+            if tpl.sha256_file(archive) != bundle["sha256"]:
                 raise BundleError("The fetched bundle archive does not match the sha256 the target reported.")
             staging = os.path.join(staging_root, "bundle")
             os.makedirs(staging)

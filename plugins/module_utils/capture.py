@@ -21,7 +21,6 @@ import datetime
 import errno
 import functools
 import glob
-import hashlib
 import json
 import os
 import platform
@@ -185,14 +184,6 @@ def _system():
     return {"id": info.get("ID"), "version_id": info.get("VERSION_ID"),
             "pretty_name": info.get("PRETTY_NAME"), "machine": platform.machine(),
             "kernel": platform.release()}
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _make_archive(bundle_dir, archive):
@@ -421,7 +412,7 @@ def capture(options, store=None):
 
         archive_tmp = os.path.join(work, "bundle.tar.gz")
         _make_archive(bundle, archive_tmp)
-        archive_sha = _sha256(archive_tmp)
+        archive_sha = tpl.sha256_file(archive_tmp)
         archive_size = os.path.getsize(archive_tmp)
         final = os.path.join(store.templates, capture_id)
         archive = os.path.join(store.outbox, capture_id + ".tar.gz")

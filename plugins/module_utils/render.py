@@ -45,7 +45,6 @@ Options (every renderer accepts the same dict; unknown keys are refused):
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import os
 import posixpath
@@ -165,14 +164,6 @@ def normalize_options(options=None):
 
 def _has_jinja(text):
     return isinstance(text, str) and any(d in text for d in JINJA)
-
-
-def _sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_text(value, what):
@@ -527,7 +518,7 @@ def _verify_content(doc, bundle):
             raise RenderError(str(exc))
         if not os.path.isfile(local):
             raise RenderError("The bundle %s lacks %s, which the template says it holds." % (bundle, rel))
-        if digest and _sha256_file(local) != digest:
+        if digest and tpl.sha256_file(local) != digest:
             raise RenderError("The bundled file %s does not match its sha256 in the template." % rel)
 
 

@@ -768,7 +768,8 @@ def safe_join(base, path, area=BUNDLE_FILES):
     return candidate
 
 
-def _sha256_file(path):
+def sha256_file(path):
+    """sha256 hex digest of a file's content, read in 1 MiB blocks."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -787,7 +788,7 @@ def verify_bundle(directory):
         expected.add(os.path.normpath(local))
         if not os.path.isfile(local):
             raise TemplateError("The bundle lacks %s, which the template says it holds." % rel)
-        if digest and _sha256_file(local) != digest:
+        if digest and sha256_file(local) != digest:
             raise TemplateError("The bundled copy %s does not match its sha256 in the template." % rel)
     for area in (BUNDLE_FILES, BUNDLE_BEFORE):
         for base, _dirs, files in os.walk(os.path.join(directory, area)):
