@@ -170,6 +170,20 @@ def ensure_network(name):
     return True
 
 
+def network_dns(network):
+    """podman run options that make the network's own DNS server (aardvark) the only resolver.
+
+    By default podman also lists the machine's upstream resolver; when aardvark answers late
+    on a loaded machine, glibc asks that one, which does not know the lab names, and a host
+    fails with "Could not resolve 'repo1'". aardvark forwards every other name upstream.
+    """
+    info = json.loads(podman("network", "inspect", network).stdout)[0]
+    gateways = [s["gateway"] for s in info.get("subnets") or [] if s.get("gateway")]
+    if not info.get("dns_enabled") or not gateways:
+        return []
+    return ["--dns", gateways[0], "--dns-option", "timeout:2", "--dns-option", "attempts:5"]
+
+
 def container_state(name):
     proc = podman("container", "inspect", name, check=False)
     if proc.returncode != 0:
@@ -187,7 +201,7 @@ def start_host(name, network, kind="fleet", extra_args=()):
     changed = False
     if state is None:
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
-               "--systemd=always", *labels(kind, network), *extra_args,
+               *network_dns(network), "--systemd=always", *labels(kind, network), *extra_args,
                BASE_IMAGE, "/sbin/init")
         changed = True
         say(f"started {name}")
@@ -349,7 +363,8 @@ def new_host(name, network=None, privileged=False, rootfs=False):
     if rootfs:
         root = copy_image_root(name)
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
-               "--systemd=always", *labels("test", network), "--label", f"{LABEL}.rootfs={root}",
+               *network_dns(network), "--systemd=always", *labels("test", network),
+               "--label", f"{LABEL}.rootfs={root}",
                *extra, "--rootfs", str(root), "/sbin/init")
         wait_for_systemd(name)
     else:
