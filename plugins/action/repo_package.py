@@ -13,13 +13,15 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError
-from ansible_collections.mo.fleet.plugins.module_utils.store import check_upload, collect_debs
+from ansible_collections.mo.fleet.plugins.module_utils.store import (
+    UPLOAD_ARGUMENT_SPEC, check_upload, collect_debs, package_set_of,
+)
 
 
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = True
-    _VALID_ARGS = frozenset(("src", "store", "set", "project", "root", "force", "remote_src", "lock_timeout"))
+    _VALID_ARGS = frozenset(UPLOAD_ARGUMENT_SPEC)
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars or {})
@@ -40,10 +42,8 @@ class ActionModule(ActionBase):
                     src = self._find_needle("files", src)
                 except AnsibleError:
                     return self._fail(result, f"src {src} does not exist on the controller.")
-        package_set = args.get("set")
+        package_set = package_set_of(src, args.get("set"))
         is_dir = os.path.isdir(src)
-        if is_dir and not package_set:
-            package_set = os.path.basename(os.path.normpath(src))
         try:
             files = collect_debs(src)
             check_upload(files, to_text(args["store"]), package_set)

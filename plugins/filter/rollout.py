@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError
-from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseEngine, ReleaseError
+from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseEngine, ReleaseError, plain as _plain
 from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
     RolloutError, client_entries, halt_decisions, wave_batches,
 )
@@ -28,14 +28,6 @@ def _catalog(name, catalog):
         raise AnsibleFilterError(f"mo.fleet.{name}: catalog: must be a mapping (mo_fleet_catalog), "
                                  f"got {type(catalog).__name__}")
     return catalog
-
-
-def _plain(value):
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def release_sources(catalog, names, server_url):

@@ -11,16 +11,8 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError
-from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseError
+from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseError, plain as _plain
 from ansible_collections.mo.fleet.plugins.module_utils.status_site import build_site, default_range
-
-
-def _plain(value):
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def release_status_site(catalog, hosts, records=None, halted=None, repo=None, today=None, start=None,

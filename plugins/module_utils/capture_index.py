@@ -44,6 +44,28 @@ CREATE INDEX IF NOT EXISTS templates_name ON templates (name, created);
 """
 
 
+def store_argument_spec(**options):
+    """The argument spec of a capture store module: OPTIONS plus the shared ``store``
+    (documented in the mo.fleet.capture_index doc fragment)."""
+    spec = {name: dict(option) for name, option in options.items()}
+    spec["store"] = dict(type="path", default=STORE_DIR)
+    return spec
+
+
+def plan_cleanup(templates, keep, max_age_days, now):
+    """(remove, keep) template ids: newest KEEP per name, plus younger than MAX_AGE_DAYS."""
+    by_name = {}
+    for item in templates:
+        by_name.setdefault(item["name"] or "", []).append(item)
+    remove, kept = [], []
+    for items in by_name.values():
+        items.sort(key=lambda t: (t["created"], t["id"]), reverse=True)
+        for index, item in enumerate(items):
+            young = max_age_days > 0 and now - item["created"] < max_age_days * 86400
+            (kept if index < keep or young else remove).append(item["id"])
+    return sorted(remove), sorted(kept)
+
+
 class StoreError(Exception):
     """A store problem; the message is one sentence."""
 
@@ -197,6 +219,67 @@ class Store(object):
             return sorted(os.path.join(self.outbox, n) for n in os.listdir(self.outbox))
         except OSError:
             return []
+
+    # -- what the capture_info and capture_store modules do
+    def report(self, name=None):
+        """{status, snapshots, templates}: the index (only captures named NAME when given),
+        whether a capture holds the lock now, counts and bytes used.  Changes nothing."""
+        templates = self.list_templates(name)
+        ids = set(t["id"] for t in templates)
+        snapshots = [s for s in self.list_snapshots() if name is None or s["template_id"] in ids]
+        exists = self.exists()
+        status = {
+            "store": self.root,
+            "exists": exists,
+            "locked": self.locked_by_other() if exists else False,
+            "snapshots": len(snapshots),
+            "templates": len(templates),
+            "bytes": self.disk_usage() if exists else 0,
+            "pending_archives": len(self.outbox_files()),
+        }
+        return {"status": status, "snapshots": snapshots, "templates": templates}
+
+    def cleanup(self, reset=False, keep=5, max_age_days=0, now=None, check_mode=False, wait=60.0):
+        """Remove the templates retention does not keep (plan_cleanup; RESET: all of them and
+        every snapshot), their archives, unknown template directories and stale work
+        directories; return (removed, kept).  Takes the lock (LockBusy after WAIT seconds);
+        CHECK_MODE only reports."""
+        templates = self.list_templates()
+        if reset:
+            remove, kept = sorted(t["id"] for t in templates), []
+        else:
+            remove, kept = plan_cleanup(templates, keep, max_age_days, time.time() if now is None else now)
+        known = set(t["id"] for t in templates)
+        orphans = []
+        if os.path.isdir(self.templates):
+            orphans = sorted(n for n in os.listdir(self.templates) if n not in known and
+                             (reset or not n.startswith(".")))
+        archives = [a for a in self.outbox_files()
+                    if reset or os.path.basename(a)[:-len(".tar.gz")] not in kept]
+        removed = list(remove) + ["templates/" + n for n in orphans] + ["outbox/" + os.path.basename(a) for a in archives]
+        if check_mode:
+            return removed + ["work/" + os.path.basename(w) for w in self.stale_work()], kept
+        self.lock(wait=wait)
+        try:
+            stale = self.stale_work()
+            for path in stale:
+                remove_tree(path)
+            removed += ["work/" + os.path.basename(w) for w in stale]
+            by_id = dict((t["id"], t) for t in templates)
+            for template_id in remove:
+                remove_tree(by_id[template_id]["path"])
+                self.forget_template(template_id)
+            for orphan in orphans:
+                remove_tree(os.path.join(self.templates, orphan))
+            for path in archives:
+                remove_tree(path)
+            if reset:
+                with self.db() as db:
+                    db.execute("DELETE FROM snapshots")
+                    db.execute("DELETE FROM templates")
+        finally:
+            self.unlock()
+        return removed, kept
 
 
 class _Conn(object):

@@ -21,8 +21,9 @@ import marshal
 import os
 import re
 import tarfile
-import tempfile
 import zlib
+
+from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
 
 try:  # Python 3.14+ ships zstd in the standard library
     from compression import zstd as _zstd  # type: ignore
@@ -240,21 +241,6 @@ def record_from_fields(fields, label):
 
 # ------------------------------------------------------------------ cache
 
-def _atomic_write(path, data):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 CACHED_KEYS = ("name", "version", "architecture", "conffiles", "size", "sha256", "md5", "head", "tail")
 INDEX_FIELDS = ("Filename", "Size", "MD5sum", "SHA1", "SHA256")
 TAIL_FIELDS = ("Description",)
@@ -394,7 +380,7 @@ class DebCache:
                 os.close(fd)
         else:
             blob = marshal.dumps({"version": CACHE_VERSION, "objects": self.objects, "paths": self.paths})
-            _atomic_write(self.path, blob)
+            atomic_write(self.path, blob, mode=0o600)
             if os.path.exists(log):
                 os.unlink(log)
         self.dirty = self.rewrite = False

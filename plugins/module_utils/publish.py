@@ -50,8 +50,9 @@ import zlib
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.mo.fleet.plugins.module_utils.deb import (
-    DebCache, DebError, check_safe_name, record_fields, stanza_parts, _atomic_write,
+    DebCache, DebError, check_safe_name, record_fields, stanza_parts,
 )
+from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
 
 DEFAULT_ROOT = "/var/lib/mo-fleet/repo"
 DEFAULT_GNUPG_ROOT = "/var/lib/mo-fleet/gnupg"
@@ -422,7 +423,7 @@ class ChunkStore:
     def save(self):
         if self.path and self.dirty:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            _atomic_write(self.path, marshal.dumps({"version": STATE_VERSION, "items": self.items}))
+            atomic_write(self.path, marshal.dumps({"version": STATE_VERSION, "items": self.items}), mode=0o600)
             self.dirty = False
 
 
@@ -557,7 +558,7 @@ def load_state(path):
 
 def save_state(path, state):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    _atomic_write(path, json.dumps(state, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+    atomic_write(path, json.dumps(state, separators=(",", ":"), sort_keys=True).encode("utf-8"), mode=0o600)
 
 
 def _fingerprint(payload):

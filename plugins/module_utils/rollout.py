@@ -21,11 +21,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import load_catalog
 from ansible_collections.mo.fleet.plugins.module_utils.release import should_halt
+from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
 
 __all__ = ["RolloutError", "client_entries", "wave_batches", "halt_decisions", "read_state",
            "update_state", "STATE_VERSION"]
@@ -150,20 +150,7 @@ def read_state(path):
 
 
 def _write_json(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".release-state-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def update_state(path, halt=None, resume=(), check=False):

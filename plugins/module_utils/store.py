@@ -12,13 +12,61 @@ is refused unless ``force``.  Every file is checked before any is written.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 from ansible_collections.mo.fleet.plugins.module_utils.deb import (
     DebCache, DebError, canonical_filename, check_safe_name, parse_deb,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.publish import RepoLock, project_paths
+from ansible_collections.mo.fleet.plugins.module_utils.publish import DEFAULT_ROOT, PublishError, RepoLock, project_paths
+from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
+
+
+# ------------------------------------------------------------------ module glue
+# What the repository server modules (repo_info, repo_package and its action plugin,
+# repo_publish) share: the options (documented once in the mo.fleet.repo_server doc
+# fragment) and how engine errors end a module.
+
+CATALOG_OPTION = dict(type="dict", required=True)
+LOCK_TIMEOUT_OPTION = dict(type="float", default=600)
+
+
+def repo_argument_spec(**options):
+    """The argument spec of a repository server module: OPTIONS plus the shared ``root``."""
+    spec = {name: dict(option) for name, option in options.items()}
+    spec["root"] = dict(type="path", default=DEFAULT_ROOT)
+    return spec
+
+
+UPLOAD_ARGUMENT_SPEC = repo_argument_spec(
+    src=dict(type="path", required=True),
+    store=dict(type="str", required=True),
+    set=dict(type="str"),
+    project=dict(type="str", required=True),
+    force=dict(type="bool", default=False),
+    remote_src=dict(type="bool", default=False),
+    lock_timeout=LOCK_TIMEOUT_OPTION,
+)
+
+
+def run_engine(module, action, func, *args, **kwargs):
+    """Return FUNC(*ARGS, **KWARGS); an engine error ends MODULE with one sentence.
+
+    ACTION names what failed in the sentence for an OS error (``"publishing"``, ``"upload"``).
+    """
+    try:
+        return func(*args, **kwargs)
+    except (PublishError, DebError) as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg=f"{action} failed on {exc.filename or 'a file'}: {exc.strerror}.")
+    return None  # fail_json does not return
+
+
+def package_set_of(src, package_set=None):
+    """The package set an upload of SRC goes to: PACKAGE_SET, else the name of SRC when it
+    is a directory, else none."""
+    if not package_set and os.path.isdir(src):
+        return os.path.basename(os.path.normpath(src))
+    return package_set
 
 
 def collect_debs(src):
@@ -97,16 +145,8 @@ def store_packages(root, project, store, files, package_set=None, force=False, c
             for path, _label, _target, rec, dest, status in planned:
                 if status == "unchanged":
                     continue
-                fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=dest_dir)
-                try:
-                    with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                    os.chmod(tmp, 0o644)
-                    os.replace(tmp, dest)
-                except BaseException:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
-                    raise
+                with open(path, "rb") as src:
+                    atomic_write(dest, src, mode=0o644)
                 cache.add(dest, rec)
             cache.save()
     for _path, label, _target, rec, dest, status in planned:

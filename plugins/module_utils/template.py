@@ -677,14 +677,22 @@ def dump(doc):
 
 
 def atomic_write(path, data, mode=0o644):
-    """Write bytes or text to PATH via a temp file in the same directory + fsync + rename."""
+    """Write DATA to PATH via a temp file in the same directory + fsync + chmod MODE + rename.
+
+    DATA is bytes, text (written as UTF-8) or a binary file object, whose rest is copied in
+    blocks (a large file never sits in memory whole).
+    """
     if isinstance(data, str):
         data = data.encode("utf-8")
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if hasattr(data, "read"):
+                for block in iter(lambda: data.read(1 << 20), b""):
+                    handle.write(block)
+            else:
+                handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)

@@ -22,10 +22,8 @@ options:
   template:
     description: Also return the full template of the capture with this id (C(bundle.id) of mo.fleet.capture).
     type: str
-  store:
-    description: The store directory.
-    type: path
-    default: /var/lib/mo-fleet
+extends_documentation_fragment:
+  - mo.fleet.capture_index
 attributes:
   check_mode:
     support: full
@@ -75,33 +73,17 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store
+from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, store_argument_spec
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str"),
-            template=dict(type="str"),
-            store=dict(type="path", default="/var/lib/mo-fleet"),
-        ),
+        argument_spec=store_argument_spec(name=dict(type="str"), template=dict(type="str")),
         supports_check_mode=True,
     )
     store = Store(module.params["store"])
-    templates = store.list_templates(module.params["name"])
-    ids = set(t["id"] for t in templates)
-    snapshots = [s for s in store.list_snapshots() if module.params["name"] is None or s["template_id"] in ids]
-    status = {
-        "store": store.root,
-        "exists": store.exists(),
-        "locked": store.locked_by_other() if store.exists() else False,
-        "snapshots": len(snapshots),
-        "templates": len(templates),
-        "bytes": store.disk_usage() if store.exists() else 0,
-        "pending_archives": len(store.outbox_files()),
-        "template_version": tpl.TEMPLATE_VERSION,
-    }
-    result = dict(changed=False, status=status, snapshots=snapshots, templates=templates)
+    result = dict(changed=False, **store.report(module.params["name"]))
+    result["status"]["template_version"] = tpl.TEMPLATE_VERSION
     wanted = module.params["template"]
     if wanted:
         match = [t for t in store.list_templates() if t["id"] == wanted]

@@ -155,6 +155,7 @@ from ansible_collections.mo.fleet.plugins.module_utils.release_client import (
     is_installed, is_present, parse_dpkg_query, parse_packages_index,
     parse_simulation, source_file_name, sources_text, state_changes,
 )
+from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C", "LANG": "C"}
 DPKG_OPTS = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
@@ -173,22 +174,6 @@ def _read(path):
             return handle.read()
     except FileNotFoundError:
         return None
-
-
-def _atomic_write(path, data, mode=0o644):
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".mo-fleet-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class Sync:
@@ -306,11 +291,11 @@ class Sync:
             os.makedirs(os.path.join(box, sub), mode=0o755)
         keyring = os.path.join(box, "keyring" + os.path.splitext(self.keyring)[1])
         if key is not None:
-            _atomic_write(keyring, key)
+            atomic_write(keyring, key)
         for entry in self.entries:
             text = sources_text(entry, keyring).encode("utf-8")
             for sub in ("ours", "all"):
-                _atomic_write(os.path.join(box, sub, source_file_name(entry["name"], self.prefix)), text)
+                atomic_write(os.path.join(box, sub, source_file_name(entry["name"], self.prefix)), text)
         if os.path.isdir(self.sources_dir):
             for filename in os.listdir(self.sources_dir):
                 if deployment_of_file(filename, self.prefix) is None \
@@ -445,9 +430,9 @@ class Sync:
             try:
                 if key_changed:
                     os.makedirs(os.path.dirname(self.keyring), mode=0o755, exist_ok=True)
-                    _atomic_write(self.keyring, key)
+                    atomic_write(self.keyring, key)
                 for path, text in writes.items():
-                    _atomic_write(path, text)
+                    atomic_write(path, text)
                 for path in removes:
                     os.unlink(path)
                 if self.entries:
@@ -465,7 +450,7 @@ class Sync:
                         if os.path.exists(path):
                             os.unlink(path)
                     else:
-                        _atomic_write(path, data)
+                        atomic_write(path, data)
                 self.result.update(changed=False, sources_written=[], sources_removed=[])
                 self.result.pop("diff", None)
                 raise

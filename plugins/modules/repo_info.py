@@ -22,10 +22,8 @@ options:
     description: The release catalog (C(mo_fleet_catalog)).
     type: dict
     required: true
-  root:
-    description: Directory holding one sub-directory per project.
-    type: path
-    default: /var/lib/mo-fleet/repo
+extends_documentation_fragment:
+  - mo.fleet.repo_server
 attributes:
   check_mode:
     support: full
@@ -97,22 +95,13 @@ orphans:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError
-from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError, repo_report
+from ansible_collections.mo.fleet.plugins.module_utils.publish import repo_report
+from ansible_collections.mo.fleet.plugins.module_utils.store import CATALOG_OPTION, repo_argument_spec, run_engine
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            catalog=dict(type="dict", required=True),
-            root=dict(type="path", default="/var/lib/mo-fleet/repo"),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        report = repo_report(module.params["catalog"], root=module.params["root"])
-    except (PublishError, DebError) as exc:
-        module.fail_json(msg=str(exc))
+    module = AnsibleModule(argument_spec=repo_argument_spec(catalog=CATALOG_OPTION), supports_check_mode=True)
+    report = run_engine(module, "reading the stores", repo_report, module.params["catalog"], root=module.params["root"])
     module.exit_json(changed=False, **report)
 
 

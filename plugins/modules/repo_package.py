@@ -43,10 +43,6 @@ options:
     description: Project name (C(mo_fleet_catalog.project.name)).
     type: str
     required: true
-  root:
-    description: Directory holding one sub-directory per project.
-    type: path
-    default: /var/lib/mo-fleet/repo
   force:
     description: Replace a stored package of the same name, version and architecture whose content differs.
     type: bool
@@ -55,10 +51,9 @@ options:
     description: O(src) is already on the repository server; do not transfer it.
     type: bool
     default: false
-  lock_timeout:
-    description: Seconds to wait for a publish or another upload to finish.
-    type: float
-    default: 600
+extends_documentation_fragment:
+  - mo.fleet.repo_server
+  - mo.fleet.repo_server.lock_timeout
 attributes:
   check_mode:
     support: full
@@ -138,43 +133,22 @@ packages:
       type: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError
-from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError
-from ansible_collections.mo.fleet.plugins.module_utils.store import collect_debs, store_packages
+from ansible_collections.mo.fleet.plugins.module_utils.store import (
+    UPLOAD_ARGUMENT_SPEC, collect_debs, package_set_of, run_engine, store_packages,
+)
+
+
+def upload(p, check_mode):
+    return store_packages(p["root"], p["project"], p["store"], collect_debs(p["src"]),
+                          package_set=package_set_of(p["src"], p["set"]), force=p["force"],
+                          check_mode=check_mode, lock_timeout=p["lock_timeout"])
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            src=dict(type="path", required=True),
-            store=dict(type="str", required=True),
-            set=dict(type="str"),
-            project=dict(type="str", required=True),
-            root=dict(type="path", default="/var/lib/mo-fleet/repo"),
-            force=dict(type="bool", default=False),
-            remote_src=dict(type="bool", default=False),
-            lock_timeout=dict(type="float", default=600),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        files = collect_debs(p["src"])
-        package_set = p["set"]
-        if package_set is None and os.path.isdir(p["src"]):
-            package_set = os.path.basename(os.path.normpath(p["src"]))
-        result = store_packages(p["root"], p["project"], p["store"], files, package_set=package_set,
-                                force=p["force"], check_mode=module.check_mode,
-                                lock_timeout=p["lock_timeout"])
-    except (DebError, PublishError) as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg=f"upload failed on {exc.filename or 'a file'}: {exc.strerror}.")
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=UPLOAD_ARGUMENT_SPEC, supports_check_mode=True)
+    module.exit_json(**run_engine(module, "upload", upload, module.params, module.check_mode))
 
 
 if __name__ == "__main__":

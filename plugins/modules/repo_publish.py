@@ -39,10 +39,6 @@ options:
         name or C(store/set).
     type: dict
     required: true
-  root:
-    description: Directory holding one sub-directory per project (stores, repos, state).
-    type: path
-    default: /var/lib/mo-fleet/repo
   gnupg_home:
     description:
       - GNUPGHOME holding the secret signing key. Must be outside anything served.
@@ -76,16 +72,15 @@ options:
   label:
     description: C(Label) field of the Release files; defaults to C(<project> <deployment>).
     type: str
-  lock_timeout:
-    description: Seconds to wait for another publish or upload to finish.
-    type: float
-    default: 600
   validate_only:
     description:
       - Only validate O(catalog) (schema, references, unique names, what publishing needs) and
         change nothing; needs neither the stores nor the signing key.
     type: bool
     default: false
+extends_documentation_fragment:
+  - mo.fleet.repo_server
+  - mo.fleet.repo_server.lock_timeout
 attributes:
   check_mode:
     support: full
@@ -173,8 +168,10 @@ changed_deployments:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError
-from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError, prepare_catalog, publish
+from ansible_collections.mo.fleet.plugins.module_utils.publish import prepare_catalog, publish
+from ansible_collections.mo.fleet.plugins.module_utils.store import (
+    CATALOG_OPTION, LOCK_TIMEOUT_OPTION, repo_argument_spec, run_engine,
+)
 
 
 def build_diff(report):
@@ -195,9 +192,8 @@ def build_diff(report):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            catalog=dict(type="dict", required=True),
-            root=dict(type="path", default="/var/lib/mo-fleet/repo"),
+        argument_spec=repo_argument_spec(
+            catalog=CATALOG_OPTION,
             gnupg_home=dict(type="path"),
             signing_key=dict(type="str", no_log=False),
             valid_for_days=dict(type="float"),
@@ -206,7 +202,7 @@ def main():
             xz_preset=dict(type="int", default=6),
             origin=dict(type="str"),
             label=dict(type="str"),
-            lock_timeout=dict(type="float", default=600),
+            lock_timeout=LOCK_TIMEOUT_OPTION,
             validate_only=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -215,19 +211,12 @@ def main():
     if not 0 <= p["xz_preset"] <= 9:
         module.fail_json(msg="xz_preset must be between 0 and 9.")
     if p["validate_only"]:
-        try:
-            catalog = prepare_catalog(p["catalog"])
-        except PublishError as exc:
-            module.fail_json(msg=str(exc))
+        catalog = run_engine(module, "validating", prepare_catalog, p["catalog"])
         module.exit_json(changed=False, project=catalog["project"]["name"], deployments={}, changed_deployments=[])
     options = {k: p[k] for k in ("keep_generations", "valid_for_days", "compressions", "xz_preset", "origin", "label")}
-    try:
-        report = publish(p["catalog"], root=p["root"], gnupg_home=p["gnupg_home"], signing_key=p["signing_key"],
-                         options=options, check_mode=module.check_mode, lock_timeout=p["lock_timeout"])
-    except (PublishError, DebError) as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg=f"publishing failed on {exc.filename or 'a file'}: {exc.strerror}.")
+    report = run_engine(module, "publishing", publish, p["catalog"], root=p["root"], gnupg_home=p["gnupg_home"],
+                        signing_key=p["signing_key"], options=options, check_mode=module.check_mode,
+                        lock_timeout=p["lock_timeout"])
     result = dict(changed=report["changed"], project=report["project"], deployments=report["deployments"],
                   changed_deployments=sorted(n for n, d in report["deployments"].items() if d["changed"]))
     if module._diff:

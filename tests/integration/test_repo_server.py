@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from labhosts import run_playbook
+from labhosts import run_module, run_playbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from debtools import build_deb  # noqa: E402
@@ -74,6 +74,20 @@ def apt_update(client, dep):
         f"apt-get update -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/nonexistent "
         f"-o Dir::Etc::SourceList=/etc/apt/sources.list.d/mo-fleet-{dep}.sources "
         f"-o APT::Get::List-Cleanup=0 2>&1", check=False)
+
+
+def trust_server(client, server):
+    """Fetch the server's public key over HTTP and install it as the clients' Signed-By keyring."""
+    status, _, _, key = fetch(client, f"http://{server.name}/pub/{PROJECT}/archive-key.asc")
+    assert status == 200 and "BEGIN PGP PUBLIC KEY BLOCK" in key
+    client.sh("install -d -m 0755 /etc/apt/keyrings && cat > /etc/apt/keyrings/mo-fleet-demo.asc", input_text=key)
+
+
+def clean_update(client, dep):
+    """apt-get update of DEP's source, which must verify with no warning or error; its output."""
+    update = apt_update(client, dep)
+    assert update.returncode == 0 and "W:" not in update.stdout and "E:" not in update.stdout, update.stdout
+    return update.stdout
 
 
 def test_repo_server_role_upload_publish_and_apt_client(lab, tmp_path):
@@ -161,12 +175,9 @@ def test_repo_server_role_upload_publish_and_apt_client(lab, tmp_path):
     assert server.sh(f"readlink /var/lib/mo-fleet/repo/{PROJECT}/repos/hello/dists").stdout == served
 
     # the apt client: public key over HTTP, deb822 source with Signed-By, update verifies, install works
-    status, _, _, key = fetch(client, f"http://{server.name}/pub/{PROJECT}/archive-key.asc")
-    assert status == 200 and "BEGIN PGP PUBLIC KEY BLOCK" in key
-    client.sh("install -d -m 0755 /etc/apt/keyrings && cat > /etc/apt/keyrings/mo-fleet-demo.asc", input_text=key)
+    trust_server(client, server)
     add_source(client, server, "hello")
-    update = apt_update(client, "hello")
-    assert update.returncode == 0 and "W:" not in update.stdout and "E:" not in update.stdout, update.stdout
+    clean_update(client, "hello")
     client.sh("apt-get install -y -q mo-hello mo-base-b")
     assert client.sh("mo-hello").stdout.strip() == "hello from mo.fleet"
 
@@ -259,8 +270,7 @@ def test_publishes_in_a_row_never_break_a_looping_apt_client(lab, tmp_path):
         assert run_playbook("playbooks/upload.yml", inventory,
                             extra_vars={"upload_src": str(deb), "upload_store": "main"}).rc == 0
     assert run_playbook("playbooks/publish.yml", inventory, extra_vars={"mo_fleet_catalog": one}).rc == 0
-    key = fetch(client, f"http://{server.name}/pub/{PROJECT}/archive-key.asc")[3]
-    client.sh("install -d -m 0755 /etc/apt/keyrings && cat > /etc/apt/keyrings/mo-fleet-demo.asc", input_text=key)
+    trust_server(client, server)
     add_source(client, server, "loop")
     assert apt_update(client, "loop").returncode == 0
     loop = subprocess.Popen(
@@ -284,3 +294,196 @@ def test_publishes_in_a_row_never_break_a_looping_apt_client(lab, tmp_path):
     # and a final update sees the last published state
     assert apt_update(client, "loop").returncode == 0
     assert "mo-loop-a" in client.sh("apt-cache policy mo-loop-a").stdout
+
+
+# Runs on the repository server while a publish is under way: waits until one process holds
+# the project's publish lock, then until that publish has started writing a generation aside
+# (.gen/.tmp-*), and kills the process with SIGKILL right there.  Prints what it saw as JSON.
+KILLER = r"""
+import json, os, signal, sys, time
+base, dep = sys.argv[1], sys.argv[2]
+lock, gen = os.path.join(base, "state", "lock"), os.path.join(base, "repos", dep, ".gen")
+
+def lock_holders():
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == lock for fd in os.listdir(f"/proc/{pid}/fd")):
+                out.append(int(pid))
+        except OSError:
+            pass
+    return out
+
+def tmps():
+    return sorted(n for n in os.listdir(gen) if n.startswith(".tmp-"))
+
+print("ready", flush=True)
+deadline = time.monotonic() + 600
+holders = []
+while not holders and time.monotonic() < deadline:
+    holders = lock_holders()
+    time.sleep(0.002)
+seen = []
+while holders and not seen and time.monotonic() < deadline:
+    seen = tmps()
+    if not seen and not os.path.exists(f"/proc/{holders[0]}"):
+        break  # the publish ended before it wrote a generation aside
+if not seen:
+    print(json.dumps({"killed": False, "holders": holders}))
+    sys.exit(1)
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+found = time.monotonic()
+pid = holders[0]
+cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+os.kill(pid, signal.SIGKILL)
+latency = time.monotonic() - found
+while alive(pid):
+    time.sleep(0.01)
+print(json.dumps({"killed": True, "pid": pid, "holders": holders, "cmdline": cmdline, "tmp_at_kill": seen,
+                  "kill_latency_s": round(latency, 4), "tmp_after_kill": tmps(),
+                  "dists_after_kill": os.readlink(os.path.join(base, "repos", dep, "dists"))}))
+"""
+
+# Builds COUNT real packages with dpkg-deb on the server (each with a long, varied description,
+# so their Packages index is large and compressing it takes a moment).
+BULK = r"""
+import os, random, subprocess, sys
+out, count = sys.argv[1], int(sys.argv[2])
+rng = random.Random(5)
+words = ["mo", "fleet", "apt", "release", "wave", "deployment", "store", "package", "index",
+         "signed", "generation", "client", "server", "calendar", "canary", "rollback", "kernel"]
+os.makedirs(out, exist_ok=True)
+for i in range(count):
+    name = f"mo-bulk-{i:04d}"
+    root = f"/tmp/bulk-build/{name}"
+    os.makedirs(f"{root}/DEBIAN", exist_ok=True)
+    os.makedirs(f"{root}/usr/share/doc/{name}", exist_ok=True)
+    with open(f"{root}/usr/share/doc/{name}/README", "w") as fh:
+        fh.write(f"{name}\n")
+    lines = [" " + " ".join(rng.choice(words) + str(rng.randrange(1000)) for _ in range(12)) for _ in range(40)]
+    with open(f"{root}/DEBIAN/control", "w") as fh:
+        fh.write(f"Package: {name}\nVersion: 1.0-1\nArchitecture: all\n"
+                 f"Maintainer: mo.fleet tests <tests@example.invalid>\n"
+                 f"Description: bulk test package {i}\n" + "\n".join(lines) + "\n")
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-b", root, f"{out}/{name}_1.0-1_all.deb"],
+                   check=True, capture_output=True)
+print(len(os.listdir(out)))
+"""
+
+PUBLISH_PLAYBOOK = """
+- name: Publish through the module
+  hosts: repo_server
+  gather_facts: false
+  tasks:
+    - name: Publish
+      mo.fleet.repo_publish:
+        catalog: "{{ mo_fleet_catalog }}"
+        lock_timeout: "{{ lock_timeout | default(600) }}"
+"""
+
+
+def test_killed_publish_keeps_the_previous_signed_generation_served(lab, tmp_path):
+    """SIGKILL a real publish while it writes a generation aside: clients keep the previous
+    complete, signed generation; the lock is not stale; the next publish cleans up and serves."""
+    import subprocess
+    server = lab.host(groups=["repo_server"])
+    client = lab.host(groups=["clients"])
+    base = f"/var/lib/mo-fleet/repo/{PROJECT}"
+    dep_dir = f"{base}/repos/bulk"
+    served = build_deb(tmp_path / "served", "mo-served", files={"usr/bin/mo-served": "#!/bin/sh\necho served\n"})
+    late = build_deb(tmp_path / "late", "mo-late", files={"usr/bin/mo-late": "#!/bin/sh\necho late\n"})
+    small = catalog([{"name": "bulk", "packages": ["mo-served_1.0-1_all.deb"]}])
+    small["package_sets"].append({"name": "bulk-set", "store": "main"})
+    # the publish that gets killed: the deployment grows by one package and a set of 500
+    big = json.loads(json.dumps(small))
+    big["deployments"][0]["packages"].append("mo-late_1.0-1_all.deb")
+    big["deployments"][0]["package_sets"] = ["bulk-set"]
+    inventory = lab.inventory(server, client, group_vars={"mo_fleet_catalog": catalog([])})
+    playbook = tmp_path / "publish.yml"
+    playbook.write_text(PUBLISH_PLAYBOOK)
+
+    assert run_playbook("playbooks/repo_server.yml", inventory).rc == 0
+    for deb in (served, late):
+        up = run_playbook("playbooks/upload.yml", inventory, extra_vars={"upload_src": str(deb), "upload_store": "main"})
+        assert up.rc == 0, up.stdout[-2000:]
+    assert server.sh("python3 - /root/bulk-set 500", input_text=BULK).stdout.strip() == "500"
+    up = run_module(inventory, "repo_server", "mo.fleet.repo_package",
+                    {"src": "/root/bulk-set", "remote_src": True, "store": "main", "project": PROJECT})
+    assert up.rc == 0 and len(up.task_results(server.name)[0]["packages"]) == 500, up.stdout[-2000:]
+
+    # generation 1: the small deployment, signed and served; the client installs from it
+    first = run_playbook(playbook, inventory, extra_vars={"mo_fleet_catalog": small})
+    assert first.rc == 0 and first.changed(server.name) == 1, first.stdout[-2000:]
+    trust_server(client, server)
+    add_source(client, server, "bulk")
+    clean_update(client, "bulk")
+    client.sh("apt-get install -y -q mo-served")
+    assert client.sh("mo-served").stdout.strip() == "served"
+
+    def served_state():
+        return server.sh(f"cd {dep_dir} && readlink dists && sha256sum dists/bulk/InRelease dists/bulk/Release "
+                         f"dists/bulk/main/binary-amd64/Packages* {base}/state/publish.json").stdout
+
+    before = served_state()
+    assert server.sh(f"ls -A {dep_dir}/.gen").stdout.split() == ["1"]
+
+    # the killed publish
+    killer = subprocess.Popen(["podman", "exec", "-i", server.name, "python3", "-", base, "bulk"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=labctl.podman_env())
+    killer.stdin.write(KILLER)
+    killer.stdin.close()
+    assert killer.stdout.readline().strip() == "ready", killer.stderr.read()
+    killed = run_playbook(playbook, inventory, extra_vars={"mo_fleet_catalog": big})
+    try:
+        killer.wait(timeout=60)
+    finally:
+        if killer.poll() is None:
+            killer.kill()
+    out, err = killer.stdout.read(), killer.stderr.read()
+    seen = json.loads(out.strip().splitlines()[-1])
+    print("killer saw:", seen)
+    # the kill really happened mid-publish: the process held the publish lock, was the
+    # repo_publish module, had a generation half-written aside, and never switched it in
+    assert seen["killed"] and "repo_publish" in seen["cmdline"], (seen, err)
+    assert seen["tmp_at_kill"] and seen["tmp_after_kill"] and seen["dists_after_kill"] == ".gen/1", seen
+    assert killed.rc != 0, killed.stdout[-2000:]
+    res = killed.task_results(server.name, "Publish")[0]
+    assert res.get("failed") and not res.get("changed") and "deployments" not in res, res
+
+    # served: still generation 1, byte for byte, and its state (publish.json) untouched
+    assert served_state() == before
+    leftovers = server.sh(f"ls -A {dep_dir}/.gen").stdout.split()
+    assert "1" in leftovers and any(n.startswith(".tmp-") for n in leftovers), leftovers
+    # the half-written tree is never reachable over HTTP (dot directories are denied) ...
+    tmp_name = next(n for n in leftovers if n.startswith(".tmp-"))
+    status = fetch(client, f"http://{server.name}/pub/{PROJECT}/repos/bulk/.gen/{tmp_name}/bulk/Release")[0]
+    assert status in (403, 404), status
+    # ... and the client verifies and installs from the previous generation as before
+    assert "Hash Sum" not in clean_update(client, "bulk")
+    client.sh("apt-get install -y -q --reinstall mo-served")
+    assert "Candidate: (none)" in client.sh("apt-cache policy mo-late").stdout or \
+        "mo-late" not in client.sh("apt-cache policy mo-late").stdout
+
+    # no stale lock: it is free at once (the kernel dropped the flock with the process)
+    assert server.sh(f"flock -n {base}/state/lock true", check=False).returncode == 0
+
+    # the next publish takes the lock without waiting, removes the leftovers and serves the new list
+    again = run_playbook(playbook, inventory, extra_vars={"mo_fleet_catalog": big, "lock_timeout": 5})
+    assert again.rc == 0 and again.changed(server.name) == 1, again.stdout[-2000:]
+    dep = again.task_results(server.name, "Publish")[0]["deployments"]["bulk"]
+    assert dep["generation"] == 2 and dep["packages"] == 502, dep
+    assert "main/mo-late_1.0-1_all.deb (mo-late 1.0-1 all)" in dep["added"]
+    assert server.sh(f"ls -A {dep_dir}/.gen").stdout.split() == ["1", "2"]
+    assert not server.sh(f"ls -A {dep_dir} | grep '^\\.dists\\.tmp-' || true").stdout.strip()
+    assert server.sh(f"readlink {dep_dir}/dists").stdout.strip() == ".gen/2"
+    clean_update(client, "bulk")
+    client.sh("apt-get install -y -q mo-late mo-bulk-0499")
+    assert client.sh("mo-late").stdout.strip() == "late"

@@ -182,7 +182,7 @@ def test_state_updates_are_atomic_and_idempotent(tmp_path):
     assert not changed and state["halted"]["tools"] == {"failed": 1}
     changed, state, _, resumed = update_state(str(path), resume=["tools", "other"])
     assert changed and resumed == ["tools"] and state["halted"] == {}
-    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".release-state-")] == []
+    assert sorted(p.name for p in path.parent.iterdir()) == ["release-state.json", "release-state.json.lock"]  # no temp left
     path.write_text("{not json")
     with pytest.raises(RolloutError, match="cannot be read"):
         read_state(path)
@@ -243,3 +243,12 @@ def test_status_site_filter_defaults():
     site = release_status_site(CATALOG, HOSTS, today="2026-12-09")
     assert set(site) == {"index.html", "status.json"}
     assert json.loads(site["status.json"])["range"] == ["2026-12-02", "2026-12-23"]
+
+
+def test_plain_turns_ansible_containers_into_dicts_and_lists():
+    from collections import OrderedDict
+    from ansible_collections.mo.fleet.plugins.module_utils.release import plain
+    value = OrderedDict([(1, ("a", frozenset({"b"}))), ("n", None), ("d", {"x": [OrderedDict(y=2)]})])
+    out = plain(value)
+    assert out == {"1": ["a", ["b"]], "n": None, "d": {"x": [{"y": 2}]}}
+    assert type(out) is dict and type(out["d"]["x"][0]) is dict and type(out["1"]) is list

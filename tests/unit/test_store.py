@@ -89,3 +89,71 @@ def test_not_a_deb_and_empty_dir(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DebError, match="holds no .deb files"):
         collect_debs(str(tmp_path / "empty"))
+
+
+# ------------------------------------------------------------------ module glue
+
+class _Failed(Exception):
+    pass
+
+
+class _Module:
+    """Records fail_json like AnsibleModule, which exits there."""
+
+    def fail_json(self, **kwargs):
+        raise _Failed(kwargs)
+
+
+def test_repo_argument_spec_shares_root_and_copies_options():
+    from ansible_collections.mo.fleet.plugins.module_utils.store import (
+        LOCK_TIMEOUT_OPTION, UPLOAD_ARGUMENT_SPEC, repo_argument_spec,
+    )
+    spec = repo_argument_spec(lock_timeout=LOCK_TIMEOUT_OPTION)
+    assert spec == {"lock_timeout": {"type": "float", "default": 600},
+                    "root": {"type": "path", "default": "/var/lib/mo-fleet/repo"}}
+    spec["lock_timeout"]["default"] = 1
+    assert LOCK_TIMEOUT_OPTION["default"] == 600
+    assert set(UPLOAD_ARGUMENT_SPEC) == {"src", "store", "set", "project", "root", "force", "remote_src", "lock_timeout"}
+
+
+def test_package_set_defaults_to_the_directory_name(tmp_path):
+    from ansible_collections.mo.fleet.plugins.module_utils.store import package_set_of
+    (tmp_path / "base-2026").mkdir()
+    (tmp_path / "one.deb").write_bytes(b"")
+    assert package_set_of(str(tmp_path / "base-2026") + "/") == "base-2026"
+    assert package_set_of(str(tmp_path / "base-2026"), "") == "base-2026"
+    assert package_set_of(str(tmp_path / "base-2026"), "frozen") == "frozen"
+    assert package_set_of(str(tmp_path / "one.deb")) is None
+
+
+def test_run_engine_turns_engine_errors_into_one_sentence(tmp_path):
+    from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError
+    from ansible_collections.mo.fleet.plugins.module_utils.store import run_engine
+    assert run_engine(_Module(), "upload", lambda a, b=0: a + b, 1, b=2) == 3
+    for exc, msg in [(PublishError("the catalog is bad."), "the catalog is bad."),
+                     (DebError("x.deb is not a .deb."), "x.deb is not a .deb."),
+                     (PermissionError(13, "Permission denied", "/srv/x"), "upload failed on /srv/x: Permission denied.")]:
+        def boom(exc=exc):
+            raise exc
+        with pytest.raises(_Failed) as info:
+            run_engine(_Module(), "upload", boom)
+        assert info.value.args[0] == {"msg": msg}
+    with pytest.raises(ValueError):  # anything else is a bug, not an engine error
+        run_engine(_Module(), "upload", int, "x")
+
+
+def test_uploads_stream_through_the_shared_atomic_write(tmp_path):
+    import io
+    from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
+    data = os.urandom(3 * (1 << 20) + 5)  # several blocks and a short tail
+    target = tmp_path / "big.deb"
+    atomic_write(str(target), io.BytesIO(data), mode=0o644)
+    assert target.read_bytes() == data and os.stat(target).st_mode & 0o777 == 0o644
+    assert os.listdir(tmp_path) == ["big.deb"]
+
+    class Broken(io.BytesIO):
+        def read(self, size=-1):
+            raise OSError(5, "Input/output error")
+    with pytest.raises(OSError):
+        atomic_write(str(target), Broken(b"x"))
+    assert target.read_bytes() == data and os.listdir(tmp_path) == ["big.deb"]  # old file kept, no temp left

@@ -1,0 +1,17 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The option the capture store modules share (argument spec: module_utils/capture_index.py)."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+
+    DOCUMENTATION = r"""
+options:
+  store:
+    description: The store directory (index, lock, templates, outbox, work).
+    type: path
+    default: /var/lib/mo-fleet
+"""
