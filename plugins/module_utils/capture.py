@@ -41,6 +41,8 @@ from ansible_collections.mo.fleet.plugins.module_utils import trace as tr
 from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, StoreError
 
 TRACE_MODES = ("auto", "fanotify", "strace", "none")
+# before-copies of config files held in memory up to this many bytes (the rest go to disk)
+STASH_MEMORY = 64 * 1024 * 1024
 
 
 class CaptureError(Exception):
@@ -233,6 +235,7 @@ def _trace_marks(before):
 
 def capture(options, store=None):
     """Run one capture (see module docstring); raises CaptureError."""
+    began = time.monotonic()
     store = store or Store()
     chdir = options.get("chdir")
     if chdir and not os.path.isdir(chdir):
@@ -269,12 +272,12 @@ def capture(options, store=None):
                                    uuid.uuid4().hex[:6])
         work = os.path.join(store.work, capture_id)
         os.makedirs(work, mode=0o700)
-        stash = snap.Stash(os.path.join(work, "stash"), config_roots)
+        stash = snap.Stash(os.path.join(work, "stash"), config_roots, memory=STASH_MEMORY)
         t0 = time.monotonic()
         from_walk = snap.unit_dirs_covered(roots, exclude)
         read_state = functools.partial(snap.read_state, unit_files=not from_walk)
         pending = _Background(read_state)  # dpkg/systemctl subprocesses overlap the walk
-        before = snap.walk(roots, exclude)
+        before = snap.walk(roots, exclude, keep_listings=True)
         state_before = pending.result()
         if from_walk:
             snap.add_unit_files(state_before, before)
@@ -315,12 +318,12 @@ def capture(options, store=None):
             if traced.lossy:
                 trace_info["fallback"] = traced.lossy
                 trace_info["used"] = "walk"
-                after = snap.walk(roots, exclude)
+                after = snap.walk(roots, exclude, previous=before)
             else:
                 after = snap.rescan(before, traced.touched, roots, exclude)
             processes = traced.processes
         else:
-            after = snap.walk(roots, exclude)
+            after = snap.walk(roots, exclude, previous=before)
         if strace_log is not None:
             try:
                 with open(strace_log, encoding="utf-8", errors="replace") as handle:
@@ -349,7 +352,10 @@ def capture(options, store=None):
             dest = os.path.join(bundle, tpl.bundle_relpath(path, area))
             entry = by_path.get(path)
             try:
-                digest = snap.copy_file(source, dest)
+                if isinstance(source, bytes):
+                    digest = snap.write_bytes(source, dest)
+                else:
+                    digest = snap.copy_file(source, dest)
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
                     raise
@@ -367,7 +373,9 @@ def capture(options, store=None):
         stats.update({"entries_before": len(before), "entries_after": len(after),
                       "walk_seconds": round(walk_seconds, 3),
                       "after_seconds": round(time.monotonic() - t1, 3),
-                      "unreadable_dirs": len(before.errors), "stash_files": len(stash.saved)})
+                      "unreadable_dirs": len(before.errors), "stash_files": len(stash.saved),
+                      "reused_listings": after.reused_listings,
+                      "engine_seconds": round(time.monotonic() - began, 3)})
         stats.update({"created": len(changes.created), "modified": len(changes.modified),
                       "deleted": len(changes.deleted), "meta": len(changes.meta)})
         proc_list = []

@@ -96,7 +96,11 @@ class TraceResult(object):
 
 
 def _libc():
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    try:
+        # the glibc soname; find_library() would run ldconfig in a subprocess
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     try:
         init = libc.fanotify_init
         mark = libc.fanotify_mark
