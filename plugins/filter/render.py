@@ -45,9 +45,17 @@ def _run(name, func, template, options, **extra):
         raise AnsibleFilterError("mo.fleet.%s: %s" % (name, exc)) from None
 
 
+def _tasks_and_archive(source, options):
+    prep = render.prepare(source, options)
+    if prep.options["files_archive"]:
+        render.write_files_archive(prep)
+    return render.to_tasks(prep)
+
+
 def to_tasks(template, **options):
-    """Template or bundle path -> ordered list of idempotent task dicts."""
-    return _run("to_tasks", render.to_tasks, template, options)
+    """Template or bundle path -> ordered list of idempotent task dicts (with files_archive:
+    the tar of the directories and files is written there too)."""
+    return _run("to_tasks", _tasks_and_archive, template, options)
 
 
 def to_rollback_tasks(template, **options):
