@@ -58,6 +58,13 @@ def to_tasks(template, **options):
     return _run("to_tasks", _tasks_and_archive, template, options)
 
 
+def _role_and_archive(source, options, role_name, origin):
+    out = render.to_role(source, options, role_name=role_name, origin=origin)
+    if out["archive"]:  # the bundle was verified just now
+        render.write_files_archive(source, dict(options, verify_bundle=False))
+    return out
+
+
 def to_rollback_tasks(template, **options):
     """Template or bundle path -> ordered list of task dicts undoing the capture."""
     return _run("to_rollback_tasks", render.to_rollback_tasks, template, options)
@@ -95,9 +102,10 @@ def yaml_text(data):
 
 def to_role(template, role_name="captured", origin=None, **options):
     """Template or bundle path -> standalone role {files: {relpath: text}, copies: [...]}."""
-    out = _run("to_role", render.to_role, template, options, role_name=role_name, origin=origin)
+    out = _run("to_role", _role_and_archive, template, options, role_name=role_name, origin=origin)
     files = dict((rel, data if rel.endswith(".md") else yaml_text(data)) for rel, data in out["files"].items())
-    return {"files": files, "copies": [{"dest": dest, "src": src} for dest, src in out["copies"]]}
+    return {"files": files, "copies": [{"dest": dest, "src": src} for dest, src in out["copies"]],
+            "archive": out["archive"]}
 
 
 def to_deb(template, **options):

@@ -1049,6 +1049,22 @@ def to_handlers(source, options=None):
 
 # --------------------------------------------------------------------------- rollback
 
+def _inside(path, directories):
+    """True when PATH lies below one of DIRECTORIES (a set of absolute paths)."""
+    parent = posixpath.dirname(path)
+    while parent not in ("/", ""):
+        if parent in directories:
+            return True
+        parent = posixpath.dirname(parent)
+    return False
+
+
+def _top_most(paths):
+    """The paths of PATHS that are not below another of them."""
+    paths = set(paths)
+    return {path for path in paths if not _inside(path, paths)}
+
+
 def to_rollback_tasks(source, options=None):
     """Ordered task dicts undoing the capture on the host it was taken on."""
     prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
@@ -1111,24 +1127,24 @@ def to_rollback_tasks(source, options=None):
                       "ansible.builtin.apt": {"name": [_pkg_spec(p, True, "version_before") for p in downgrade],
                                               "state": "present", "allow_downgrade": True}})
 
-    # 4. remove what it created (files and links first, then directories, deepest first)
+    # 4. remove what it created: files and links outside the directories it created, then the
+    # top-most of those directories (state absent removes a directory with what is inside it)
     purged = set(installed)
+    top_dirs = _top_most(e["path"] for e in prep.entries("directories_created") if e.get("package") not in purged)
     created = []
     for op in ("files_created", "symlinks_created"):
         for e in prep.entries(op):
-            if e.get("package") in purged and not e.get("conffile"):
+            if e.get("package") in purged and not e.get("conffile") or _inside(e["path"], top_dirs):
                 continue
             created.append({"path": e["path"]})
     created.sort(key=lambda i: i["path"])
     if created:
         tasks.append(_loop_task("Remove the files and symlinks the capture created", "ansible.builtin.file",
                                 {"path": "{{ item.path }}", "state": "absent"}, created))
-    new_dirs = sorted(({"path": e["path"]} for e in prep.entries("directories_created")
-                       if e.get("package") not in purged),
-                      key=lambda i: (-_depth(i["path"]), i["path"]))
-    if new_dirs:
-        tasks.append(_loop_task("Remove the directories the capture created", "ansible.builtin.file",
-                                {"path": "{{ item.path }}", "state": "absent"}, new_dirs))
+    if top_dirs:
+        tasks.append(_loop_task("Remove the directories the capture created, with what is in them",
+                                "ansible.builtin.file", {"path": "{{ item.path }}", "state": "absent"},
+                                [{"path": path} for path in sorted(top_dirs)]))
 
     # 5. accounts it created go (after their packages and files)
     new_users = [{"name": u["name"]} for u in ops["users_created"]]
@@ -1548,10 +1564,15 @@ def _entry_of(prep, path):
 # --------------------------------------------------------------------------- standalone role
 
 def to_role(source, options=None, role_name="captured", origin=None):
-    """A standalone role: {"files": {relpath: data}, "copies": [(role relpath, bundle path)]}.
+    """A standalone role: {"files": {relpath: data}, "copies": [(role relpath, bundle path)],
+    "archive": role relpath of the files archive, or None}.
 
     DATA is a Python object for YAML files (tasks, handlers, defaults, meta) and text for
-    README.md.  Copy sources become paths relative to the role's files/ directory.
+    README.md.  Copy sources become paths relative to the role's files/ directory.  With the
+    option files_archive (where write_files_archive writes the tar: the role's
+    files/mo-fleet-files.tar) and at least archive_min_files directories and files, the role
+    unpacks that one archive, and keeps the per-item tasks in tasks/files_per_item.yml for
+    check and diff mode.
     """
     if not isinstance(role_name, str) or not re.match(r"^[a-z][a-z0-9_]*$", role_name):
         raise RenderError("The role name %r must be lower-case letters, digits and underscores." % (role_name,))
@@ -1561,6 +1582,9 @@ def to_role(source, options=None, role_name="captured", origin=None):
     opts["var_prefix"] = role_name + "_"
     prep = prepare(source, opts)
     tasks = to_tasks(prep)
+    extra_files = {}
+    if any("ansible.builtin.unarchive" in t for t in tasks):
+        tasks, extra_files["tasks/files_per_item.yml"] = _role_archive_tasks(prep, tasks)
     handlers = to_handlers(prep)
     copies = []
     for op in ("files_created", "files_modified"):
@@ -1617,4 +1641,35 @@ def to_role(source, options=None, role_name="captured", origin=None):
     files = {"tasks/main.yml": tasks, "handlers/main.yml": handlers or [],
              "defaults/main.yml": defaults, "meta/main.yml": meta, "meta/argument_specs.yml": argspec,
              "README.md": readme}
-    return {"files": files, "copies": sorted(copies)}
+    files.update(extra_files)
+    archive = posixpath.join("files", ROLE_ARCHIVE) if extra_files else None
+    return {"files": files, "copies": sorted(copies), "archive": archive}
+
+
+ROLE_ARCHIVE = "mo-fleet-files.tar"
+
+
+def _role_archive_tasks(prep, tasks):
+    """The role's tasks with the archive (the role's files/ROLE_ARCHIVE) for normal runs, and
+    the per-item directory and copy tasks, included only in check or diff mode (unarchive
+    skips tar archives under --check and shows no per-file diff)."""
+    archive = prep.options["files_archive"]
+    prep.options["files_archive"] = None
+    try:
+        one_by_one = to_tasks(prep)
+    finally:
+        prep.options["files_archive"] = archive
+    loops = ("Create the directories the capture created", "Copy the files the capture created or changed")
+    per_item = [t for t in one_by_one if t["name"] in loops]
+    out = []
+    for task in tasks:
+        if "ansible.builtin.unarchive" not in task:
+            out.append(task)
+            continue
+        task = dict(task, when=["not ansible_check_mode", "not ansible_diff_mode"])
+        task["ansible.builtin.unarchive"] = dict(task["ansible.builtin.unarchive"], src=ROLE_ARCHIVE)
+        out.append(_ordered(task))
+        out.append({"name": "Create the directories and copy the files one by one (check and diff mode)",
+                    "ansible.builtin.include_tasks": {"file": "files_per_item.yml"},
+                    "when": "ansible_check_mode or ansible_diff_mode"})
+    return out, per_item

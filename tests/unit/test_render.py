@@ -247,6 +247,24 @@ def test_rollback_tasks(bundle):
     assert names.index(by_name(tasks, "Remove the groups")["name"]) > names.index(by_name(tasks, "Remove the users")["name"])
 
 
+def test_rollback_removes_only_the_top_most_created_directories():
+    doc = apt_template()
+    ops = doc["operations"]
+    for path in ("/opt/app", "/opt/app/lib", "/opt/app/lib/deep", "/usr/local/share/app"):
+        ops["directories_created"].append({"path": path, "type": "directory", "permissions": "0755",
+                                           "owner": "root", "group": "root", "uid": 0, "gid": 0})
+    for path in ("/opt/app/lib/deep/x.so", "/opt/app/README", "/usr/local/share/app/data", "/opt/apple"):
+        ops["files_created"].append(fentry(path, bundled=False))
+    doc["summary"] = tpl.summarize(ops)
+    tasks = render.to_rollback_tasks(doc, {"verify_bundle": False})
+    dirs = [i["path"] for i in items(by_name(tasks, "Remove the directories the capture created"))]
+    assert "/opt/app" in dirs and "/usr/local/share/app" in dirs
+    assert "/opt/app/lib" not in dirs and "/opt/app/lib/deep" not in dirs
+    removed = [i["path"] for i in items(by_name(tasks, "Remove the files and symlinks the capture created"))]
+    assert "/opt/apple" in removed and "/usr/local/bin/hello" in removed
+    assert not [p for p in removed if p.startswith(("/opt/app/", "/usr/local/share/app/"))]
+
+
 # --------------------------------------------------------------------------- bad input
 
 def mutate(doc, fn):
