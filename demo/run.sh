@@ -26,8 +26,9 @@ play playbooks/template_info.yml -e bundle="$OUT/captures/web1/hello"
 step "3. Turn the bundle into a standalone role and apply it to ssh1 (over SSH)"
 play playbooks/template_to_role.yml -e template="$OUT/captures/web1/hello" \
   -e role_dir="$OUT/roles/hello" -e role_name=hello
-play playbooks/apply_template.yml -e bundle="$OUT/captures/web1/hello" -e apply_hosts=ssh1
+play demo/apply-role.yml -e demo_role_dir="$PWD/$OUT/roles/hello"
 ansible ssh1 -m ansible.builtin.command -a /usr/local/bin/hello
+play playbooks/verify.yml -e bundle="$OUT/captures/web1/hello" --limit ssh1
 
 step "4. Package the capture as a .deb"
 play playbooks/template_to_deb.yml -e template="$OUT/captures/web1/hello" -e deb_dir="$OUT/debs" \
