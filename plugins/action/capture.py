@@ -7,10 +7,18 @@ The bundle lands at DEST/<inventory_hostname>/<name>/ (template.json, files/, be
 The archive's sha256, the template (JSON Schema) and every bundled file's sha256 are checked
 in a staging directory next to the destination; only then does one rename put it in place.
 `changed` is true only when the destination was written.
+
+Connection round trips: an archive of at most INLINE_MAX bytes comes back base64-encoded in
+the module's result (no fetch); a larger one is written into the task's remote temporary
+directory and fetched, and goes with that directory when Ansible removes it after the task.
+Only when there is no such directory (pipelining) does a large archive go through the
+store's outbox and need its own `rm -f`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import filecmp
 import os
 import shlex
@@ -24,6 +32,8 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 
 ALLOWED_TOP = (tpl.BUNDLE_TEMPLATE, tpl.BUNDLE_FILES, tpl.BUNDLE_BEFORE)
+# bundle archives up to this size come back inside the module's result
+INLINE_MAX = 4 * 1024 * 1024
 
 
 class BundleError(Exception):
@@ -90,10 +100,25 @@ class ActionModule(ActionBase):
         fetch = args.get("fetch", True)
         if isinstance(fetch, str):
             fetch = fetch.lower() in ("1", "true", "yes", "on")
+        tmpdir = None
+        if fetch and not self._task.check_mode:
+            # the module takes the archive away now: inline when small, else into the remote tmp
+            # directory _execute_module would create anyway (none when pipelining)
+            args["inline_max"] = args.get("inline_max") or INLINE_MAX
+            if self._connection._shell.tmpdir is None and not self._is_pipelining_enabled("new"):
+                self._make_tmp_path()
+            tmpdir = self._connection._shell.tmpdir
+            if tmpdir:
+                args["archive_dir"] = tmpdir
         module_result = self._execute_module(module_name="mo.fleet.capture", module_args=args,
                                              task_vars=task_vars)
         result.update(module_result)
         bundle = module_result.get("bundle")
+        content = None
+        if isinstance(bundle, dict):
+            bundle = dict(bundle)
+            content = bundle.pop("content", None)  # never shown to the user
+            result["bundle"] = bundle
         if self._task.check_mode or not bundle or not fetch:
             return result
 
@@ -115,7 +140,18 @@ class ActionModule(ActionBase):
         wrote = False
         try:
             archive = os.path.join(staging_root, "bundle.tar.gz")
-            self._connection.fetch_file(bundle["archive"], archive)
+            remote = bundle.get("archive")
+            if content is not None:
+                try:
+                    data = base64.b64decode(content, validate=True)
+                except (binascii.Error, TypeError, ValueError):
+                    raise BundleError("The bundle archive in the module's result is not valid base64.")
+                with open(archive, "wb") as fh:
+                    fh.write(data)
+            elif remote:
+                self._connection.fetch_file(remote, archive)
+            else:
+                raise BundleError("The module reported neither the bundle archive nor its content.")
             if tpl.sha256_file(archive) != bundle["sha256"]:
                 raise BundleError("The fetched bundle archive does not match the sha256 the target reported.")
             staging = os.path.join(staging_root, "bundle")
@@ -123,7 +159,10 @@ class ActionModule(ActionBase):
             extract_bundle(archive, staging)
             tpl.verify_bundle(staging)
             wrote = install_bundle(staging, final)
-            self._low_level_execute_command("rm -f %s" % shlex.quote(bundle["archive"]), sudoable=True)
+            if remote and not (tmpdir and os.path.dirname(remote) == tmpdir.rstrip("/")):
+                # outside the tmp directory Ansible removes after the task (pipelining): own round trip
+                self._low_level_execute_command("rm -f %s" % shlex.quote(remote), sudoable=True)
+            bundle["archive"] = None  # gone from the target (or never written there)
         except (BundleError, tpl.TemplateError, tarfile.TarError) as exc:
             result.update(failed=True, msg="The bundle from %s was not kept: %s" % (host, exc))
             return result

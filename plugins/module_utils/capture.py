@@ -11,12 +11,20 @@ Standard library only (runs on targets).  ``mo.fleet.capture`` is a thin wrapper
 ``run_command(argv, chdir, environment, timeout) -> CommandResult``
 ``capture(options, store=None) -> dict``
     OPTIONS keys: cmd, argv, shell, chdir, environment, name, roots, exclude, trace,
-    timeout, config_roots, lock_timeout.  Returns rc, stdout, stderr, status, template,
-    bundle {id, path, archive, sha256, size}, trace.
+    timeout, config_roots, lock_timeout, inline_max, archive_dir.  Returns rc, stdout,
+    stderr, status, template, bundle {id, path, archive, sha256, size[, content]}, trace.
+
+Where the bundle archive goes: without ``inline_max`` it stays in the store's outbox and
+the index records it (a later fetch).  With ``inline_max`` the caller takes it away now:
+an archive of at most that many bytes comes back base64-encoded as ``bundle.content`` and
+no archive file is left (``bundle.archive`` is None); a larger one is written to
+``archive_dir`` (the caller's temporary directory) or else the outbox, for the caller to
+fetch and delete.  The index records no archive in either case.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import errno
 import functools
@@ -196,6 +204,23 @@ def _make_archive(bundle_dir, archive):
                 tar.add(path, arcname=name)
 
 
+def _place_archive(archive_tmp, capture_id, options, store):
+    """Put the finished archive where OPTIONS say; return (path or None, base64 text or None,
+    whether the index records it) - see the module docstring."""
+    inline_max = int(options.get("inline_max") or 0)
+    if not inline_max:
+        archive = os.path.join(store.outbox, capture_id + ".tar.gz")
+        os.rename(archive_tmp, archive)
+        return archive, None, True
+    if os.path.getsize(archive_tmp) <= inline_max:
+        with open(archive_tmp, "rb") as fh:
+            content = base64.b64encode(fh.read()).decode("ascii")
+        return None, content, False  # archive_tmp goes with the work directory
+    archive = os.path.join(options.get("archive_dir") or store.outbox, capture_id + ".tar.gz")
+    shutil.move(archive_tmp, archive)  # a rename unless the directory is on another filesystem
+    return archive, None, False
+
+
 def normalize_roots(roots, field):
     out = []
     for root in roots:
@@ -257,6 +282,11 @@ def capture(options, store=None):
     if store.root not in exclude:
         exclude.append(store.root)
     config_roots = normalize_roots(options.get("config_roots") or list(snap.CONFIG_ROOTS), "config_roots")
+    if int(options.get("inline_max") or 0) < 0:
+        raise CaptureError("inline_max must be 0 or a positive number of bytes.")
+    archive_dir = options.get("archive_dir")
+    if archive_dir and not (os.path.isabs(archive_dir) and os.path.isdir(archive_dir)):
+        raise CaptureError("archive_dir %s is not an existing absolute directory on the target." % archive_dir)
     run_argv = list(argv)
     if mode == "strace" and _which("strace", environment) is None:
         raise CaptureError("trace=strace needs the strace program on the target; install it first.")
@@ -423,9 +453,8 @@ def capture(options, store=None):
         archive_sha = tpl.sha256_file(archive_tmp)
         archive_size = os.path.getsize(archive_tmp)
         final = os.path.join(store.templates, capture_id)
-        archive = os.path.join(store.outbox, capture_id + ".tar.gz")
         os.rename(bundle, final)
-        os.rename(archive_tmp, archive)
+        archive, content, indexed = _place_archive(archive_tmp, capture_id, options, store)
         created = time.time()
         for phase, sid, s in (("pre", pre_id, before), ("post", post_id, after)):
             store.add_snapshot({"id": sid, "created": created, "phase": phase, "template_id": capture_id,
@@ -435,14 +464,16 @@ def capture(options, store=None):
                                 "method": trace_info["used"]})
         store.add_template({"id": capture_id, "name": options.get("name"), "created": created,
                             "command": " ".join(argv), "status": status, "rc": result.rc, "path": final,
-                            "archive": archive, "summary": json.dumps(doc["summary"]),
+                            "archive": archive if indexed else None, "summary": json.dumps(doc["summary"]),
                             "bytes": archive_size})
+        bundle_info = {"id": capture_id, "path": final, "archive": archive, "sha256": archive_sha,
+                       "size": archive_size}
+        if content is not None:
+            bundle_info["content"] = content
         return {
             "rc": result.rc, "stdout": result.stdout, "stderr": result.stderr, "status": status,
             "timed_out": result.timed_out, "template": doc, "trace": trace_info,
-            "bundle": {"id": capture_id, "path": final, "archive": archive, "sha256": archive_sha,
-                       "size": archive_size},
-            "cmd": argv,
+            "bundle": bundle_info, "cmd": argv,
         }
     except OSError as exc:
         if exc.errno == errno.ENOSPC:

@@ -121,6 +121,23 @@ options:
     description: Bring the bundle to the controller (action plugin). With V(false) it stays on the target only.
     type: bool
     default: true
+  inline_max:
+    description:
+      - Set by the action plugin when it fetches the bundle (4 MiB); rarely useful by hand.
+      - When not V(0), the caller takes the bundle archive away now, so the index records no archive for it. An
+        archive of at most this many bytes comes back base64-encoded in RV(bundle.content) and no archive file is
+        left on the target; a larger one is written to O(archive_dir) (or the store's outbox) for the caller to
+        fetch and delete.
+      - V(0) leaves the archive in the store's outbox (C(/var/lib/mo-fleet/outbox/)) and records it in the index.
+    type: int
+    default: 0
+  archive_dir:
+    description:
+      - Set by the action plugin to its remote temporary directory, which Ansible removes after the task;
+        rarely useful by hand.
+      - An existing absolute directory on the target that receives an archive larger than O(inline_max) instead
+        of the store's outbox. Only used when O(inline_max) is not V(0).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -199,9 +216,33 @@ trace:
   type: dict
   sample: {requested: auto, used: walk, fallback: "fanotify cannot mark the filesystem of /: Operation not supported"}
 bundle:
-  description: Where the bundle is on the target (id, directory, archive, archive sha256 and size).
+  description:
+    - Where the bundle is on the target (id, directory, archive, archive sha256 and size).
+    - When the action plugin fetched the bundle, C(archive) is null (the archive came back in the result or was
+      fetched from Ansible's temporary directory, which is gone) and the base64 content is not shown.
   returned: when the command ran
   type: dict
+  contains:
+    id:
+      description: Capture id.
+      type: str
+    path:
+      description: Directory of the bundle on the target (C(/var/lib/mo-fleet/templates/<id>)).
+      type: str
+    archive:
+      description: Path of the bundle archive on the target, or null when none is left there.
+      type: str
+    sha256:
+      description: sha256 of the bundle archive.
+      type: str
+    size:
+      description: Size of the bundle archive in bytes.
+      type: int
+    content:
+      description: The bundle archive, base64-encoded, when it is at most O(inline_max) bytes (module only; the action
+        plugin removes it from the result).
+      type: str
+      returned: when O(inline_max) is set and the archive is small enough
 dest:
   description: Controller directory holding the fetched bundle (set by the action plugin).
   returned: when the bundle was fetched
@@ -243,6 +284,8 @@ def main():
             lock_timeout=dict(type="int", default=300),
             dest=dict(type="path", default="captures"),
             fetch=dict(type="bool", default=True),
+            inline_max=dict(type="int", default=0),
+            archive_dir=dict(type="path"),
         ),
         mutually_exclusive=[("cmd", "argv")],
         required_one_of=[("cmd", "argv")],
@@ -251,6 +294,8 @@ def main():
     p = module.params
     if p["timeout"] < 0:
         module.fail_json(msg="timeout must be 0 (no limit) or a positive number of seconds.")
+    if p["inline_max"] < 0:
+        module.fail_json(msg="inline_max must be 0 or a positive number of bytes.")
     if p["chdir"] and not os.path.isdir(p["chdir"]):
         module.fail_json(msg="chdir %s does not exist or is not a directory." % p["chdir"])
     reason = skip_reason(p["creates"], p["removes"], p["chdir"])

@@ -71,8 +71,8 @@ kept:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import (  # noqa: F401  (plan_cleanup: tests)
-    Store, StoreError, plan_cleanup, store_argument_spec,
+from ansible_collections.mo.fleet.plugins.module_utils.capture_index import (
+    Store, StoreError, store_argument_spec,
 )
 
 

@@ -370,3 +370,30 @@ def test_template_info_playbook_shows_and_validates_on_the_controller(tmp_path):
     assert bad.rc != 0
     failed = bad.task_results("localhost", name="Validate the bundle")[0]
     assert failed["valid"] is False and "does not match its sha256" in failed["msg"]
+
+
+def test_bundle_comes_back_inline_or_through_the_tmp_dir_and_nothing_is_left_behind(lab, tmp_path):
+    """Small archive: inline in the result; forced large (inline_max=1): fetched from the task's
+    remote tmp directory. Either way the same verified bundle, no archive or tmp dir left on
+    the target, the index records no archive; fetch=false keeps it in the outbox, indexed."""
+    host = lab.host()
+    host.sh("mkdir -p /opt/app && echo one > /opt/app/a")
+    change = "sh -c 'echo two >> /opt/app/a; echo new > /opt/app/b-%s'"
+    for name, extra in (("inline", {}), ("fetched", {"inline_max": 1})):
+        run = _adhoc(lab, host, dict({"cmd": change % name, "name": name, "roots": ["/opt"]}, **extra), tmp_path)
+        res = _ad_result(run, host)
+        assert run.rc == 0 and res["changed"] is True, run.stdout + run.stderr
+        assert "content" not in res["bundle"] and res["bundle"]["archive"] is None
+        doc = tpl.verify_bundle(str(tmp_path / "captures" / host.name / name))
+        assert "/opt/app/b-" + name in {e["path"] for e in doc["operations"]["files_created"]}
+        assert (tmp_path / "captures" / host.name / name / ("files/opt/app/b-" + name)).read_text() == "new\n"
+        assert host.sh("ls -A /root/.ansible/tmp 2>/dev/null; ls -A /var/lib/mo-fleet/outbox").stdout == ""
+    kept = _ad_result(_adhoc(lab, host, {"cmd": change % "kept", "name": "kept", "roots": ["/opt"], "fetch": False},
+                             tmp_path), host)
+    assert kept["bundle"]["archive"] == "/var/lib/mo-fleet/outbox/%s.tar.gz" % kept["bundle"]["id"]
+    assert "content" not in kept["bundle"] and not (tmp_path / "captures" / host.name / "kept").exists()
+    assert host.sh("sha256sum %s" % kept["bundle"]["archive"]).stdout.split()[0] == kept["bundle"]["sha256"]
+    info = _ad_result(run_module(lab.inventory(host), host.name, "mo.fleet.capture_info", ""), host)
+    assert {t["name"]: t["archive"] for t in info["templates"]} == {
+        "inline": None, "fetched": None, "kept": kept["bundle"]["archive"]}
+    assert info["status"]["pending_archives"] == 1

@@ -16,7 +16,7 @@ from ansible_collections.mo.fleet.plugins.module_utils import capture as cap
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils import trace as tr
 from ansible_collections.mo.fleet.plugins.module_utils.capture_index import LockBusy, Store
-from ansible_collections.mo.fleet.plugins.modules.capture_store import plan_cleanup
+from ansible_collections.mo.fleet.plugins.module_utils.capture_index import plan_cleanup
 
 COLLECTIONS = Path(__file__).resolve().parents[2] / ".collections"
 
@@ -209,3 +209,45 @@ def test_plan_cleanup_keeps_newest_per_name():
     assert plan_cleanup(rows, keep=2, max_age_days=0, now=now) == (["a2", "a3"], ["a0", "a1", "b0"])
     assert plan_cleanup(rows, keep=1, max_age_days=3, now=now) == (["a3"], ["a0", "a1", "a2", "b0"])
     assert plan_cleanup(rows, keep=0, max_age_days=0, now=now)[1] == []
+
+
+def test_archive_placement_outbox_inline_and_archive_dir(area, tmp_path):
+    """Without inline_max the outbox keeps the archive and the index records it; with it, a small
+    archive comes back base64-encoded and a large one lands in archive_dir, neither indexed."""
+    import base64
+    import hashlib
+    base, root = area
+    store = Store(base + "/store")
+    kept = cap.capture(options(root, "true", name="kept"), store=store)
+    assert os.path.dirname(kept["bundle"]["archive"]) == store.outbox and "content" not in kept["bundle"]
+
+    inline = cap.capture(options(root, "true", name="inline", inline_max=4 << 20), store=store)
+    data = base64.b64decode(inline["bundle"]["content"], validate=True)
+    assert inline["bundle"]["archive"] is None
+    assert hashlib.sha256(data).hexdigest() == inline["bundle"]["sha256"] and len(data) == inline["bundle"]["size"]
+
+    handoff = str(tmp_path / "handoff")
+    os.makedirs(handoff)
+    large = cap.capture(options(root, "true", name="large", inline_max=1, archive_dir=handoff), store=store)
+    assert "content" not in large["bundle"]
+    assert os.path.dirname(large["bundle"]["archive"]) == handoff
+    assert tpl.sha256_file(large["bundle"]["archive"]) == large["bundle"]["sha256"]
+
+    # the outbox holds only the archive left there on purpose, and the index says exactly that
+    assert store.outbox_files() == [kept["bundle"]["archive"]]
+    recorded = dict((t["name"], t["archive"]) for t in store.list_templates())
+    assert recorded == {"kept": kept["bundle"]["archive"], "inline": None, "large": None}
+    assert store.stale_work() == []
+
+
+@pytest.mark.parametrize("extra, field", [({"archive_dir": "relative/dir"}, "archive_dir"),
+                                          ({"archive_dir": "/nonexistent/mo-fleet"}, "archive_dir"),
+                                          ({"inline_max": -1}, "inline_max")])
+def test_bad_archive_options_are_one_sentence_and_run_nothing(area, extra, field):
+    base, root = area
+    marker = os.path.join(root, "ran")
+    with pytest.raises(cap.CaptureError) as info:
+        cap.capture(options(root, 'touch "$1/ran"', **extra), store=Store(base + "/store"))
+    message = str(info.value)
+    assert message.startswith(field) and message.endswith(".") and message.count(". ") == 0
+    assert not os.path.exists(marker)

@@ -101,8 +101,3 @@ def test_cleanup_waits_for_a_running_capture_then_says_so(store):
         with pytest.raises(LockBusy, match="Another capture holds the lock"):
             Store(store.root).cleanup(keep=0, wait=0.3)
     assert len(store.list_templates()) == 4
-
-
-def test_plan_cleanup_is_the_module_one():
-    from ansible_collections.mo.fleet.plugins.modules import capture_store
-    assert capture_store.plan_cleanup is plan_cleanup
