@@ -158,30 +158,62 @@ def load_spec(path=HOSTS_FILE):
     return yaml.safe_load(Path(path).read_text())
 
 
+NETWORK_LOCK = Path("/run/lock/mo-fleet-lab-network.lock")
+
+
 def ensure_network(name):
-    if podman("network", "exists", name, check=False).returncode == 0:
-        return False
-    proc = podman("network", "create", "--label", f"{LABEL}=network", name, check=False)
-    if proc.returncode != 0:
-        if podman("network", "exists", name, check=False).returncode == 0:
-            return False  # another run created it meanwhile
-        raise LabError(f"podman network create {name} failed: {proc.stderr.decode().strip()}")
+    """Create the lab network without podman's DNS server; return True if it changed.
+
+    Lab names come from each host's /etc/hosts (link_hosts) and every other name from the
+    machine's own resolver. aardvark-dns, podman's DNS server, drops queries while it reloads,
+    which it does each time a container joins or leaves the network: under parallel tests a
+    host then failed to resolve its repository server.
+    """
+    NETWORK_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(NETWORK_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers create it once
+        proc = podman("network", "inspect", name, check=False)
+        if proc.returncode == 0:
+            if not json.loads(proc.stdout)[0].get("dns_enabled"):
+                return False
+            attached = podman("container", "ls", "-a", "--filter", f"network={name}",
+                              "--format", "{{.Names}}").stdout.decode().split()
+            if attached:
+                raise LabError(f"network {name} was made with podman's DNS server by an older lab and "
+                               f"still has containers ({' '.join(attached)}): run `make lab-down` first")
+            podman("network", "rm", name)
+        podman("network", "create", "--disable-dns", "--label", f"{LABEL}=network", name)
     say(f"created network {name}")
     return True
 
 
-def network_dns(network):
-    """podman run options that make the network's own DNS server (aardvark) the only resolver.
+def hosts_file_text(text, name, ips):
+    """TEXT, the hosts file of NAME, with one line for every other host in IPS ({name: ip})."""
+    others = set(ips) - {name}
+    kept = [line for line in text.splitlines() if not set(line.split()[1:]) & others]
+    return "".join(line + "\n" for line in kept) + "".join(
+        f"{ip}\t{other}\n" for other, ip in sorted(ips.items()) if other in others)
 
-    By default podman also lists the machine's upstream resolver; when aardvark answers late
-    on a loaded machine, glibc asks that one, which does not know the lab names, and a host
-    fails with "Could not resolve 'repo1'". aardvark forwards every other name upstream.
+
+def link_hosts(names, network=None):
+    """Give each of NAMES an /etc/hosts line for every other one; return how many files changed.
+
+    The file is podman's per-container hosts file, bind-mounted into the host: it is rewritten
+    in place (a rename would leave the container on the old file).
     """
-    info = json.loads(podman("network", "inspect", network).stdout)[0]
-    gateways = [s["gateway"] for s in info.get("subnets") or [] if s.get("gateway")]
-    if not info.get("dns_enabled") or not gateways:
-        return []
-    return ["--dns", gateways[0], "--dns-option", "timeout:2", "--dns-option", "attempts:5"]
+    network = network or load_spec()["network"]
+    ips = {name: host_ip(name, network) for name in names}
+    changed = 0
+    for name in names:
+        path = Path(container_state(name)["HostsPath"])
+        text = path.read_text()
+        wanted = hosts_file_text(text, name, ips)
+        if wanted != text:
+            with open(path, "r+") as f:
+                f.write(wanted)
+                f.truncate()
+            changed += 1
+    return changed
 
 
 def container_state(name):
@@ -201,7 +233,7 @@ def start_host(name, network, kind="fleet", extra_args=()):
     changed = False
     if state is None:
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
-               *network_dns(network), "--systemd=always", *labels(kind, network), *extra_args,
+               "--systemd=always", *labels(kind, network), *extra_args,
                BASE_IMAGE, "/sbin/init")
         changed = True
         say(f"started {name}")
@@ -291,6 +323,7 @@ def up(spec_path=HOSTS_FILE, inventory_path=INVENTORY):
     changes += ensure_network(spec["network"])
     for host in spec["hosts"]:
         changes += start_host(host, spec["network"])
+    changes += bool(link_hosts(list(spec["hosts"]), spec["network"]))
     for host in spec.get("ssh_hosts", []):
         changes += ensure_ssh(host)
     text = "# Written by `make lab` (lab/labctl.py up); do not edit.\n" + yaml.safe_dump(
@@ -363,7 +396,7 @@ def new_host(name, network=None, privileged=False, rootfs=False):
     if rootfs:
         root = copy_image_root(name)
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
-               *network_dns(network), "--systemd=always", *labels("test", network),
+               "--systemd=always", *labels("test", network),
                "--label", f"{LABEL}.rootfs={root}",
                *extra, "--rootfs", str(root), "/sbin/init")
         wait_for_systemd(name)

@@ -86,6 +86,7 @@ class LabFactory:
         hostvars = labctl.new_host(name, privileged=privileged, rootfs=rootfs)
         host = Host(name=name, groups=list(groups), hostvars=hostvars)
         self.hosts.append(host)
+        labctl.link_hosts([h.name for h in self.hosts])
         return host
 
     def inventory(self, *hosts, group_vars=None):

@@ -15,14 +15,30 @@ def test_fresh_host_runs_systemd_and_answers_ansible(lab):
 
 def test_hosts_reach_each_other_by_name_and_reach_the_mirror(lab):
     a, b = lab.host(), lab.host()
-    assert a.sh(f"getent hosts {b.name}").returncode == 0
-    # the network's own DNS server is the only resolver, so a slow answer is retried there
-    # instead of being asked of the upstream resolver, which does not know lab names
-    nameservers = [line.split()[1] for line in a.sh("cat /etc/resolv.conf").stdout.splitlines()
-                   if line.startswith("nameserver")]
-    assert len(nameservers) == 1, nameservers
+    c = lab.host()  # a later host is added to the earlier ones too
+    for host, other in ((a, b), (b, a), (a, c), (c, a)):
+        line = host.sh(f"getent hosts {other.name}").stdout.split()
+        assert line[0] == labctl.host_ip(other.name, labctl.load_spec()["network"]), line
+    # lab names come from /etc/hosts; every other name from the machine's own resolver,
+    # never from podman's DNS server (it drops queries while it reloads)
+    resolvers = [line.split()[1] for line in a.sh("cat /etc/resolv.conf").stdout.splitlines()
+                 if line.startswith("nameserver")]
+    network = labctl.json.loads(labctl.podman("network", "inspect", labctl.load_spec()["network"]).stdout)[0]
+    gateways = [subnet["gateway"] for subnet in network["subnets"]]
+    assert resolvers and not set(resolvers) & set(gateways), (resolvers, gateways)
     run = a.sh("apt-get install -y -q --no-install-recommends hello && hello")
     assert "Hello, world!" in run.stdout
+
+
+def test_link_hosts_is_idempotent_and_repairs_a_changed_address(lab):
+    a, b = lab.host(), lab.host()
+    network = labctl.load_spec()["network"]
+    assert labctl.link_hosts([a.name, b.name], network) == 0
+    hosts_file = labctl.Path(labctl.container_state(a.name)["HostsPath"])
+    hosts_file.write_text(hosts_file.read_text().replace(labctl.host_ip(b.name, network), "10.0.0.99"))
+    assert labctl.link_hosts([a.name, b.name], network) == 1
+    assert a.sh(f"getent hosts {b.name}").stdout.split()[0] == labctl.host_ip(b.name, network)
+    assert a.sh("grep -c 10.0.0.99 /etc/hosts", check=False).stdout.strip() == "0"
 
 
 def test_apt_module_is_idempotent_on_a_lab_host(lab, tmp_path):

@@ -1,4 +1,4 @@
-"""Pure parts of the lab tool: mirror discovery and the inventory it writes."""
+"""Pure parts of the lab tool: mirror discovery, the inventory and the hosts files it writes."""
 
 import sys
 from pathlib import Path
@@ -60,3 +60,19 @@ def test_mirror_from_legacy_sources_list(tmp_path, monkeypatch, mirror_file):
     monkeypatch.setattr(labctl, "Path", lambda p: legacy if p.endswith("sources.list")
                         else real_path(tmp_path / "missing"))
     assert labctl.debian_mirror() == ("http://mirror.example/debian", legacy)
+
+
+def test_hosts_file_text_adds_the_others_and_keeps_the_rest():
+    podman_text = "127.0.0.1\tlocalhost\n10.89.0.1\thost.containers.internal\n10.89.0.2\ta a\n"
+    ips = {"a": "10.89.0.2", "b": "10.89.0.3", "c": "10.89.0.4"}
+    text = labctl.hosts_file_text(podman_text, "a", ips)
+    assert text == podman_text + "10.89.0.3\tb\n10.89.0.4\tc\n"
+    assert labctl.hosts_file_text(text, "a", ips) == text
+
+
+def test_hosts_file_text_replaces_a_stale_address():
+    text = "127.0.0.1\tlocalhost\n10.89.0.2\ta a\n10.89.0.9\tb\n"
+    new = labctl.hosts_file_text(text, "a", {"a": "10.89.0.2", "b": "10.89.0.3"})
+    assert new == "127.0.0.1\tlocalhost\n10.89.0.2\ta a\n10.89.0.3\tb\n"
+    # a name only inside a longer one is not touched
+    assert "10.0.0.1\tbb\n" in labctl.hosts_file_text("10.0.0.1\tbb\n", "a", {"a": "1", "b": "2"})
