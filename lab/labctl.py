@@ -260,8 +260,10 @@ def wait_for_systemd(name, timeout=90):
 def ensure_ssh(name):
     """Turn on sshd in NAME with its own host keys and the lab's key authorised."""
     STATE_DIR.mkdir(exist_ok=True)
-    if not SSH_KEY.exists():
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mo-fleet-lab", "-f", str(SSH_KEY)])
+    with open(STATE_DIR / "ssh-key.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers make the key once
+        if not SSH_KEY.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mo-fleet-lab", "-f", str(SSH_KEY)])
     pub = SSH_KEY.with_suffix(".pub").read_text()
     current = podman("exec", name, "cat", "/root/.ssh/authorized_keys", check=False).stdout.decode()
     active = podman("exec", name, "systemctl", "is-active", "ssh", check=False).stdout.decode().strip()
@@ -282,6 +284,16 @@ def host_ip(name, network):
     return state["NetworkSettings"]["Networks"][network]["IPAddress"]
 
 
+def ssh_hostvars(name, network):
+    """Inventory variables that reach NAME over SSH with the lab key (after ensure_ssh)."""
+    return {
+        "ansible_host": host_ip(name, network),
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(SSH_KEY),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+    }
+
+
 def inventory(spec):
     network = spec["network"]
     ssh_hosts = set(spec.get("ssh_hosts", []))
@@ -290,15 +302,7 @@ def inventory(spec):
         for group in host_groups:
             groups.setdefault(group, {"hosts": {}})["hosts"][host] = None
     podman_hosts = {h: {"ansible_host": h} for h in spec["hosts"] if h not in ssh_hosts}
-    ssh = {
-        h: {
-            "ansible_host": host_ip(h, network),
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(SSH_KEY),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-        }
-        for h in sorted(ssh_hosts)
-    }
+    ssh = {h: ssh_hostvars(h, network) for h in sorted(ssh_hosts)}
     children = {
         "lab_podman": {"hosts": podman_hosts, "vars": {"ansible_connection": "containers.podman.podman"}},
         "lab_ssh": {"hosts": ssh, "vars": {"ansible_connection": "ansible.builtin.ssh"}},

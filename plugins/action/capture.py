@@ -11,8 +11,8 @@ in a staging directory next to the destination; only then does one rename put it
 Connection round trips: an archive of at most INLINE_MAX bytes comes back base64-encoded in
 the module's result (no fetch); a larger one is written into the task's remote temporary
 directory and fetched, and goes with that directory when Ansible removes it after the task.
-Only when there is no such directory (pipelining) does a large archive go through the
-store's outbox and need its own `rm -f`.
+That directory exists even when the module itself is pipelined: an action plugin that
+TRANSFERS_FILES gets it before it runs the module.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import base64
 import binascii
 import filecmp
 import os
-import shlex
 import shutil
 import tarfile
 import tempfile
@@ -100,16 +99,13 @@ class ActionModule(ActionBase):
         fetch = args.get("fetch", True)
         if isinstance(fetch, str):
             fetch = fetch.lower() in ("1", "true", "yes", "on")
-        tmpdir = None
         if fetch and not self._task.check_mode:
-            # the module takes the archive away now: inline when small, else into the remote tmp
-            # directory _execute_module would create anyway (none when pipelining)
+            # the module takes the archive away now: inline when small, else into the task's
+            # remote tmp directory, which Ansible removes after the task
             args["inline_max"] = args.get("inline_max") or INLINE_MAX
-            if self._connection._shell.tmpdir is None and not self._is_pipelining_enabled("new"):
+            if self._connection._shell.tmpdir is None:
                 self._make_tmp_path()
-            tmpdir = self._connection._shell.tmpdir
-            if tmpdir:
-                args["archive_dir"] = tmpdir
+            args["archive_dir"] = self._connection._shell.tmpdir
         module_result = self._execute_module(module_name="mo.fleet.capture", module_args=args,
                                              task_vars=task_vars)
         result.update(module_result)
@@ -159,10 +155,7 @@ class ActionModule(ActionBase):
             extract_bundle(archive, staging)
             tpl.verify_bundle(staging)
             wrote = install_bundle(staging, final)
-            if remote and not (tmpdir and os.path.dirname(remote) == tmpdir.rstrip("/")):
-                # outside the tmp directory Ansible removes after the task (pipelining): own round trip
-                self._low_level_execute_command("rm -f %s" % shlex.quote(remote), sudoable=True)
-            bundle["archive"] = None  # gone from the target (or never written there)
+            bundle["archive"] = None  # goes with the task's tmp directory (or never written there)
         except (BundleError, tpl.TemplateError, tarfile.TarError) as exc:
             result.update(failed=True, msg="The bundle from %s was not kept: %s" % (host, exc))
             return result

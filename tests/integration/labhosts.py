@@ -80,10 +80,15 @@ class LabFactory:
         self.tmp_path = Path(tmp_path)
         self.hosts = []
 
-    def host(self, groups=(), privileged=False, rootfs=False, prefix="mo-t"):
-        """A fresh host; rootfs=True: privileged, on a plain directory root (fanotify works)."""
+    def host(self, groups=(), privileged=False, rootfs=False, ssh=False, prefix="mo-t"):
+        """A fresh host; rootfs=True: privileged, on a plain directory root (fanotify works);
+        ssh=True: sshd on, and Ansible reaches it over SSH instead of podman exec."""
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         hostvars = labctl.new_host(name, privileged=privileged, rootfs=rootfs)
+        if ssh:
+            labctl.ensure_ssh(name)
+            hostvars = dict(hostvars, ansible_connection="ansible.builtin.ssh",
+                            **labctl.ssh_hostvars(name, labctl.load_spec()["network"]))
         host = Host(name=name, groups=list(groups), hostvars=hostvars)
         self.hosts.append(host)
         labctl.link_hosts([h.name for h in self.hosts])

@@ -397,3 +397,26 @@ def test_bundle_comes_back_inline_or_through_the_tmp_dir_and_nothing_is_left_beh
     assert {t["name"]: t["archive"] for t in info["templates"]} == {
         "inline": None, "fetched": None, "kept": kept["bundle"]["archive"]}
     assert info["status"]["pending_archives"] == 1
+
+
+def test_bundle_comes_home_over_ssh_with_pipelining(lab, tmp_path):
+    """Over real SSH with the module pipelined (no module file sent): a small archive comes
+    back inline; a large one (inline_max=1) is fetched over SFTP from the task's tmp directory,
+    which the action plugin has even when pipelining, and goes with it."""
+    host = lab.host(ssh=True)
+    host.sh("mkdir -p /opt/app && echo one > /opt/app/a")
+    change = "sh -c 'echo two >> /opt/app/a; echo new > /opt/app/b-%s'"
+    for name, extra in (("inline", {}), ("fetched", {"inline_max": 1})):
+        args = dict({"cmd": change % name, "name": name, "roots": ["/opt"]}, **extra)
+        run = run_module(lab.inventory(host), host.name, "mo.fleet.capture", args, cwd=tmp_path,
+                         env={"ANSIBLE_PIPELINING": "1", "ANSIBLE_VERBOSITY": "3",
+                              "ANSIBLE_VERBOSE_TO_STDERR": "1"})
+        res = _ad_result(run, host)
+        assert run.rc == 0 and res["changed"] is True, run.stdout + run.stderr
+        assert "Pipelining is enabled." in run.stderr and " PUT " not in run.stderr, run.stderr
+        assert (" FETCH /root/.ansible/tmp/ansible-tmp-" in run.stderr) is (name == "fetched"), run.stderr
+        assert res["bundle"]["archive"] is None
+        doc = tpl.verify_bundle(str(tmp_path / "captures" / host.name / name))
+        assert "/opt/app/b-" + name in {e["path"] for e in doc["operations"]["files_created"]}
+        assert host.sh("ls -A /var/lib/mo-fleet/outbox").stdout == ""
+        assert host.sh("ls -A /root/.ansible/tmp 2>/dev/null || true").stdout == ""
