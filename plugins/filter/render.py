@@ -58,10 +58,14 @@ def to_tasks(template, **options):
     return _run("to_tasks", _tasks_and_archive, template, options)
 
 
-def _role_and_archive(source, options, role_name, origin):
+def _role_and_archive(source, options, role_name, origin, write_archive):
     out = render.to_role(source, options, role_name=role_name, origin=origin)
-    if out["archive"]:  # the bundle was verified just now
-        render.write_files_archive(source, dict(options, verify_bundle=False))
+    out["archive_changed"] = False
+    if out["archive"]:
+        opts = dict(options, verify_bundle=False)  # the bundle was verified just now
+        out["archive_changed"] = render.files_archive_differs(source, opts)
+        if out["archive_changed"] and write_archive:
+            render.write_files_archive(source, opts)
     return out
 
 
@@ -100,12 +104,15 @@ def yaml_text(data):
     return "---\n" + body
 
 
-def to_role(template, role_name="captured", origin=None, **options):
+def to_role(template, role_name="captured", origin=None, write_archive=True, **options):
     """Template or bundle path -> standalone role {files: {relpath: text}, copies: [...]}."""
-    out = _run("to_role", _role_and_archive, template, options, role_name=role_name, origin=origin)
+    if not isinstance(write_archive, bool):
+        raise AnsibleFilterError("mo.fleet.to_role: write_archive must be true or false, not %r." % (write_archive,))
+    out = _run("to_role", _role_and_archive, template, options, role_name=role_name, origin=origin,
+               write_archive=write_archive)
     files = dict((rel, data if rel.endswith(".md") else yaml_text(data)) for rel, data in out["files"].items())
     return {"files": files, "copies": [{"dest": dest, "src": src} for dest, src in out["copies"]],
-            "archive": out["archive"]}
+            "archive": out["archive"], "archive_changed": out["archive_changed"]}
 
 
 def to_deb(template, **options):

@@ -31,6 +31,8 @@ reads the bundle when asked to verify it) and uses the standard library only.
 ``write_files_archive(source, options=None) -> int``
     Write that tar to ``files_archive`` on the controller (atomically); the one function
     here that writes.
+``files_archive_differs(source, options=None) -> bool``
+    Whether that write would change ``files_archive`` (check mode, and ``changed``).
 
 Options (every renderer accepts the same dict; unknown keys are refused):
     include, exclude        lists of paths or shell globs; a path also matches everything below
@@ -59,13 +61,13 @@ Options (every renderer accepts the same dict; unknown keys are refused):
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
 import posixpath
 import re
 import shlex
 import tarfile
-import tempfile
 from datetime import datetime, timezone
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
@@ -952,40 +954,75 @@ def archive_members(source, options=None):
     return out
 
 
+def _write_tar(handle, prep, members):
+    mtime = _archive_mtime(prep)
+    with tarfile.open(fileobj=handle, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for m in members:
+            info = tarfile.TarInfo(m["path"].lstrip("/"))
+            info.mode = int(m["mode"], 8)
+            info.mtime = mtime
+            info.uid, info.gid = int(m["uid"]), int(m["gid"])
+            info.uname = m["owner"] or ""
+            info.gname = m["group"] or ""
+            if m["type"] == "directory":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+                continue
+            with open(m["src"], "rb") as data:
+                info.size = os.fstat(data.fileno()).st_size
+                tar.addfile(info, data)
+
+
+class _Digest(object):
+    """A write-only file object that keeps only the sha256 of what it is given."""
+
+    def __init__(self):
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data):
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self):
+        return self.size
+
+
+def _archive_prep(source, options):
+    prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
+    return prep, archive_members(prep)
+
+
 def write_files_archive(source, options=None):
     """Write the tar of archive_members() to the option files_archive (temp file + rename);
     return the number of members (0: no archive is used, nothing written)."""
-    prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
-    members = archive_members(prep)
+    prep, members = _archive_prep(source, options)
     if not members:
         return 0
     dest = prep.options["files_archive"]
-    mtime = _archive_mtime(prep)
-    fd, tmp = tempfile.mkstemp(prefix=".mo-fleet-archive-", dir=os.path.dirname(dest) or ".")
     try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-            for m in members:
-                info = tarfile.TarInfo(m["path"].lstrip("/"))
-                info.mode = int(m["mode"], 8)
-                info.mtime = mtime
-                info.uid, info.gid = int(m["uid"]), int(m["gid"])
-                info.uname = m["owner"] or ""
-                info.gname = m["group"] or ""
-                if m["type"] == "directory":
-                    info.type = tarfile.DIRTYPE
-                    tar.addfile(info)
-                    continue
-                with open(m["src"], "rb") as data:
-                    info.size = os.fstat(data.fileno()).st_size
-                    tar.addfile(info, data)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, dest)
+        tpl.atomic_write(dest, lambda handle: _write_tar(handle, prep, members), mode=0o600)
     except OSError as exc:
         raise RenderError("Cannot write the files archive %s: %s." % (dest, exc.strerror or exc))
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return len(members)
+
+
+def files_archive_differs(source, options=None):
+    """True when an archive is used and the file at files_archive is missing or holds other
+    bytes than write_files_archive would write (the bytes are stable: one fixed mtime)."""
+    prep, members = _archive_prep(source, options)
+    if not members:
+        return False
+    dest = prep.options["files_archive"]
+    if not os.path.isfile(dest):
+        return True
+    digest = _Digest()
+    try:
+        _write_tar(digest, prep, members)
+    except OSError as exc:
+        raise RenderError("Cannot read a file for the files archive: %s." % (exc.strerror or exc))
+    return tpl.sha256_file(dest) != digest.sha256.hexdigest()
 
 
 def _probe_task(prep, units):

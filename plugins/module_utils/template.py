@@ -679,8 +679,9 @@ def dump(doc):
 def atomic_write(path, data, mode=0o644):
     """Write DATA to PATH via a temp file in the same directory + fsync + chmod MODE + rename.
 
-    DATA is bytes, text (written as UTF-8) or a binary file object, whose rest is copied in
-    blocks (a large file never sits in memory whole).
+    DATA is bytes, text (written as UTF-8), a binary file object, whose rest is copied in
+    blocks (a large file never sits in memory whole), or a function that writes to the open
+    binary handle it is given.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -691,6 +692,8 @@ def atomic_write(path, data, mode=0o644):
             if hasattr(data, "read"):
                 for block in iter(lambda: data.read(1 << 20), b""):
                     handle.write(block)
+            elif callable(data):
+                data(handle)
             else:
                 handle.write(data)
             handle.flush()

@@ -392,16 +392,13 @@ def test_make_install_from_debian_source_round_trip(lab, tmp_path):
     assert d.sh("dpkg-query -W -f='${Version}' hello-src").stdout == "2.10-1"
 
 
-def test_dockerfile_context_builds_with_podman(tmp_path):
-    """template_to_dockerfile.yml writes a context that builds on the lab base image."""
+def synthetic_bundle(bundle, files):
+    """A bundle (no capture) creating FILES {path: (data, mode)}, /etc/hello, a link and a user."""
     import hashlib
     import sys
     sys.path.insert(0, str(ROOT / ".collections"))
     from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 
-    files = {"/usr/local/bin/hello": (b"#!/bin/sh\necho hello from mo.fleet\n", "0755"),
-             "/etc/hello/hello.conf": (b"greeting=hello\n", "0640")}
-    bundle = tmp_path / "bundle"
     entries = []
     for path, (data, mode) in files.items():
         dest = bundle / "files" / path.lstrip("/")
@@ -417,6 +414,53 @@ def test_dockerfile_context_builds_with_podman(tmp_path):
         "users_created": [{"name": "hello", "home": "/nonexistent", "shell": "/usr/sbin/nologin", "system": True}],
         "groups_created": [{"name": "hello", "system": True}]})
     (bundle / "template.json").write_text(tpl.dump(doc))
+    return bundle
+
+
+HELLO_FILES = {"/usr/local/bin/hello": (b"#!/bin/sh\necho hello from mo.fleet\n", "0755"),
+               "/etc/hello/hello.conf": (b"greeting=hello\n", "0640")}
+
+
+def test_role_written_again_loses_what_it_no_longer_has(tmp_path):
+    """template_to_role.yml into the same directory: a role with one archive; the same bundle
+    under --check and again (nothing to change, the archive unchanged); a smaller bundle without
+    an archive: the archive, tasks/files_per_item.yml and the dropped file go, the rest stays."""
+    role_dir = tmp_path / "roles" / "hello"
+    extra = dict(HELLO_FILES, **{"/usr/local/share/hello/extra.txt": (b"extra\n", "0644")})
+    big = synthetic_bundle(tmp_path / "big", extra)
+    small = synthetic_bundle(tmp_path / "small", HELLO_FILES)
+    archive = role_dir / "files" / "mo-fleet-files.tar"
+
+    def make(bundle, minimum, check=False):
+        run = run_playbook("playbooks/template_to_role.yml", tmp_path / "none.yml",
+                           {"template": str(bundle), "role_dir": str(role_dir), "archive_min_files": minimum},
+                           cwd=tmp_path, check=check)
+        assert run.rc == 0, run.stdout[-3000:]
+        removed = run.task_results("localhost", "Remove what an earlier generation left that this role no longer has")
+        reported = run.task_results("localhost", "Report the files archive")[0]
+        return (sorted(r["item"] for r in removed[0].get("results", []) if r.get("changed")),
+                "skipped" if reported.get("skipped") else reported.get("changed"), run.changed("localhost"))
+
+    assert make(big, 1)[:2] == ([], True)
+    assert archive.is_file() and (role_dir / "tasks" / "files_per_item.yml").is_file()
+    assert (role_dir / "files" / "usr/local/share/hello/extra.txt").is_file()
+    first = (archive.read_bytes(), archive.stat().st_mtime_ns)
+    assert make(big, 1, check=True) == ([], False, 0)
+    assert make(big, 1) == ([], False, 0)
+    assert (archive.read_bytes(), archive.stat().st_mtime_ns) == first  # not even rewritten
+    assert make(small, 0)[0] == sorted(str(role_dir / p) for p in (
+        "files/mo-fleet-files.tar", "files/usr/local/share/hello/extra.txt", "tasks/files_per_item.yml"))
+    assert not archive.exists() and not (role_dir / "tasks" / "files_per_item.yml").exists()
+    kept = sorted(str(p.relative_to(role_dir)) for p in role_dir.rglob("*") if p.is_file())
+    assert "files/usr/local/bin/hello" in kept and "README.md" in kept and "tasks/main.yml" in kept
+    assert make(small, 0) == ([], "skipped", 0)  # no archive to report on
+    # under --check a bundle that needs the archive again reports it, and writes nothing
+    assert make(big, 1, check=True)[1] is True and not archive.exists()
+
+
+def test_dockerfile_context_builds_with_podman(tmp_path):
+    """template_to_dockerfile.yml writes a context that builds on the lab base image."""
+    bundle = synthetic_bundle(tmp_path / "bundle", HELLO_FILES)
     made = run_playbook("playbooks/template_to_dockerfile.yml", tmp_path / "none.yml",
                         {"template": str(bundle), "context_dir": str(tmp_path / "ctx")}, cwd=tmp_path)
     assert made.rc == 0, made.stdout[-3000:]
