@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   podman runc crun netavark aardvark-dns iptables catatonit uidmap  # containers with systemd
   debootstrap                                              # the base image
+  apt-cacher-ng                                             # the lab's package cache
   openssh-client                                           # the SSH path into the lab
   gnupg dpkg-dev apt-utils fakeroot lintian                # signing, indexes, .deb tooling
   strace rsync git make shellcheck                         # capture baseline, sanity tree

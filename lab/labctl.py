@@ -1,14 +1,15 @@
 """Build and run the mo.fleet lab: real Debian hosts as podman containers running systemd.
 
     labctl.py image [--force]     build the cached base image from debootstrap (once)
+    labctl.py cache               start the lab's package cache (apt-cacher-ng) unless it runs
     labctl.py up                  start the fleet from lab/hosts.yml, write lab/inventory.yml
     labctl.py down [--image]      remove every container and network the lab made
     labctl.py status              show the lab's containers
     labctl.py new NAME [-g GROUP] start one disposable host (tests use this through the API)
     labctl.py rm NAME...          remove disposable hosts
 
-Every command is idempotent and says what it changed.  The base image is the only thing
-`down` keeps, unless asked (`down --image`).
+Every command is idempotent and says what it changed.  `down` stops the package cache
+and keeps its files and the base image (and removes the image when asked, `down --image`).
 """
 
 import argparse
@@ -17,11 +18,13 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -89,8 +92,148 @@ def debian_mirror():
     raise LabError("no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list")
 
 
-def image_exists(image=BASE_IMAGE):
-    return podman("image", "exists", image, check=False).returncode == 0
+def source_uris(sources):
+    """Every repository URI in an apt sources file (one-line or deb822), in order, once."""
+    text = Path(sources).read_text()
+    uris = [u for line in re.findall(r"^\s*URIs:\s*(.+)$", text, re.M) for u in line.split()]
+    uris += re.findall(r"^\s*deb(?:-src)?\s+(?:\[[^]]*\]\s+)?(\S+)", text, re.M)
+    return list(dict.fromkeys(u.rstrip("/") for u in uris))
+
+
+def source_hosts(sources):
+    """The host names of every URI in an apt sources file."""
+    return sorted({urlsplit(u).hostname for u in source_uris(sources) if urlsplit(u).hostname})
+
+
+_PINNED = {}
+
+
+def pinned_mirror_hosts(attempts=20, pause=3.0):
+    """podman `--add-host` options giving each name in this machine's apt sources the IPv4
+    address this machine resolves for it, looked up once per process.
+
+    Lab hosts then fetch packages without asking any DNS server: on a loaded machine the
+    resolver behind the lab went unanswered for a minute at a time, and apt inside a host
+    failed with "Temporary failure resolving". A name this machine cannot resolve either
+    is left to the host's own resolver.
+    """
+    if "options" not in _PINNED:
+        options = []
+        for name in source_hosts(debian_mirror()[1]):
+            address = None
+            for attempt in range(attempts):
+                try:
+                    address = socket.getaddrinfo(name, 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+                    break
+                except OSError:
+                    time.sleep(pause if attempt + 1 < attempts else 0)
+            if address:
+                options += ["--add-host", f"{name}:{address}"]
+            else:
+                say(f"could not resolve {name}; lab hosts will ask their own resolver for it")
+        _PINNED["options"] = options
+    return _PINNED["options"]
+
+
+# ---------------------------------------------------------------- package cache
+
+APT_CACHE_PORT = int(os.environ.get("MO_FLEET_APT_CACHE_PORT", "3143"))
+APT_CACHE_DIR = Path(os.environ.get("MO_FLEET_APT_CACHE_DIR", "/var/cache/mo-fleet-lab/apt"))
+APT_CACHE_RUN = Path("/run/mo-fleet-lab/apt-cache")
+APT_PROXY_SCRIPT = "/usr/lib/mo-fleet-lab/apt-proxy"
+
+
+def apt_cache_config(uris, cache_dir=APT_CACHE_DIR, run_dir=APT_CACHE_RUN, port=APT_CACHE_PORT):
+    """apt-cacher-ng's configuration: a cache of URIS (the machine's Debian repositories) and
+    of nothing else (ForceManaged), so it is no open proxy."""
+    lines = [f"CacheDir: {cache_dir}", f"LogDir: {cache_dir}.log", "SupportDir: /usr/lib/apt-cacher-ng",
+             f"Port: {port}", f"PidFile: {run_dir}/pid", f"SocketPath: {run_dir}/socket",
+             "ForceManaged: 1", "ExThreshold: 4"]
+    lines += [f"Remap-mofleet{i}: {uri} ; {uri}" for i, uri in enumerate(uris)]
+    return "\n".join(lines) + "\n"
+
+
+def apt_cache_answers(port=APT_CACHE_PORT):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def ensure_apt_cache():
+    """Start the lab's package cache (apt-cacher-ng on this machine) unless it runs; return
+    True if it was started.
+
+    Lab hosts fetch Debian packages through it (the image's apt-proxy script), so a package
+    that many tests install crosses the network once: this machine's way out throttles
+    connections and its resolver fails under many parallel lookups, which made apt in lab
+    hosts fail now and then. Hosts fall back to the mirror itself when the cache is down.
+    """
+    STATE_DIR.mkdir(exist_ok=True)
+    with open(STATE_DIR / "apt-cache.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers start it once
+        if apt_cache_answers():
+            return False
+        if shutil.which("apt-cacher-ng") is None:
+            raise LabError("apt-cacher-ng is not installed: run `make setup` (lab/install-host-deps.sh) first")
+        APT_CACHE_RUN.mkdir(parents=True, exist_ok=True)
+        for directory in (APT_CACHE_DIR, Path(f"{APT_CACHE_DIR}.log")):
+            directory.mkdir(parents=True, exist_ok=True)
+        config = apt_cache_config(source_uris(debian_mirror()[1]))
+        (APT_CACHE_RUN / "acng.conf").write_text(config)
+        run(["apt-cacher-ng", "-c", str(APT_CACHE_RUN), "ForeGround=0"])
+        deadline = time.monotonic() + 15
+        while not apt_cache_answers():
+            if time.monotonic() > deadline:
+                raise LabError(f"apt-cacher-ng did not answer on port {APT_CACHE_PORT}; "
+                               f"see {APT_CACHE_DIR}.log/apt-cacher.err")
+            time.sleep(0.2)
+    say(f"started the package cache on port {APT_CACHE_PORT} ({APT_CACHE_DIR})")
+    return True
+
+
+def stop_apt_cache():
+    pid_file = APT_CACHE_RUN / "pid"
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text().strip()), 15)
+    except (ValueError, ProcessLookupError):
+        pass
+    pid_file.unlink(missing_ok=True)
+    say("stopped the package cache (its files stay in " + str(APT_CACHE_DIR) + ")")
+    return True
+
+
+def apt_proxy_script(hosts, port=APT_CACHE_PORT):
+    """The image's Acquire::http::Proxy-Auto-Detect program: apt gives it the URI of a host it
+    is about to contact; it answers with the lab's package cache for the Debian mirror's hosts
+    when the cache answers, else DIRECT (lab hosts such as repo1 are always reached directly)."""
+    patterns = "|".join(f"http://{h}|http://{h}/*|http://{h}:*" for h in hosts) or "none"
+    return f"""#!/bin/bash
+# Written by mo.fleet's lab/labctl.py: where apt fetches a URI from (see docs/lab.md).
+case "$1" in
+  {patterns})
+    if timeout 1 bash -c 'exec 3<>/dev/tcp/host.containers.internal/{port}' 2>/dev/null; then
+      echo "http://host.containers.internal:{port}"
+      exit 0
+    fi ;;
+esac
+echo DIRECT
+"""
+
+
+# Raise when the image's content changes: an image built by an older recipe is rebuilt.
+IMAGE_REVISION = "2"
+
+
+def image_exists(image=BASE_IMAGE, revision=IMAGE_REVISION):
+    """Whether IMAGE exists, built by this recipe (any recipe when REVISION is None)."""
+    proc = podman("image", "inspect", "--format", "{{ index .Labels \"mo.fleet.lab.revision\" }}", image, check=False)
+    if proc.returncode != 0:
+        return False
+    return revision is None or proc.stdout.decode().strip() == revision
 
 
 def build_image(force=False):
@@ -104,6 +247,8 @@ def _build_image(force):
     if image_exists() and not force:
         say(f"base image {BASE_IMAGE} is cached, nothing to build")
         return False
+    if image_exists(revision=None):
+        say(f"base image {BASE_IMAGE} was built by an older recipe: building it again")
     mirror, sources = debian_mirror()
     say(f"building {BASE_IMAGE} with debootstrap from {mirror} (about a minute)")
     work = Path(tempfile.mkdtemp(prefix="mo-fleet-rootfs-", dir="/var/tmp"))
@@ -114,8 +259,8 @@ def _build_image(force):
         prepare_rootfs(rootfs, sources)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."],
                                stdout=subprocess.PIPE)
-        podman("import", "--change", 'CMD ["/sbin/init"]',
-               "--change", "STOPSIGNAL=SIGRTMIN+3", "-", BASE_IMAGE, stdin=tar.stdout)
+        podman("import", "--change", 'CMD ["/sbin/init"]', "--change", "STOPSIGNAL=SIGRTMIN+3",
+               "--change", f"LABEL mo.fleet.lab.revision={IMAGE_REVISION}", "-", BASE_IMAGE, stdin=tar.stdout)
         if tar.wait() != 0:
             raise LabError("tar of the debootstrap root failed")
     finally:
@@ -143,6 +288,12 @@ def prepare_rootfs(rootfs, sources):
     (rootfs / "etc/systemd/system/multi-user.target.wants/ssh.service").unlink(missing_ok=True)
     (rootfs / "etc/hostname").write_text("")
     (rootfs / "etc/resolv.conf").unlink()
+    script = rootfs / APT_PROXY_SCRIPT.lstrip("/")
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(apt_proxy_script(source_hosts(sources)))
+    script.chmod(0o755)
+    (apt_dir / "apt.conf.d/01mo-fleet-lab-cache").write_text(
+        f'Acquire::http::Proxy-Auto-Detect "{APT_PROXY_SCRIPT}";\n')
 
 
 def run(cmd):
@@ -233,7 +384,7 @@ def start_host(name, network, kind="fleet", extra_args=()):
     changed = False
     if state is None:
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
-               "--systemd=always", *labels(kind, network), *extra_args,
+               *pinned_mirror_hosts(), "--systemd=always", *labels(kind, network), *extra_args,
                BASE_IMAGE, "/sbin/init")
         changed = True
         say(f"started {name}")
@@ -324,6 +475,7 @@ def up(spec_path=HOSTS_FILE, inventory_path=INVENTORY):
     spec = load_spec(spec_path)
     inventory_path = Path(inventory_path)
     changes = int(build_image())
+    changes += ensure_apt_cache()
     changes += ensure_network(spec["network"])
     for host in spec["hosts"]:
         changes += start_host(host, spec["network"])
@@ -367,11 +519,13 @@ def down(remove_image=False, spec_path=None, inventory_path=INVENTORY):
     if Path(inventory_path).exists():
         Path(inventory_path).unlink()
         removed += 1
-    if remove_image and image_exists():
+    if spec_path is None:
+        removed += stop_apt_cache()
+    if remove_image and image_exists(revision=None):
         podman("rmi", BASE_IMAGE)
         removed += 1
         say(f"removed image {BASE_IMAGE}")
-    elif image_exists():
+    elif image_exists(revision=None):
         say(f"kept the cached base image {BASE_IMAGE}; `make lab-down-all` removes it too")
     say(f"{removed} object(s) removed")
 
@@ -393,6 +547,7 @@ def new_host(name, network=None, privileged=False, rootfs=False):
     """
     network = network or load_spec()["network"]
     build_image()
+    ensure_apt_cache()
     ensure_network(network)
     if container_state(name) is not None:
         raise LabError(f"a container named {name} exists already")
@@ -400,7 +555,7 @@ def new_host(name, network=None, privileged=False, rootfs=False):
     if rootfs:
         root = copy_image_root(name)
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
-               "--systemd=always", *labels("test", network),
+               *pinned_mirror_hosts(), "--systemd=always", *labels("test", network),
                "--label", f"{LABEL}.rootfs={root}",
                *extra, "--rootfs", str(root), "/sbin/init")
         wait_for_systemd(name)
@@ -452,6 +607,7 @@ def main(argv=None):
     p.add_argument("--hosts", default=None, help="remove only this spec's hosts and network")
     p.add_argument("--inventory", default=INVENTORY)
     sub.add_parser("status")
+    sub.add_parser("cache")
     p = sub.add_parser("new")
     p.add_argument("name")
     p = sub.add_parser("rm")
@@ -466,6 +622,8 @@ def main(argv=None):
             down(remove_image=args.image, spec_path=args.hosts, inventory_path=args.inventory)
         elif args.cmd == "status":
             status()
+        elif args.cmd == "cache":
+            ensure_apt_cache() or say(f"the package cache answers on port {APT_CACHE_PORT}")
         elif args.cmd == "new":
             print(json.dumps(new_host(args.name)))
         elif args.cmd == "rm":

@@ -15,6 +15,7 @@ stage_lint()        { ansible-lint --profile production; }
 
 stage_molecule() {
   local scenario rc=0
+  python lab/labctl.py cache || return 1  # the scenarios' hosts fetch packages through it
   for scenario in molecule/*/molecule.yml; do
     scenario=$(basename "$(dirname "$scenario")")
     echo "molecule: scenario $scenario"

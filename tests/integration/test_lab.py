@@ -19,7 +19,12 @@ def test_hosts_reach_each_other_by_name_and_reach_the_mirror(lab):
     for host, other in ((a, b), (b, a), (a, c), (c, a)):
         line = host.sh(f"getent hosts {other.name}").stdout.split()
         assert line[0] == labctl.host_ip(other.name, labctl.load_spec()["network"]), line
-    # lab names come from /etc/hosts; every other name from the machine's own resolver,
+    # the mirror's names are pinned in /etc/hosts too, to this machine's answer for them
+    sources = labctl.debian_mirror()[1]
+    for name in labctl.source_hosts(sources):
+        pinned = labctl.socket.getaddrinfo(name, 80, labctl.socket.AF_INET)[0][4][0]
+        assert a.sh(f"getent -s files hosts {name}").stdout.split()[0] == pinned, name
+    # other names come from the machine's own resolver,
     # never from podman's DNS server (it drops queries while it reloads)
     resolvers = [line.split()[1] for line in a.sh("cat /etc/resolv.conf").stdout.splitlines()
                  if line.startswith("nameserver")]
@@ -28,6 +33,25 @@ def test_hosts_reach_each_other_by_name_and_reach_the_mirror(lab):
     assert resolvers and not set(resolvers) & set(gateways), (resolvers, gateways)
     run = a.sh("apt-get install -y -q --no-install-recommends hello && hello")
     assert "Hello, world!" in run.stdout
+
+
+def test_hosts_fetch_debian_packages_through_the_package_cache(lab):
+    host = lab.host()
+    mirror_hosts = labctl.source_hosts(labctl.debian_mirror()[1])
+    cache = f"http://host.containers.internal:{labctl.APT_CACHE_PORT}"
+    for name in mirror_hosts:
+        assert host.sh(f"{labctl.APT_PROXY_SCRIPT} http://{name}").stdout.strip() == cache
+    assert host.sh(f"{labctl.APT_PROXY_SCRIPT} http://{host.name}").stdout.strip() == "DIRECT"
+    host.sh("apt-get install -y -q --no-install-recommends cowsay")
+    assert list(labctl.APT_CACHE_DIR.rglob("cowsay_*.deb")), "cowsay did not pass through the cache"
+    # the cache serves the machine's Debian repositories and nothing else: it is no open proxy
+    probe = ("import urllib.request as u, urllib.error as e\n"
+             "try:\n"
+             f"    u.build_opener(u.ProxyHandler({{'http': '{cache}'}})).open('http://example.org/')\n"
+             "    print('served')\n"
+             "except e.HTTPError as error:\n"
+             "    print(error.code)\n")
+    assert host.sh("python3", input_text=probe).stdout.strip() == "403"
 
 
 def test_link_hosts_is_idempotent_and_repairs_a_changed_address(lab):

@@ -76,3 +76,60 @@ def test_hosts_file_text_replaces_a_stale_address():
     assert new == "127.0.0.1\tlocalhost\n10.89.0.2\ta a\n10.89.0.3\tb\n"
     # a name only inside a longer one is not touched
     assert "10.0.0.1\tbb\n" in labctl.hosts_file_text("10.0.0.1\tbb\n", "a", {"a": "1", "b": "2"})
+
+
+def test_source_hosts_reads_deb822_and_one_line_sources(tmp_path):
+    deb822 = tmp_path / "debian.sources"
+    deb822.write_text(
+        "Types: deb\n# http://snapshot.example/archive/debian\nURIs: http://mirror.example/debian\n"
+        "Suites: bookworm\nComponents: main\n\n"
+        "Types: deb\nURIs: http://security.example/debian-security https://mirror.example/extra\n"
+        "Suites: bookworm-security\nComponents: main\n")
+    assert labctl.source_hosts(deb822) == ["mirror.example", "security.example"]
+    legacy = tmp_path / "sources.list"
+    legacy.write_text("# deb http://old.example/debian bookworm main\n"
+                      "deb [arch=amd64] http://mirror.example:8080/debian bookworm main\n"
+                      "deb-src http://src.example/debian bookworm main\n")
+    assert labctl.source_hosts(legacy) == ["mirror.example", "src.example"]
+
+
+def test_apt_cache_serves_only_the_given_repositories(tmp_path):
+    text = labctl.apt_cache_config(["http://mirror.example/debian", "http://sec.example/debian-security"],
+                                   cache_dir=tmp_path / "c", run_dir=tmp_path / "r", port=4000)
+    assert "Port: 4000\n" in text and "ForceManaged: 1\n" in text
+    assert f"CacheDir: {tmp_path / 'c'}\n" in text and f"PidFile: {tmp_path / 'r'}/pid\n" in text
+    assert "Remap-mofleet0: http://mirror.example/debian ; http://mirror.example/debian\n" in text
+    assert "Remap-mofleet1: http://sec.example/debian-security ; http://sec.example/debian-security\n" in text
+
+
+def test_source_uris_are_unique_and_in_order(tmp_path):
+    sources = tmp_path / "debian.sources"
+    sources.write_text("URIs: http://m.example/debian/\nSuites: bookworm\n\n"
+                       "URIs: http://s.example/debian-security http://m.example/debian\nSuites: x\n")
+    assert labctl.source_uris(sources) == ["http://m.example/debian", "http://s.example/debian-security"]
+
+
+def test_apt_proxy_script_sends_only_mirror_hosts_to_the_cache(tmp_path):
+    import subprocess
+    script = tmp_path / "apt-proxy"
+    script.write_text(labctl.apt_proxy_script(["mirror.example"], port=1).replace(
+        "host.containers.internal", "127.0.0.1"))
+    script.chmod(0o755)
+
+    def answer(uri):
+        return subprocess.run([str(script), uri], capture_output=True, text=True, check=True).stdout.strip()
+
+    # nothing listens on port 1, so even the mirror goes DIRECT; other hosts always do
+    assert answer("http://mirror.example") == "DIRECT"
+    assert answer("http://repo1") == "DIRECT"
+    import socket
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        script.write_text(labctl.apt_proxy_script(["mirror.example"], port=port).replace(
+            "host.containers.internal", "127.0.0.1"))
+        assert answer("http://mirror.example") == f"http://127.0.0.1:{port}"
+        assert answer("http://mirror.example:80/debian") == f"http://127.0.0.1:{port}"
+        assert answer("http://mirror.example.evil") == "DIRECT"
+        assert answer("http://repo1") == "DIRECT"
