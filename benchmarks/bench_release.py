@@ -243,8 +243,11 @@ def write_report(args, rows, pairs, reached, t_plan, t_worst, day):
         "(200 x the 'sha256 digests alone' row). A reused engine hashes each pair once, so the following "
         "days of the spread cost no hashing.",
         "",
-        "How: the catalog is compiled once (attribute -> delays, dominated delays pruned); hosts are "
-        "indexed attribute -> set of hosts, so a deployment's reach is a few C-level set unions; "
+        "How: the catalog is compiled once (attribute -> delays, dominated delays pruned); the plan "
+        "groups hosts by the attributes of theirs that the catalog names (hosts of one group get the "
+        "same deployments but for spreads in progress and halts), so a deployment's reach is a few "
+        "set unions over groups and each group's list is built once; the timeline indexes "
+        "attribute -> set of hosts; "
         "working-day arithmetic is O(1) plus a bisect over holidays and cached per (start, day); "
         "`sha256` is computed only for hosts in a delay whose spread is in progress on the day "
         "(duration > 1 and the day inside it), once per (deployment, host) per engine.",

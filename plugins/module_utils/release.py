@@ -391,6 +391,8 @@ class ReleaseEngine:
         self.deployments = sorted((_Deployment(d, schedules, self.halted)
                                    for d in self.catalog["deployments"]), key=lambda d: d.name)
         self.by_name = {d.name: d for d in self.deployments}
+        self.referenced = frozenset().union(*((d.included | d.excluded | set(d.attr_delays))
+                                              for d in self.deployments))
         self._hash_cache = {}
 
     # -- inputs ------------------------------------------------------------------------------
@@ -477,17 +479,80 @@ class ReleaseEngine:
                 reached -= found
         return self._allowed(dep, reached)
 
+    def profiles(self, hosts):
+        """Hosts grouped by the attributes of theirs that the catalog names: ([group's hosts],
+        {attribute: set of group numbers}).  The rule looks at nothing else, so every host of a
+        group gets the same deployments but for buckets and halts."""
+        self.index(hosts)  # validates HOSTS
+        referenced = self.referenced
+        groups = defaultdict(list)
+        for host, attrs in hosts.items():
+            groups[referenced.intersection(attrs)].append(host)
+        members = list(groups.values())
+        group_index = defaultdict(set)
+        for number, profile in enumerate(groups):
+            for attr in profile:
+                group_index[attr].add(number)
+        return members, group_index
+
+    def _reached_groups(self, dep, members, group_index, day):
+        """DEP on DAY over host groups: (numbers of groups reached whole, {group: hosts reached})."""
+        whole, part = set(), {}
+        if not dep.enabled:
+            return whole, part
+        excluded = set().union(*(group_index.get(attr, ()) for attr in dep.excluded))
+        if dep.start <= day:
+            whole.update(*(group_index.get(attr, ()) for attr in dep.included))
+        last = self.calendar.last_index(dep.start, day)
+        if last >= 0:
+            for attr, pairs in dep.attr_delays.items():
+                found = group_index.get(attr)
+                if not found:
+                    continue
+                for delay, duration in pairs:
+                    if delay > last:
+                        break
+                    if delay + duration - 1 <= last:
+                        whole |= found
+                        break
+                    for number in found - whole - excluded:
+                        todo = members[number]
+                        buckets = self._buckets(dep, todo)
+                        chosen = compress(todo, map(le, map(mod, map(buckets.__getitem__, todo), repeat(duration)),
+                                                    repeat(last - delay)))
+                        part.setdefault(number, set()).update(chosen)
+        whole -= excluded
+        part = {number: hosts for number, hosts in part.items()
+                if hosts and number not in whole and number not in excluded}
+        if dep.halted:
+            for number in whole:
+                part[number] = set(members[number])
+            whole = set()
+            part = {number: allowed for number, allowed in
+                    ((number, self._allowed(dep, hosts)) for number, hosts in part.items()) if allowed}
+        return whole, part
+
     def plan(self, hosts, day):
-        """{host: sorted deployment names} on DAY for every host of HOSTS."""
+        """{host: sorted deployment names} on DAY for every host of HOSTS.
+
+        Worked out once per group of hosts with the same relevant attributes (profiles()); only
+        a spread in progress or a halt is decided host by host.
+        """
         day = to_date(day, "date").toordinal()
-        index = self.index(hosts)
-        plan = {host: [] for host in hosts}
-        total = len(plan)
-        lookup, append = plan.__getitem__, list.append
-        for dep in self.deployments:  # sorted by name, so every host's list comes out sorted
-            reached = self.reached(dep, index, day, total)
-            if reached:  # append DEP's name to each reached host's list, the loop running in C
-                deque(map(append, map(lookup, reached), repeat(dep.name)), maxlen=0)
+        members, group_index = self.profiles(hosts)
+        shared = [[] for _members in members]
+        own = defaultdict(list)  # host -> names decided for that host alone
+        lookup, append = shared.__getitem__, list.append
+        for dep in self.deployments:  # sorted by name, so every list comes out sorted
+            whole, part = self._reached_groups(dep, members, group_index, day)
+            deque(map(append, map(lookup, whole), repeat(dep.name)), maxlen=0)
+            for chosen in part.values():
+                deque(map(append, map(own.__getitem__, chosen), repeat(dep.name)), maxlen=0)
+        plan = dict.fromkeys(hosts)
+        for group, names in zip(members, shared):
+            for host in group:
+                extra = own.get(host)
+                plan[host] = sorted(names + extra) if extra else list(names)
         return plan
 
     # -- a range of days ---------------------------------------------------------------------
