@@ -158,6 +158,29 @@ def apply(inventory, host, bundle, check=False, diff=False):
                         check=check, diff=diff)
 
 
+def generated_role_on_fresh_host(lab, inventory, bundle, tmp_path, role_name, prepare_host):
+    """template_to_role.yml writes ROLE_NAME from BUNDLE into tmp_path/roles; a fresh host is
+    started and prepared with PREPARE_HOST.  Returns (role_dir, host, its inventory, apply),
+    where apply() runs a play of the role on that host with no mo.fleet installed."""
+    role_dir = tmp_path / "roles" / role_name
+    made = run_playbook("playbooks/template_to_role.yml", inventory,
+                        {"template": str(bundle), "role_dir": str(role_dir)}, cwd=tmp_path)
+    assert made.rc == 0, made.stdout[-3000:]
+    host = lab.host(groups=["test_hosts"])
+    prepare_host(host)
+    host_inventory = lab.inventory(host)
+    play = tmp_path / "site.yml"
+    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n"
+                    f"  roles:\n    - role: {role_name}\n")
+    empty = tmp_path / "no-collections"
+    empty.mkdir(exist_ok=True)
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(empty), "ANSIBLE_ROLES_PATH": str(tmp_path / "roles")}
+    nodoc = subprocess.run([str(ANSIBLE_BIN / "ansible-doc"), "mo.fleet.capture"], cwd=tmp_path,
+                           capture_output=True, text=True, env=ansible_env(**env))
+    assert "mo.fleet.capture" not in nodoc.stdout  # mo.fleet really is not installed for these runs
+    return role_dir, host, host_inventory, lambda: run_playbook(str(play), host_inventory, env=env, cwd=tmp_path)
+
+
 def test_apt_package_round_trip(lab, tmp_path):
     """apt-get install memcached (a package with a service and a system user)."""
     a, b = lab.host(groups=["test_hosts"]), lab.host(groups=["test_hosts"])
@@ -206,28 +229,14 @@ def test_apt_package_round_trip(lab, tmp_path):
     assert result.get("conforms") is False
 
     # the generated role, on a fresh host, without mo.fleet installed
-    role_dir = tmp_path / "roles" / "memcached"
-    made = run_playbook("playbooks/template_to_role.yml", inventory,
-                        {"template": str(bundle_a), "role_dir": str(role_dir)}, cwd=tmp_path)
-    assert made.rc == 0, made.stdout[-3000:]
+    role_dir, c, inv_c, apply_role = generated_role_on_fresh_host(lab, inventory, bundle_a, tmp_path,
+                                                                  "memcached", prepare)
     lint = subprocess.run([str(ANSIBLE_BIN / "ansible-lint"), "--profile", "production", str(role_dir)],
                           cwd=tmp_path, capture_output=True, text=True, env=ansible_env())
     assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-2000:]
-    c = lab.host(groups=["test_hosts"])
-    prepare(c)
-    inv_c = lab.inventory(c)
-    play = tmp_path / "site.yml"
-    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n"
-                    "  roles:\n    - role: memcached\n")
-    empty = tmp_path / "no-collections"
-    empty.mkdir()
-    env = {"ANSIBLE_COLLECTIONS_PATH": str(empty), "ANSIBLE_ROLES_PATH": str(tmp_path / "roles")}
-    nodoc = subprocess.run([str(ANSIBLE_BIN / "ansible-doc"), "mo.fleet.capture"], cwd=tmp_path,
-                           capture_output=True, text=True, env=ansible_env(**env))
-    assert "mo.fleet.capture" not in nodoc.stdout  # mo.fleet really is not installed for this run
-    first = run_playbook(str(play), inv_c, env=env, cwd=tmp_path)
+    first = apply_role()
     assert first.rc == 0, first.stdout[-3000:] + first.stderr[-2000:]
-    second = run_playbook(str(play), inv_c, env=env, cwd=tmp_path)
+    second = apply_role()
     assert second.rc == 0 and second.changed(c.name) == 0, second.stdout[-3000:]
     verified = run_playbook("playbooks/verify.yml", inv_c, {"bundle": str(bundle_a)}, limit=c.name)
     assert verified.rc == 0, verified.stdout[-3000:]
@@ -345,21 +354,9 @@ def test_make_install_from_debian_source_round_trip(lab, tmp_path):
     discard(lab, a, b)
 
     # the generated role, without mo.fleet installed, on fresh C: captured, the same template
-    role_dir = tmp_path / "roles" / "hello_src"
-    made = run_playbook("playbooks/template_to_role.yml", inventory,
-                        {"template": str(bundle_a), "role_dir": str(role_dir)}, cwd=tmp_path)
-    assert made.rc == 0, made.stdout[-3000:]
-    c = lab.host(groups=["test_hosts"])
-    prepare(c)
-    inv_c = lab.inventory(c)
-    play = tmp_path / "site.yml"
-    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n"
-                    "  roles:\n    - role: hello_src\n")
-    empty = tmp_path / "no-collections"
-    empty.mkdir()
-    env = {"ANSIBLE_COLLECTIONS_PATH": str(empty), "ANSIBLE_ROLES_PATH": str(tmp_path / "roles")}
-    bundle_c, first = capture_while(inv_c, c, "hello-src-role", tmp_path / "captures",
-                                    lambda: run_playbook(str(play), inv_c, env=env, cwd=tmp_path))
+    _role_dir, c, inv_c, apply_role = generated_role_on_fresh_host(lab, inventory, bundle_a, tmp_path,
+                                                                   "hello_src", prepare)
+    bundle_c, first = capture_while(inv_c, c, "hello-src-role", tmp_path / "captures", apply_role)
     assert first.rc == 0, first.stdout[-3000:] + first.stderr[-2000:]
     diff = diff_report(tpl_a, comparable(load(bundle_c)))
     assert not diff, "\n".join(diff[:40])

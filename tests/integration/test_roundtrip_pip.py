@@ -18,7 +18,8 @@ import pytest
 
 from labhosts import ANSIBLE_BIN, ROOT, ansible_env, labctl, run_playbook
 from test_render_roundtrip import (
-    apply, assert_same_snapshot, capture, capture_while, comparable, diff_report, load, prepare, snapshot,
+    apply, assert_same_snapshot, capture, capture_while, comparable, diff_report, generated_role_on_fresh_host, load,
+    prepare, snapshot,
 )
 
 pytestmark = pytest.mark.integration
@@ -114,22 +115,11 @@ def test_pip_install_round_trip_role_and_deb(lab, tmp_path):
     lab.hosts.remove(b)
 
     # the generated role, on a fresh host prepared like A, without mo.fleet installed
-    role_dir = tmp_path / "roles" / "mohello"
-    made = run_playbook("playbooks/template_to_role.yml", inventory,
-                        {"template": str(bundle_a), "role_dir": str(role_dir)}, cwd=tmp_path)
-    assert made.rc == 0, made.stdout[-3000:]
-    c = lab.host(groups=["test_hosts"])
-    prepare_python(c)
-    inv_c = lab.inventory(c)
-    play = tmp_path / "site.yml"
-    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n"
-                    "  roles:\n    - role: mohello\n")
-    empty = tmp_path / "no-collections"
-    empty.mkdir()
-    env = {"ANSIBLE_COLLECTIONS_PATH": str(empty), "ANSIBLE_ROLES_PATH": str(tmp_path / "roles")}
-    first = run_playbook(str(play), inv_c, env=env, cwd=tmp_path)
+    role_dir, c, inv_c, apply_role = generated_role_on_fresh_host(lab, inventory, bundle_a, tmp_path,
+                                                                  "mohello", prepare_python)
+    first = apply_role()
     assert first.rc == 0, first.stdout[-3000:] + first.stderr[-2000:]
-    second = run_playbook(str(play), inv_c, env=env, cwd=tmp_path)
+    second = apply_role()
     assert second.rc == 0 and second.changed(c.name) == 0, second.stdout[-3000:]
     verified = run_playbook("playbooks/verify.yml", inv_c, {"bundle": str(bundle_a)}, limit=c.name)
     assert verified.rc == 0, verified.stdout[-3000:]

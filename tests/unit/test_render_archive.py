@@ -8,25 +8,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mo.fleet.plugins.filter import render as render_filters
 from ansible_collections.mo.fleet.plugins.module_utils import render
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 
-from test_render import CONTENT, apt_template, by_name
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    doc = apt_template()
-    root = tmp_path / "bundle"
-    for path, data in CONTENT.items():
-        dest = root / "files" / path.lstrip("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
-    for path, data in (("/etc/hello.conf", b"old\n"), ("/etc/obsolete.conf", b"gone\n")):
-        dest = root / "before" / path.lstrip("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
-    (root / "template.json").write_text(tpl.dump(doc))
-    return root
+from test_render import CONTENT, apt_template, bundle, by_name  # noqa: F401 (bundle: a fixture)
 
 
 def test_archive_replaces_the_directory_and_copy_loops(bundle, tmp_path):
