@@ -137,10 +137,10 @@ def pinned_mirror_hosts(attempts=20, pause=3.0):
 
 # ---------------------------------------------------------------- package cache
 
-APT_CACHE_PORT = int(os.environ.get("MO_FLEET_APT_CACHE_PORT", "3143"))
+APT_CACHE_PORT = 3143  # baked into the image (apt_cache_client_config)
 APT_CACHE_DIR = Path(os.environ.get("MO_FLEET_APT_CACHE_DIR", "/var/cache/mo-fleet-lab/apt"))
 APT_CACHE_RUN = Path("/run/mo-fleet-lab/apt-cache")
-APT_PROXY_SCRIPT = "/usr/lib/mo-fleet-lab/apt-proxy"
+APT_CACHE_CLIENT_CONFIG = "/etc/apt/apt.conf.d/01mo-fleet-lab-cache"
 
 
 def apt_cache_config(uris, cache_dir=APT_CACHE_DIR, run_dir=APT_CACHE_RUN, port=APT_CACHE_PORT):
@@ -165,10 +165,10 @@ def ensure_apt_cache():
     """Start the lab's package cache (apt-cacher-ng on this machine) unless it runs; return
     True if it was started.
 
-    Lab hosts fetch Debian packages through it (the image's apt-proxy script), so a package
-    that many tests install crosses the network once: this machine's way out throttles
+    Lab hosts fetch Debian packages through it (apt_cache_client_config), so a package that
+    many tests install crosses the network once: this machine's way out throttles new
     connections and its resolver fails under many parallel lookups, which made apt in lab
-    hosts fail now and then. Hosts fall back to the mirror itself when the cache is down.
+    hosts fail now and then.
     """
     STATE_DIR.mkdir(exist_ok=True)
     with open(STATE_DIR / "apt-cache.lock", "w") as lock:
@@ -206,26 +206,19 @@ def stop_apt_cache():
     return True
 
 
-def apt_proxy_script(hosts, port=APT_CACHE_PORT):
-    """The image's Acquire::http::Proxy-Auto-Detect program: apt gives it the URI of a host it
-    is about to contact; it answers with the lab's package cache for the Debian mirror's hosts
-    when the cache answers, else DIRECT (lab hosts such as repo1 are always reached directly)."""
-    patterns = "|".join(f"http://{h}|http://{h}/*|http://{h}:*" for h in hosts) or "none"
-    return f"""#!/bin/bash
-# Written by mo.fleet's lab/labctl.py: where apt fetches a URI from (see docs/lab.md).
-case "$1" in
-  {patterns})
-    if timeout 1 bash -c 'exec 3<>/dev/tcp/host.containers.internal/{port}' 2>/dev/null; then
-      echo "http://host.containers.internal:{port}"
-      exit 0
-    fi ;;
-esac
-echo DIRECT
-"""
+def apt_cache_client_config(hosts, port=APT_CACHE_PORT):
+    """The image's apt configuration: the Debian mirror's HOSTS through the lab's package cache
+    on the controller, every other host (repo1, a test's repository) directly.
+
+    No fallback to the mirror itself: that is the very path that failed under load. labctl
+    starts the cache before it starts any host.
+    """
+    return "".join(f'Acquire::http::Proxy::{host} "http://host.containers.internal:{port}";\n'
+                   for host in hosts)
 
 
 # Raise when the image's content changes: an image built by an older recipe is rebuilt.
-IMAGE_REVISION = "2"
+IMAGE_REVISION = "3"
 
 
 def image_exists(image=BASE_IMAGE, revision=IMAGE_REVISION):
@@ -288,12 +281,7 @@ def prepare_rootfs(rootfs, sources):
     (rootfs / "etc/systemd/system/multi-user.target.wants/ssh.service").unlink(missing_ok=True)
     (rootfs / "etc/hostname").write_text("")
     (rootfs / "etc/resolv.conf").unlink()
-    script = rootfs / APT_PROXY_SCRIPT.lstrip("/")
-    script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(apt_proxy_script(source_hosts(sources)))
-    script.chmod(0o755)
-    (apt_dir / "apt.conf.d/01mo-fleet-lab-cache").write_text(
-        f'Acquire::http::Proxy-Auto-Detect "{APT_PROXY_SCRIPT}";\n')
+    (rootfs / APT_CACHE_CLIENT_CONFIG.lstrip("/")).write_text(apt_cache_client_config(source_hosts(sources)))
 
 
 def run(cmd):

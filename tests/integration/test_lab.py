@@ -39,9 +39,9 @@ def test_hosts_fetch_debian_packages_through_the_package_cache(lab):
     host = lab.host()
     mirror_hosts = labctl.source_hosts(labctl.debian_mirror()[1])
     cache = f"http://host.containers.internal:{labctl.APT_CACHE_PORT}"
-    for name in mirror_hosts:
-        assert host.sh(f"{labctl.APT_PROXY_SCRIPT} http://{name}").stdout.strip() == cache
-    assert host.sh(f"{labctl.APT_PROXY_SCRIPT} http://{host.name}").stdout.strip() == "DIRECT"
+    proxies = dict(line.split(" ", 1) for line in host.sh("apt-config dump Acquire::http").stdout.splitlines()
+                   if line.startswith("Acquire::http::Proxy::"))
+    assert proxies == {f"Acquire::http::Proxy::{name}": f'"{cache}";' for name in mirror_hosts}, proxies
     host.sh("apt-get install -y -q --no-install-recommends cowsay")
     assert list(labctl.APT_CACHE_DIR.rglob("cowsay_*.deb")), "cowsay did not pass through the cache"
     # the cache serves the machine's Debian repositories and nothing else: it is no open proxy

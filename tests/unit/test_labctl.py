@@ -109,27 +109,7 @@ def test_source_uris_are_unique_and_in_order(tmp_path):
     assert labctl.source_uris(sources) == ["http://m.example/debian", "http://s.example/debian-security"]
 
 
-def test_apt_proxy_script_sends_only_mirror_hosts_to_the_cache(tmp_path):
-    import subprocess
-    script = tmp_path / "apt-proxy"
-    script.write_text(labctl.apt_proxy_script(["mirror.example"], port=1).replace(
-        "host.containers.internal", "127.0.0.1"))
-    script.chmod(0o755)
-
-    def answer(uri):
-        return subprocess.run([str(script), uri], capture_output=True, text=True, check=True).stdout.strip()
-
-    # nothing listens on port 1, so even the mirror goes DIRECT; other hosts always do
-    assert answer("http://mirror.example") == "DIRECT"
-    assert answer("http://repo1") == "DIRECT"
-    import socket
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        port = server.getsockname()[1]
-        script.write_text(labctl.apt_proxy_script(["mirror.example"], port=port).replace(
-            "host.containers.internal", "127.0.0.1"))
-        assert answer("http://mirror.example") == f"http://127.0.0.1:{port}"
-        assert answer("http://mirror.example:80/debian") == f"http://127.0.0.1:{port}"
-        assert answer("http://mirror.example.evil") == "DIRECT"
-        assert answer("http://repo1") == "DIRECT"
+def test_apt_cache_client_config_proxies_only_the_mirror_hosts():
+    text = labctl.apt_cache_client_config(["mirror.example", "sec.example"], port=4000)
+    assert text == ('Acquire::http::Proxy::mirror.example "http://host.containers.internal:4000";\n'
+                    'Acquire::http::Proxy::sec.example "http://host.containers.internal:4000";\n')
