@@ -435,6 +435,13 @@ class ReleaseEngine:
             cache.update(zip(missing, values))
         return cache
 
+    def _spread_reached(self, dep, hosts, duration, allowance):
+        """The HOSTS (a list) whose bucket for DEP over DURATION is at most ALLOWANCE, the
+        selection running in C."""
+        buckets = self._buckets(dep, hosts)
+        return compress(hosts, map(le, map(mod, map(buckets.__getitem__, hosts), repeat(duration)),
+                                   repeat(allowance)))
+
     def _allowed(self, dep, hosts):
         if not dep.halted:
             return hosts
@@ -466,11 +473,8 @@ class ReleaseEngine:
                     if delay + duration - 1 <= last:
                         reached |= found
                         break
-                    todo = list(found.difference(reached))
-                    buckets = self._buckets(dep, todo)
-                    # keep the hosts whose bucket % duration <= last - delay (C-level selection)
-                    reached.update(compress(todo, map(le, map(mod, map(buckets.__getitem__, todo),
-                                                              repeat(duration)), repeat(last - delay))))
+                    reached.update(self._spread_reached(dep, list(found.difference(reached)), duration,
+                                                        last - delay))
                 if len(reached) == total:
                     break
         for attr in dep.excluded:
@@ -516,11 +520,8 @@ class ReleaseEngine:
                         whole |= found
                         break
                     for number in found - whole - excluded:
-                        todo = members[number]
-                        buckets = self._buckets(dep, todo)
-                        chosen = compress(todo, map(le, map(mod, map(buckets.__getitem__, todo), repeat(duration)),
-                                                    repeat(last - delay)))
-                        part.setdefault(number, set()).update(chosen)
+                        part.setdefault(number, set()).update(
+                            self._spread_reached(dep, members[number], duration, last - delay))
         whole -= excluded
         part = {number: hosts for number, hosts in part.items()
                 if hosts and number not in whole and number not in excluded}
