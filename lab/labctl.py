@@ -112,10 +112,11 @@ def pinned_mirror_hosts(attempts=20, pause=3.0):
     """podman `--add-host` options giving each name in this machine's apt sources the IPv4
     address this machine resolves for it, looked up once per process.
 
-    Lab hosts then fetch packages without asking any DNS server: on a loaded machine the
-    resolver behind the lab went unanswered for a minute at a time, and apt inside a host
-    failed with "Temporary failure resolving". A name this machine cannot resolve either
-    is left to the host's own resolver.
+    apt goes through the package cache (apt_cache_client_config); these addresses serve what
+    a lab host fetches from the mirror itself, such as repo1's nginx proxying an external
+    deployment, without a DNS lookup: on a loaded machine the resolver behind the lab went
+    unanswered for a minute at a time. A name this machine cannot resolve either is left to
+    the host's own resolver.
     """
     if "options" not in _PINNED:
         options = []
