@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   podman runc crun netavark aardvark-dns iptables catatonit uidmap  # containers with systemd
+  iproute2                                                 # the lab bridge's fixed address
   debootstrap                                              # the base image
   apt-cacher-ng                                             # the lab's package cache
   openssh-client                                           # the SSH path into the lab

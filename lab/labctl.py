@@ -327,6 +327,29 @@ def ensure_network(name):
     return True
 
 
+NET_ADDR_SET = "3"  # /sys/class/net/*/addr_assign_type of an address set by hand
+
+
+def pin_bridge_address(network):
+    """Keep the NETWORK bridge's MAC address at the one it has now; return True if it changed.
+
+    A Linux bridge whose address was never set takes the lowest address of its ports, so it
+    changes as hosts come and go. A host keeps the gateway's old address in its ARP cache, and
+    once the port that owned that address is gone, its connections to the controller (the
+    package cache) time out for a minute or more: apt failed in a host now and then. An
+    address set by hand stays, whatever joins or leaves. Called after every host starts, as
+    netavark makes the bridge anew when the network has had no host.
+    """
+    interface = json.loads(podman("network", "inspect", network).stdout)[0]["network_interface"]
+    device = Path("/sys/class/net") / interface
+    with open(NETWORK_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (device / "addr_assign_type").read_text().strip() == NET_ADDR_SET:
+            return False
+        run(["ip", "link", "set", "dev", interface, "address", (device / "address").read_text().strip()])
+    return True
+
+
 def hosts_file_text(text, name, ips):
     """TEXT, the hosts file of NAME, with one line for every other host in IPS ({name: ip})."""
     others = set(ips) - {name}
@@ -375,6 +398,7 @@ def start_host(name, network, kind="fleet", extra_args=()):
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
                *pinned_mirror_hosts(), "--systemd=always", *labels(kind, network), *extra_args,
                BASE_IMAGE, "/sbin/init")
+        pin_bridge_address(network)
         changed = True
         say(f"started {name}")
     elif not state["State"]["Running"]:
@@ -547,6 +571,7 @@ def new_host(name, network=None, privileged=False, rootfs=False):
                *pinned_mirror_hosts(), "--systemd=always", *labels("test", network),
                "--label", f"{LABEL}.rootfs={root}",
                *extra, "--rootfs", str(root), "/sbin/init")
+        pin_bridge_address(network)
         wait_for_systemd(name)
     else:
         start_host(name, network, kind="test", extra_args=extra)
@@ -578,7 +603,8 @@ def remove_hosts(*names):
         if root and Path(root).parent == ROOTFS_DIR:
             roots.append(root)
     if names:
-        podman("rm", "-f", "-t", "0", *names, check=False)
+        # --ignore: without it, podman 4.3 removes none of NAMES when one is already gone
+        podman("rm", "-f", "-t", "0", "--ignore", *names, check=False)
     for root in roots:
         shutil.rmtree(root, ignore_errors=True)
 

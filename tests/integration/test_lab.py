@@ -54,6 +54,28 @@ def test_hosts_fetch_debian_packages_through_the_package_cache(lab):
     assert host.sh("python3", input_text=probe).stdout.strip() == "403"
 
 
+def test_lab_bridge_keeps_its_address_while_hosts_come_and_go(lab):
+    # A host remembers the gateway's MAC address; had the bridge taken a leaving port's address
+    # as its own, the host's connections to the package cache would time out.
+    network = labctl.load_spec()["network"]
+    device = labctl.Path("/sys/class/net") / labctl.json.loads(
+        labctl.podman("network", "inspect", network).stdout)[0]["network_interface"]
+    a = lab.host()
+    address = (device / "address").read_text().strip()
+    assert (device / "addr_assign_type").read_text().strip() == labctl.NET_ADDR_SET
+    b, c = lab.host(), lab.host()
+    labctl.remove_hosts(b.name)
+    assert (device / "address").read_text().strip() == address
+    # removing hosts of which one is gone already still removes the others
+    labctl.remove_hosts(b.name, c.name)
+    assert labctl.container_state(c.name) is None
+    gateway = labctl.json.loads(labctl.podman("network", "inspect", network).stdout)[0]["subnets"][0]["gateway"]
+    probe = ("import socket\n"
+             f"socket.create_connection(('{gateway}', {labctl.APT_CACHE_PORT}), timeout=5).close()\n"
+             f"print([line.split()[3] for line in open('/proc/net/arp') if line.startswith('{gateway} ')])\n")
+    assert a.sh("python3", input_text=probe).stdout.strip() == repr([address])
+
+
 def test_link_hosts_is_idempotent_and_repairs_a_changed_address(lab):
     a, b = lab.host(), lab.host()
     network = labctl.load_spec()["network"]
