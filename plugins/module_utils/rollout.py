@@ -14,6 +14,7 @@ API::
     wave_batches(waves, batch_size=0) -> {'order': [hosts], 'serial': [sizes], 'batches': [...]}
     halt_decisions(catalog, records, halted=(), threshold=None) -> {deployment: details}
     read_state(path) -> state ; update_state(path, halt={}, resume=[], check=False) -> (changed, state)
+    sync_record_paths(reports_dir, record) -> (last, history) ; write_sync_record(reports_dir, record)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ansible_collections.mo.fleet.plugins.module_utils.release import should_hal
 from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
 
 __all__ = ["RolloutError", "client_entries", "wave_batches", "halt_decisions", "read_state",
-           "update_state", "STATE_VERSION"]
+           "update_state", "sync_record_paths", "write_sync_record", "STATE_VERSION"]
 
 STATE_VERSION = 1
 APT_FIELDS = ("packages_to_install", "packages_to_remove", "default_preincluded_packages",
@@ -190,3 +191,40 @@ def update_state(path, halt=None, resume=(), check=False):
         if lock_fd is not None:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             os.close(lock_fd)
+
+
+def _file_name_part(record, field):
+    value = record.get(field)
+    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\0" in value:
+        raise RolloutError(f"sync record: field '{field}' must be a non-empty string without '/' "
+                           f"(got {value!r})")
+    return value
+
+
+def sync_record_paths(reports_dir, record):
+    """Where RECORD goes: (<reports_dir>/sync/<host>.json, <reports_dir>/sync/history/<host>/<time>-<date>.json).
+
+    The history file name is the record's time without colons, then its date (the day the
+    release rule was evaluated for, which a what-if run sets apart from the clock).
+    """
+    if not isinstance(record, Mapping):
+        raise RolloutError("sync record: must be a mapping")
+    host = _file_name_part(record, "host")
+    stamp = _file_name_part(record, "time").replace(":", "")
+    day = _file_name_part(record, "date")
+    sync = os.path.join(os.path.abspath(reports_dir), "sync")
+    return (os.path.join(sync, f"{host}.json"),
+            os.path.join(sync, "history", host, f"{stamp}-{day}.json"))
+
+
+def write_sync_record(reports_dir, record, history=True):
+    """Write a host's sync record as its last record and, with HISTORY, into its history.
+
+    Each file is written atomically; returns the paths written.
+    """
+    last, kept = sync_record_paths(reports_dir, record)
+    written = [last, kept] if history else [last]
+    for path in written:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _write_json(path, dict(record))
+    return written

@@ -137,6 +137,48 @@ def role_playbook(tmp_path):
     return path
 
 
+def test_sync_record_is_written_on_the_controller_without_reaching_the_host(tmp_path):
+    # mo.fleet.sync_record never connects: its host here does not even exist
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("all:\n  hosts:\n    web1:\n      ansible_host: mo-t-no-such-host\n"
+                         "      ansible_connection: ssh\n")
+    playbook = tmp_path / "record.yml"
+    playbook.write_text(textwrap.dedent("""\
+        - name: Record a sync
+          hosts: web1
+          gather_facts: false
+          tasks:
+            - name: Write the record
+              mo.fleet.sync_record:
+                dir: "{{ reports }}"
+                record: {host: "{{ inventory_hostname }}", time: "2026-11-29T09:30:00Z", date: "2026-12-07",
+                         status: ok, deployments: [base]}
+              register: written
+            - name: Show it
+              ansible.builtin.debug:
+                var: written
+        """))
+    reports = tmp_path / "reports"
+    run = run_playbook(playbook, inventory, extra_vars={"reports": str(reports)}, check=True)
+    assert run.rc == 0 and run.changed("web1") == 0, run.stdout[-3000:]
+    would = run.task_results("web1", "Write the record")[0]
+    assert would["written"] == [] and would["path"] == str(reports / "sync" / "web1.json")
+    assert not reports.exists()
+    run = ok(run_playbook(playbook, inventory, extra_vars={"reports": str(reports)}), "record")
+    assert run.changed("web1") == 0
+    history = reports / "sync" / "history" / "web1" / "2026-11-29T093000Z-2026-12-07.json"
+    assert run.task_results("web1", "Write the record")[0]["written"] == [str(reports / "sync" / "web1.json"), str(history)]
+    assert read_json(history)["deployments"] == ["base"] == read_json(reports / "sync" / "web1.json")["deployments"]
+    # a record naming its host with a path: one sentence, nothing written
+    playbook.write_text(playbook.read_text().replace('host: "{{ inventory_hostname }}"', 'host: "../../etc"'))
+    shutil.rmtree(reports)
+    run = run_playbook(playbook, inventory, extra_vars={"reports": str(reports)})
+    assert run.rc != 0
+    failure = run.task_results("web1", "Write the record")[0]
+    assert failure["msg"].startswith("sync record: field 'host' must be a non-empty string without '/'"), failure
+    assert not reports.exists()
+
+
 # ------------------------------------------------------------------------------------------
 # One client: check mode, convergence, idempotence, defaults, an unreachable server
 # ------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import json
 import multiprocessing
+from pathlib import Path
 
 
 import pytest
@@ -16,7 +17,8 @@ from ansible_collections.mo.fleet.plugins.filter.status import release_status_si
 from ansible_collections.mo.fleet.plugins.module_utils import release_client as rc
 from ansible_collections.mo.fleet.plugins.module_utils.release import release_plan
 from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
-    RolloutError, client_entries, halt_decisions, read_state, update_state, wave_batches,
+    RolloutError, client_entries, halt_decisions, read_state, sync_record_paths, update_state,
+    wave_batches, write_sync_record,
 )
 from ansible_collections.mo.fleet.plugins.module_utils.status_site import build_site
 
@@ -186,6 +188,33 @@ def test_state_updates_are_atomic_and_idempotent(tmp_path):
     path.write_text("{not json")
     with pytest.raises(RolloutError, match="cannot be read"):
         read_state(path)
+
+
+RECORD = {"host": "web1", "time": "2026-11-29T09:30:00Z", "date": "2026-12-07", "status": "ok",
+          "deployments": ["base"]}
+
+
+def test_sync_record_goes_to_the_last_record_and_the_history(tmp_path):
+    last, kept = sync_record_paths(str(tmp_path), RECORD)
+    assert last == str(tmp_path / "sync" / "web1.json")
+    assert kept == str(tmp_path / "sync" / "history" / "web1" / "2026-11-29T093000Z-2026-12-07.json")
+    assert write_sync_record(str(tmp_path), RECORD) == [last, kept]
+    assert json.loads(Path(last).read_text()) == RECORD == json.loads(Path(kept).read_text())
+    again = dict(RECORD, time="2026-11-29T10:00:00Z", status="error")
+    assert write_sync_record(str(tmp_path), again, history=False) == [last]
+    assert json.loads(Path(last).read_text())["status"] == "error"
+    assert sorted(p.name for p in (tmp_path / "sync" / "history" / "web1").iterdir()) == [Path(kept).name]
+    assert sorted(p.name for p in (tmp_path / "sync").iterdir()) == ["history", "web1.json"]  # no temp left
+
+
+@pytest.mark.parametrize("field, value", [("host", "../etc"), ("host", ".."), ("host", ""), ("date", "a/b"),
+                                          ("time", None), ("host", 7)])
+def test_sync_record_refuses_names_that_are_no_plain_file_name(tmp_path, field, value):
+    with pytest.raises(RolloutError, match=f"field '{field}'"):
+        write_sync_record(str(tmp_path), dict(RECORD, **{field: value}))
+    assert not (tmp_path / "sync").exists()
+    with pytest.raises(RolloutError, match="mapping"):
+        sync_record_paths(str(tmp_path), ["web1"])
 
 
 def _halt_one(args):
