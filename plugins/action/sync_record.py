@@ -38,10 +38,7 @@ class ActionModule(ActionBase):
         result["changed"] = False
         try:
             last, kept = sync_record_paths(reports_dir, record)
-            if self._task.check_mode:
-                result.update(path=last, history_path=kept if args["history"] else None, written=[])
-                return result
-            written = write_sync_record(reports_dir, record, history=args["history"])
+            written = [] if self._task.check_mode else write_sync_record(reports_dir, record, history=args["history"])
         except RolloutError as exc:
             result.update(failed=True, msg=str(exc))
             return result
