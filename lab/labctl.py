@@ -301,6 +301,12 @@ def load_spec(path=HOSTS_FILE):
 NETWORK_LOCK = Path("/run/lock/mo-fleet-lab-network.lock")
 
 
+def network_state(name):
+    """`podman network inspect NAME` as a dict, or None when there is no such network."""
+    proc = podman("network", "inspect", name, check=False)
+    return json.loads(proc.stdout)[0] if proc.returncode == 0 else None
+
+
 def ensure_network(name):
     """Create the lab network without podman's DNS server; return True if it changed.
 
@@ -312,9 +318,9 @@ def ensure_network(name):
     NETWORK_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(NETWORK_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers create it once
-        proc = podman("network", "inspect", name, check=False)
-        if proc.returncode == 0:
-            if not json.loads(proc.stdout)[0].get("dns_enabled"):
+        state = network_state(name)
+        if state is not None:
+            if not state.get("dns_enabled"):
                 return False
             attached = podman("container", "ls", "-a", "--filter", f"network={name}",
                               "--format", "{{.Names}}").stdout.decode().split()
@@ -340,7 +346,7 @@ def pin_bridge_address(network):
     address set by hand stays, whatever joins or leaves. Called after every host starts, as
     netavark makes the bridge anew when the network has had no host.
     """
-    interface = json.loads(podman("network", "inspect", network).stdout)[0]["network_interface"]
+    interface = network_state(network)["network_interface"]
     device = Path("/sys/class/net") / interface
     with open(NETWORK_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

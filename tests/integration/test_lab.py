@@ -28,7 +28,7 @@ def test_hosts_reach_each_other_by_name_and_reach_the_mirror(lab):
     # never from podman's DNS server (it drops queries while it reloads)
     resolvers = [line.split()[1] for line in a.sh("cat /etc/resolv.conf").stdout.splitlines()
                  if line.startswith("nameserver")]
-    network = labctl.json.loads(labctl.podman("network", "inspect", labctl.load_spec()["network"]).stdout)[0]
+    network = labctl.network_state(labctl.load_spec()["network"])
     gateways = [subnet["gateway"] for subnet in network["subnets"]]
     assert resolvers and not set(resolvers) & set(gateways), (resolvers, gateways)
     run = a.sh("apt-get install -y -q --no-install-recommends hello && hello")
@@ -57,10 +57,9 @@ def test_hosts_fetch_debian_packages_through_the_package_cache(lab):
 def test_lab_bridge_keeps_its_address_while_hosts_come_and_go(lab):
     # A host remembers the gateway's MAC address; had the bridge taken a leaving port's address
     # as its own, the host's connections to the package cache would time out.
-    network = labctl.load_spec()["network"]
-    device = labctl.Path("/sys/class/net") / labctl.json.loads(
-        labctl.podman("network", "inspect", network).stdout)[0]["network_interface"]
-    a = lab.host()
+    a = lab.host()  # first, so that the network and its bridge exist on a new machine too
+    state = labctl.network_state(labctl.load_spec()["network"])
+    device = labctl.Path("/sys/class/net") / state["network_interface"]
     address = (device / "address").read_text().strip()
     assert (device / "addr_assign_type").read_text().strip() == labctl.NET_ADDR_SET
     b, c = lab.host(), lab.host()
@@ -69,7 +68,7 @@ def test_lab_bridge_keeps_its_address_while_hosts_come_and_go(lab):
     # removing hosts of which one is gone already still removes the others
     labctl.remove_hosts(b.name, c.name)
     assert labctl.container_state(c.name) is None
-    gateway = labctl.json.loads(labctl.podman("network", "inspect", network).stdout)[0]["subnets"][0]["gateway"]
+    gateway = state["subnets"][0]["gateway"]
     probe = ("import socket\n"
              f"socket.create_connection(('{gateway}', {labctl.APT_CACHE_PORT}), timeout=5).close()\n"
              f"print([line.split()[3] for line in open('/proc/net/arp') if line.startswith('{gateway} ')])\n")
