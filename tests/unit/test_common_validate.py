@@ -1,0 +1,61 @@
+"""_common/validate.py: the one stdlib validator every document goes through."""
+
+import math
+
+import pytest
+from hypothesis import given, strategies as st
+
+from ansible_collections.mo.fleet.plugins.module_utils._common import names, validate
+
+SCHEMA = {
+    "type": "object",
+    "required": ["name", "uid"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8, "x-rule": "is not a lower-case word"},
+        "uid": {"type": ["integer", "null"], "minimum": 0, "maximum": 4294967295},
+        "size": {"type": "number", "minimum": 0},
+        "tags": {"type": "array", "maxItems": 2, "items": {"$ref": "#/$defs/tag"}},
+        "extra": {"type": "object", "propertyNames": {"pattern": "^[a-z]+$"},
+                  "additionalProperties": {"type": "string"}},
+    },
+    "$defs": {"tag": {"type": "string", "minLength": 1}},
+}
+
+
+def test_valid_document_has_no_errors():
+    assert validate.errors({"name": "abc", "uid": 0, "tags": ["x"], "extra": {"k": "v"}}, SCHEMA) == []
+
+
+@pytest.mark.parametrize("doc, expected", [
+    ({"name": "abc\n", "uid": 1}, "name 'abc\\n' is not a lower-case word."),
+    ({"name": "abc", "uid": [1]}, "uid must be an integer or null, not a list."),
+    ({"name": "abc", "uid": 1e30}, "uid must be an integer or null, not a number."),
+    ({"name": "abc", "uid": 10 ** 30}, "uid must be at most 4294967295"),
+    ({"name": "abc", "uid": True}, "uid must be an integer or null, not a boolean."),
+    ({"name": "abc", "uid": -1}, "uid must be at least 0"),
+    ({"name": "abc", "uid": 1, "size": math.nan}, "size must be a number, not a non-finite number."),
+    ({"name": "abc", "uid": 1, "tags": ["a", "b", "c"]}, "tags must hold at most 2 items"),
+    ({"name": "abc", "uid": 1, "tags": [""]}, "tags/0 must not be empty."),
+    ({"name": "abc", "uid": 1, "extra": {"K\n": "v"}}, "does not match"),
+    ({"name": "abc", "uid": 1, "Name": "x"}, "The document has an unknown field 'Name'."),
+    ({"uid": 1}, "The document is missing the required field 'name'."),
+    ({"name": "abcdefghij", "uid": 1}, "name must be at most 8 characters long"),
+])
+def test_one_sentence_naming_the_field(doc, expected):
+    found = validate.errors(doc, SCHEMA)
+    assert found, doc
+    assert expected in found[0]
+    assert found[0].count(". ") == 0 and found[0].endswith(".")
+
+
+@given(st.text())
+def test_patterns_match_the_whole_string(text):
+    ok = not validate.errors({"name": text, "uid": 0}, SCHEMA)
+    assert ok == (0 < len(text) <= 8 and text.isascii() and text.isalpha() and text.islower())
+
+
+@given(st.text(min_size=1).map(lambda t: t + "\n"))
+def test_no_name_kind_accepts_a_trailing_line_break(text):
+    for kind in names.PATTERNS:
+        assert not names.is_valid(kind, text), kind
