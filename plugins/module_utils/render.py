@@ -71,6 +71,7 @@ import tarfile
 from datetime import datetime, timezone
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._common import paths as _paths
 
 DEFAULT_BASE_IMAGE = "localhost/mo-fleet-base:bookworm"
 DEFAULT_ALLOWED_ROOTS = (
@@ -207,27 +208,6 @@ def _check_text(value, what):
         raise RenderError("%s %r contains a NUL or line break." % (what, value))
 
 
-def _check_account_name(name, what):
-    if not isinstance(name, str) or not ACCOUNT_RE.match(name):
-        raise RenderError("%s %r is not a valid user or group name." % (what, name))
-
-
-def _check_mode(value, what):
-    if value is not None and (not isinstance(value, str) or not re.match(r"^[0-7]{3,5}$", value)):
-        raise RenderError("%s has the mode %r, which is not an octal string." % (what, value))
-
-
-def _check_owner(entry, what):
-    for key in ("owner", "group"):
-        value = entry.get(key)
-        if value is not None:
-            _check_account_name(value, "%s %s" % (what, key))
-    for key in ("uid", "gid"):
-        value = entry.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise RenderError("%s has the %s %r, which is not a non-negative integer." % (what, key, value))
-
-
 class Prepared(object):
     """A loaded, validated template plus the options it is rendered with."""
 
@@ -294,90 +274,9 @@ def _matches(path, pattern):
     return tpl.is_within(path, root)
 
 
-_PY_TYPES = {"object": (dict,), "array": (list,), "string": (str,), "integer": (int,), "number": (int, float),
-             "boolean": (bool,), "null": (type(None),)}
-_OP_DEFS = {}
-_COMPILED = {}
-
-
-def _compile(defname):
-    """{field: (types, regex, enum, min_length, nested def)} for one schema definition."""
-    if defname in _COMPILED:
-        return _COMPILED[defname]
-    sch = tpl.SCHEMA["$defs"][defname]
-    fields = {}
-    for key, prop in sch.get("properties", {}).items():
-        nested = None
-        if "$ref" in prop:
-            nested = prop["$ref"].rsplit("/", 1)[-1]
-            prop = tpl.SCHEMA["$defs"][nested]
-        kinds = prop.get("type")
-        kinds = [kinds] if isinstance(kinds, str) else (kinds or [])
-        types = tuple(t for k in kinds for t in _PY_TYPES[k])
-        fields[key] = (types, "boolean" in kinds, "integer" in kinds or "number" in kinds,
-                       re.compile(prop["pattern"]) if "pattern" in prop else None,
-                       prop.get("enum"), prop.get("minLength", 0), nested if nested != defname else None)
-    _COMPILED[defname] = (fields, tuple(sch.get("required", ())), sch.get("additionalProperties", True) is False)
-    return _COMPILED[defname]
-
-
-def _entry_error(value, defname, where):
-    fields, required, closed = _compile(defname)
-    if not isinstance(value, dict):
-        return "%s must be an object, not %s." % (where, type(value).__name__)
-    for key in required:
-        if key not in value:
-            return "%s is missing the required field %r." % (where, key)
-    for key, item in value.items():
-        spec = fields.get(key)
-        if spec is None:
-            if closed:
-                return "%s has an unknown field %r." % (where, key)
-            continue
-        types, allow_bool, numeric, regex, enum, min_len, nested = spec
-        if not isinstance(item, types) or (isinstance(item, bool) and not allow_bool and numeric):
-            return "%s/%s must not be %s." % (where, key, type(item).__name__)
-        if isinstance(item, str):
-            if len(item) < min_len:
-                return "%s/%s must not be empty." % (where, key)
-            if regex is not None and not regex.search(item):
-                return "%s/%s %r does not match %s." % (where, key, item, regex.pattern)
-        if enum is not None and item not in enum:
-            return "%s/%s must be one of %s, not %r." % (where, key, ", ".join(map(str, enum)), item)
-        if nested is not None and item is not None:
-            err = _entry_error(item, nested, "%s/%s" % (where, key))
-            if err:
-                return err
-    return None
-
-
-def _op_defs():
-    if not _OP_DEFS:
-        for op, prop in tpl.SCHEMA["$defs"]["operations"]["properties"].items():
-            _OP_DEFS[op] = prop["items"]["$ref"].rsplit("/", 1)[-1]
-    return _OP_DEFS
-
-
 def fast_errors(doc):
-    """The template schema checked in one pass (same rules as template.validate, faster on big
-    templates: the per-entry definitions are compiled once).  Returns the first problems."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("operations"), dict):
-        return tpl.validate(doc, use_jsonschema=False)[:1] or ["The template has no operations object."]
-    shell = dict(doc)
-    shell["operations"] = dict((op, []) for op in doc["operations"])
-    errors = tpl.structural_errors(shell, limit=1)
-    if errors:
-        return errors
-    defs = _op_defs()
-    for op, entries in doc["operations"].items():
-        if not isinstance(entries, list):
-            return ["operations/%s must be an array, not %s." % (op, type(entries).__name__)]
-        defname = defs[op]
-        for index, entry in enumerate(entries):
-            err = _entry_error(entry, defname, "operations/%s/%d" % (op, index))
-            if err:
-                return [err]
-    return tpl._semantic_errors(doc)[:1]
+    """The first problem of DOC (the one validator, ``template.validate``), as a list."""
+    return tpl.validate(doc, limit=1)
 
 
 def _load(source):
@@ -456,100 +355,79 @@ def prepare(source, options=None):
     return prep
 
 
+_LINK_OPS = ("files_created", "files_modified", "symlinks_created", "symlinks_modified")
+
+
 def _check_doc(doc, opts):
+    """What the schema cannot say: clean paths inside the allowed roots, nothing below a
+    symlink the template makes (the one path guard), no Jinja2 in the text rendered, a
+    target for every symlink, a sha256 for every bundled file."""
     ops = doc["operations"]
     roots = opts["allowed_roots"]
     head = doc["MO_template"]
-    if head.get("name") is not None:
-        _check_text(head.get("name"), "MO_template/name")
+    _check_text(head.get("name"), "MO_template/name")
+    guarded = []
     for op in tpl.PATH_OPERATIONS:
         for index, entry in enumerate(ops[op]):
-            what = "operations/%s/%d (%s)" % (op, index, entry.get("path"))
-            path = entry.get("path")
-            _check_text(path, "The path in operations/%s/%d" % (op, index))
+            field = "operations/%s/%d/path" % (op, index)
+            path = entry["path"]
+            _check_text(path, field)
             if op in ("excluded", "redacted"):
                 continue
             try:
-                norm = tpl.normalize_path(path)
-            except tpl.TemplateError as exc:
-                raise RenderError("operations/%s/%d: %s" % (op, index, exc))
+                norm = _paths.check_roots(path, roots, field)
+            except _paths.PathError as exc:
+                raise RenderError(str(exc))
             if norm != path:
-                raise RenderError("The path %r in operations/%s is not normalised (expected %s)." % (path, op, norm))
-            if not any(tpl.is_within(norm, r) for r in roots):
-                raise RenderError("The path %s in operations/%s is outside the allowed roots (%s)."
-                                  % (norm, op, ", ".join(roots)))
+                raise RenderError("%s %r is not normalised (expected %s)." % (field, path, norm))
+            kind = "path"
+            if op in _LINK_OPS and (entry.get("type") == "symlink" or entry.get("target")):
+                kind = "link"
+            elif op == "permissions_changed" and (entry.get("after") or {}).get("type") == "symlink":
+                kind = "link"
+            guarded.append((field, path, kind))
             if op == "permissions_changed":
-                for side in ("before", "after"):
-                    state = entry.get(side) or {}
-                    _check_mode(state.get("permissions"), what + " " + side)
-                    _check_owner(state, what + " " + side)
                 continue
-            _check_mode(entry.get("permissions"), what)
-            _check_owner(entry, what)
-            _check_text(entry.get("target"), "The symlink target of %s" % norm)
+            _check_text(entry.get("target"), "operations/%s/%d/target" % (op, index))
             if entry.get("type") == "symlink" and op != "symlinks_deleted" and not entry.get("target"):
                 if not (entry.get("package") and op == "symlinks_created"):
                     raise RenderError("The symlink %s in operations/%s has no target." % (norm, op))
-            if entry.get("package") is not None and not PACKAGE_RE.match(entry["package"]):
-                raise RenderError("%s names the package %r, which is not a valid package name." % (what, entry["package"]))
-            before = entry.get("before") or {}
-            _check_mode(before.get("permissions"), what + " before")
-            _check_owner(before, what + " before")
-            _check_text(before.get("target"), "The former symlink target of %s" % norm)
+            _check_text((entry.get("before") or {}).get("target"), "operations/%s/%d/before/target" % (op, index))
             if entry.get("bundled") and not entry.get("hash"):
                 raise RenderError("The file %s is marked bundled but has no sha256 in the template." % norm)
-    for op in tpl.PACKAGE_OPERATIONS:
-        for pkg in ops[op]:
-            if not PACKAGE_RE.match(pkg["name"]):
-                raise RenderError("operations/%s holds %r, which is not a valid package name." % (op, pkg["name"]))
-            for key in ("version", "version_before"):
-                if key in pkg and not VERSION_RE.match(pkg[key]):
-                    raise RenderError("The package %s in operations/%s has the %s %r, which is not a Debian version."
-                                      % (pkg["name"], op, key, pkg[key]))
-            if not ARCH_RE.match(pkg["architecture"]):
-                raise RenderError("The package %s in operations/%s has the architecture %r, which is not valid."
-                                  % (pkg["name"], op, pkg["architecture"]))
-    for op in tpl.UNIT_OPERATIONS:
-        for unit in ops[op]:
-            if not UNIT_RE.match(unit["unit"]):
-                raise RenderError("operations/%s holds %r, which is not a systemd unit name." % (op, unit["unit"]))
+    try:
+        _paths.symlink_ancestors(guarded)
+    except _paths.PathError as exc:
+        raise RenderError(str(exc))
     for op in tpl.ACCOUNT_OPERATIONS:
-        for acct in ops[op]:
-            _check_account_name(acct["name"], "operations/%s holds the name" % op)
-            for key in ("gecos", "home", "shell"):
-                value = acct.get(key)
-                _check_text(value, "The %s of %s in operations/%s" % (key, acct["name"], op))
-                if value is not None and not SHELL_SAFE_FIELD.match(value):
-                    raise RenderError("The %s of %s in operations/%s contains a colon or control character."
-                                      % (key, acct["name"], op))
-            for key in ("home", "shell"):
-                value = acct.get(key)
-                if value and not value.startswith("/"):
-                    raise RenderError("The %s of %s in operations/%s is not an absolute path." % (key, acct["name"], op))
-            for key in ("uid", "gid"):
-                value = acct.get(key)
-                if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                    raise RenderError("The %s of %s in operations/%s is not a non-negative integer." % (key, acct["name"], op))
-            for side in ("before", "after"):
-                state = acct.get(side)
-                if isinstance(state, dict):
-                    for key in ("gecos", "home", "shell"):
-                        _check_text(state.get(key), "The %s %s of %s in operations/%s" % (side, key, acct["name"], op))
+        for index, acct in enumerate(ops[op]):
+            for side, state in (("", acct), ("before/", acct.get("before")), ("after/", acct.get("after"))):
+                for key in ("gecos", "home", "shell"):
+                    if state:
+                        _check_text(state.get(key), "operations/%s/%d/%s%s" % (op, index, side, key))
 
 
 def _verify_content(doc, bundle):
+    """Every file the template says the bundle holds is there with its sha256, and the bundle
+    holds nothing else (a file the template does not list is never rendered from)."""
     if not os.path.isdir(bundle):
         raise RenderError("The bundle directory %s does not exist." % bundle)
+    expected = set()
     for path, rel, digest in tpl.bundled_files(doc):
         area = rel.split("/", 1)[0]
         try:
             local = tpl.safe_join(bundle, path, area)
         except tpl.TemplateError as exc:
             raise RenderError(str(exc))
-        if not os.path.isfile(local):
+        expected.add(os.path.normpath(local))
+        if not os.path.isfile(local) or os.path.islink(local):
             raise RenderError("The bundle %s lacks %s, which the template says it holds." % (bundle, rel))
         if digest and tpl.sha256_file(local) != digest:
             raise RenderError("The bundled file %s does not match its sha256 in the template." % rel)
+    try:
+        tpl.unlisted_bundle_file(bundle, expected)
+    except tpl.TemplateError as exc:
+        raise RenderError(str(exc))
 
 
 # --------------------------------------------------------------------------- helpers

@@ -93,6 +93,9 @@ import posixpath
 import re
 import tempfile
 
+from ansible_collections.mo.fleet.plugins.module_utils._common import names
+from ansible_collections.mo.fleet.plugins.module_utils._common import validate as _validate
+
 TEMPLATE_VERSION = "3.0"
 GENERATOR = "mo.fleet.capture"
 LEGACY_VERSIONS = ("2.0", "2.1")
@@ -132,16 +135,80 @@ def _nullable(kind):
     return {"type": [kind, "null"]}
 
 
-_ABS_PATH = {"type": "string", "pattern": "^/", "minLength": 1}
-_SHA256 = {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"}
-_MODE = {"type": ["string", "null"], "pattern": "^[0-7]{3,5}$"}
+def _named(kind, nullable=False, **extra):
+    """A string of one kind of name (``_common/names.PATTERNS``), matched whole."""
+    out = {"type": ["string", "null"] if nullable else "string",
+           "pattern": "^%s$" % names.PATTERNS[kind], "x-rule": "is not " + names.RULES[kind]}
+    out.update(extra)
+    return out
+
+
+def _int(low, high, nullable=True):
+    return {"type": ["integer", "null"] if nullable else "integer", "minimum": low, "maximum": high}
+
+
+# A string that is one line as every consumer splits lines: no control character, no NEL,
+# no U+2028/U+2029 (YAML, Python's splitlines and some terminals break there).
+_LINE_CHARS = "[^\\x00-\\x1f\\x7f\\x85\\u2028\\u2029]"
+MAX_PATH = 4096
+MAX_TEXT = 65536
+MAX_ID = 4294967295          # uid_t / gid_t
+MAX_SIZE = 2 ** 53           # the largest integer every JSON reader keeps exact
+MAX_ENTRIES = 1000000        # entries in one operation list
+
+_LINE = {"type": "string", "maxLength": MAX_TEXT, "pattern": "^%s*$" % _LINE_CHARS,
+         "x-rule": "is not one line of printable text"}
+_LINE_OR_NULL = dict(_LINE, type=["string", "null"])
+_TEXT = {"type": "string", "maxLength": MAX_TEXT, "pattern": "^[^\\x00]*$", "x-rule": "contains a NUL character"}
+_ABS_PATH = {"type": "string", "minLength": 1, "maxLength": MAX_PATH, "pattern": "^/%s*$" % _LINE_CHARS,
+             "x-rule": "is not an absolute path on one line"}
+_ABS_PATH_OR_EMPTY = {"type": ["string", "null"], "maxLength": MAX_PATH,
+                      "pattern": "^(?:/[^\\x00-\\x1f\\x7f\\x85\\u2028\\u2029:]*)?$",
+                      "x-rule": "is not an absolute path without a colon or control character"}
+_TARGET = {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_PATH, "pattern": "^%s+$" % _LINE_CHARS,
+           "x-rule": "is not a symlink target on one line"}
+_SHA256 = {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$", "x-rule": "is not a sha256 hex digest"}
+# what chmod means by an octal mode: three or four octal digits
+_MODE = {"type": ["string", "null"], "pattern": "^[0-7]{3,4}$", "x-rule": "is not an octal mode of 3 or 4 digits"}
+_GECOS = {"type": ["string", "null"], "maxLength": 1024, "pattern": "^[^\\x00-\\x1f\\x7f\\x85\\u2028\\u2029:]*$",
+          "x-rule": "contains a colon or a control character"}
+_SIZE = _int(0, MAX_SIZE)
+_ID = _int(0, MAX_ID)
+_TIME = {"type": ["number", "null"], "minimum": -MAX_SIZE, "maximum": MAX_SIZE}
+_FREE = {"type": "object", "maxProperties": 10000}
+
+
+def _list(items, max_items=MAX_ENTRIES):
+    return {"type": "array", "maxItems": max_items, "items": items}
+
+
+def _account_fields():
+    return {
+        "name": _named("account"),
+        "uid": _ID,
+        "gid": _ID,
+        "gecos": _GECOS,
+        "home": _ABS_PATH_OR_EMPTY,
+        "shell": _ABS_PATH_OR_EMPTY,
+        "members": _list(_named("account"), 65536),
+        "system": {"type": "boolean"},
+    }
+
+
+def _account():
+    fields = _account_fields()
+    fields["before"] = {"$ref": "#/$defs/account_state"}
+    fields["after"] = {"$ref": "#/$defs/account_state"}
+    return {"type": "object", "required": ["name"], "additionalProperties": False, "properties": fields}
+
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "urn:mo-fleet:schema:template:" + TEMPLATE_VERSION,
     "title": "mo.fleet capture template",
     "description": "Everything one command changed on one host (mo.fleet.capture). "
-                   "Top-level shape and field names follow MO-capture v2.1.",
+                   "Top-level shape and field names follow MO-capture v2.1. Patterns match the "
+                   "whole string.",
     "type": "object",
     "required": ["MO_template", "operations", "summary", "metadata"],
     "additionalProperties": False,
@@ -159,27 +226,27 @@ SCHEMA = {
             "additionalProperties": False,
             "properties": {
                 "version": {"type": "string", "const": TEMPLATE_VERSION},
-                "system": {"type": "string"},
-                "timestamp": {"type": "string", "minLength": 1},
-                "command": {"type": "string"},
-                "arguments": {"type": "string"},
-                "argv": {"type": ["array", "null"], "items": {"type": "string"}},
+                "system": _LINE,
+                "timestamp": dict(_LINE, minLength=1, maxLength=64),
+                "command": _TEXT,
+                "arguments": _TEXT,
+                "argv": {"type": ["array", "null"], "maxItems": 65536, "items": _TEXT},
                 "shell": {"type": "boolean"},
-                "chdir": {"type": ["string", "null"]},
-                "name": {"type": ["string", "null"]},
-                "host": {"type": ["string", "null"]},
+                "chdir": dict(_ABS_PATH, type=["string", "null"]),
+                "name": _named("file_part", nullable=True),
+                "host": dict(_LINE_OR_NULL, maxLength=255),
                 "snapshots": {
                     "type": "object",
                     "required": ["pre", "post"],
                     "additionalProperties": False,
-                    "properties": {"pre": _nullable("string"), "post": _nullable("string")},
+                    "properties": {"pre": _LINE_OR_NULL, "post": _LINE_OR_NULL},
                 },
-                "generator": {"type": "string"},
+                "generator": dict(_LINE, maxLength=256),
                 "status": {"type": "string", "enum": list(STATUSES)},
-                "rc": _nullable("integer"),
-                "duration": _nullable("number"),
-                "os": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
-                "legacy": {"type": "object"},
+                "rc": _int(-2 ** 31, 2 ** 31),
+                "duration": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_SIZE},
+                "os": {"type": "object", "maxProperties": 256, "additionalProperties": _LINE_OR_NULL},
+                "legacy": _FREE,
             },
         },
         "state": {
@@ -188,15 +255,15 @@ SCHEMA = {
             "additionalProperties": False,
             "properties": {
                 "type": {"type": "string", "enum": list(FILE_TYPES)},
-                "size": _nullable("integer"),
+                "size": _SIZE,
                 "permissions": _MODE,
-                "owner": _nullable("string"),
-                "group": _nullable("string"),
-                "uid": _nullable("integer"),
-                "gid": _nullable("integer"),
+                "owner": _named("account", nullable=True),
+                "group": _named("account", nullable=True),
+                "uid": _ID,
+                "gid": _ID,
                 "hash": _SHA256,
-                "modified": _nullable("number"),
-                "target": _nullable("string"),
+                "modified": _TIME,
+                "target": _TARGET,
             },
         },
         "file": {
@@ -207,24 +274,24 @@ SCHEMA = {
             "properties": {
                 "path": _ABS_PATH,
                 "type": {"type": "string", "enum": list(FILE_TYPES)},
-                "size": _nullable("integer"),
+                "size": _SIZE,
                 "permissions": _MODE,
-                "owner": _nullable("string"),
-                "group": _nullable("string"),
-                "uid": _nullable("integer"),
-                "gid": _nullable("integer"),
+                "owner": _named("account", nullable=True),
+                "group": _named("account", nullable=True),
+                "uid": _ID,
+                "gid": _ID,
                 "hash": _SHA256,
-                "modified": _nullable("number"),
-                "target": _nullable("string"),
-                "package": _nullable("string"),
+                "modified": _TIME,
+                "target": _TARGET,
+                "package": _named("package", nullable=True),
                 "conffile": {"type": "boolean"},
                 "conffile_changed": {"type": "boolean"},
                 "package_default": _nullable("boolean"),
                 "bundled": {"type": "boolean"},
                 "before": {"$ref": "#/$defs/state"},
                 "before_bundled": {"type": "boolean"},
-                "processes": {"type": "array", "items": {"type": "string"}},
-                "legacy_hash": {"type": "string"},
+                "processes": _list(dict(_LINE, maxLength=4096), 4096),
+                "legacy_hash": dict(_LINE, maxLength=256),
             },
         },
         "permission_change": {
@@ -234,7 +301,7 @@ SCHEMA = {
             "properties": {
                 "path": _ABS_PATH,
                 "type": {"type": "string", "enum": list(FILE_TYPES)},
-                "package": _nullable("string"),
+                "package": _named("package", nullable=True),
                 "before": {"$ref": "#/$defs/state"},
                 "after": {"$ref": "#/$defs/state"},
             },
@@ -246,10 +313,10 @@ SCHEMA = {
             "additionalProperties": False,
             "properties": {
                 "path": _ABS_PATH,
-                "reason": {"type": "string", "minLength": 1},
+                "reason": dict(_LINE, minLength=1, maxLength=1024),
                 "type": {"type": "string", "enum": list(FILE_TYPES)},
                 "change": {"type": "string", "enum": ["created", "modified", "deleted", "excluded"]},
-                "package": _nullable("string"),
+                "package": _named("package", nullable=True),
             },
         },
         "package": {
@@ -257,12 +324,12 @@ SCHEMA = {
             "required": ["name", "version", "architecture"],
             "additionalProperties": False,
             "properties": {
-                "name": {"type": "string", "minLength": 1},
-                "version": {"type": "string"},
-                "version_before": {"type": "string"},
-                "architecture": {"type": "string"},
+                "name": _named("package"),
+                "version": _named("version"),
+                "version_before": _named("version"),
+                "architecture": _named("architecture"),
                 "manual": _nullable("boolean"),
-                "status": {"type": "string"},
+                "status": dict(_LINE, maxLength=256),
             },
         },
         "unit": {
@@ -270,67 +337,59 @@ SCHEMA = {
             "required": ["unit"],
             "additionalProperties": False,
             "properties": {
-                "unit": {"type": "string", "minLength": 1},
-                "path": _nullable("string"),
-                "state": _nullable("string"),
-                "active": _nullable("string"),
-                "before": _nullable("string"),
-                "after": _nullable("string"),
+                "unit": _named("unit"),
+                "path": dict(_ABS_PATH, type=["string", "null"]),
+                "state": dict(_LINE_OR_NULL, maxLength=256),
+                "active": dict(_LINE_OR_NULL, maxLength=256),
+                "before": dict(_LINE_OR_NULL, maxLength=256),
+                "after": dict(_LINE_OR_NULL, maxLength=256),
             },
         },
-        "account": {
-            "type": "object",
-            "required": ["name"],
+        "account_state": {
+            "description": "A user or group as passwd/group held it at one moment.",
+            "type": ["object", "null"],
             "additionalProperties": False,
-            "properties": {
-                "name": {"type": "string", "minLength": 1},
-                "uid": _nullable("integer"),
-                "gid": _nullable("integer"),
-                "gecos": _nullable("string"),
-                "home": _nullable("string"),
-                "shell": _nullable("string"),
-                "members": {"type": "array", "items": {"type": "string"}},
-                "system": {"type": "boolean"},
-                "before": {"type": ["object", "null"]},
-                "after": {"type": ["object", "null"]},
-            },
+            "properties": _account_fields(),
         },
+        "account": _account(),
         "operations": {
             "type": "object",
             "additionalProperties": False,
             "required": list(OPERATIONS),
             "properties": dict(
-                [(op, {"type": "array", "items": {"$ref": "#/$defs/file"}}) for op in FILE_OPERATIONS]
-                + [("permissions_changed", {"type": "array", "items": {"$ref": "#/$defs/permission_change"}}),
-                   ("excluded", {"type": "array", "items": {"$ref": "#/$defs/left_out"}}),
-                   ("redacted", {"type": "array", "items": {"$ref": "#/$defs/left_out"}})]
-                + [(op, {"type": "array", "items": {"$ref": "#/$defs/package"}}) for op in PACKAGE_OPERATIONS]
-                + [(op, {"type": "array", "items": {"$ref": "#/$defs/unit"}}) for op in UNIT_OPERATIONS]
-                + [(op, {"type": "array", "items": {"$ref": "#/$defs/account"}}) for op in ACCOUNT_OPERATIONS]
+                [(op, _list({"$ref": "#/$defs/file"})) for op in FILE_OPERATIONS]
+                + [("permissions_changed", _list({"$ref": "#/$defs/permission_change"})),
+                   ("excluded", _list({"$ref": "#/$defs/left_out"})),
+                   ("redacted", _list({"$ref": "#/$defs/left_out"}))]
+                + [(op, _list({"$ref": "#/$defs/package"})) for op in PACKAGE_OPERATIONS]
+                + [(op, _list({"$ref": "#/$defs/unit"})) for op in UNIT_OPERATIONS]
+                + [(op, _list({"$ref": "#/$defs/account"})) for op in ACCOUNT_OPERATIONS]
             ),
         },
         "summary": {
             "type": "object",
             "additionalProperties": False,
             "required": ["total_" + op for op in OPERATIONS],
-            "properties": dict(("total_" + op, {"type": "integer", "minimum": 0}) for op in OPERATIONS),
+            "properties": dict(("total_" + op, _int(0, MAX_ENTRIES, nullable=False)) for op in OPERATIONS),
         },
         "metadata": {
             "type": "object",
             "required": ["analysis_method", "template_version"],
+            "maxProperties": 256,
             "properties": {
-                "analysis_method": {"type": "string"},
+                "analysis_method": dict(_LINE, maxLength=256),
                 "template_version": {"type": "string", "const": TEMPLATE_VERSION},
-                "trace": {"type": "object"},
-                "roots": {"type": "array", "items": {"type": "string"}},
-                "exclude": {"type": "array", "items": {"type": "string"}},
-                "config_roots": {"type": "array", "items": {"type": "string"}},
-                "bundle": {"type": "object"},
-                "strace_log": _nullable("string"),
-                "processes": {"type": "array", "items": {"type": "object"}},
-                "stats": {"type": "object"},
-                "migrated_from": {"type": "string"},
-                "legacy_summary": {"type": "object"},
+                "trace": _FREE,
+                "roots": _list(_ABS_PATH, 4096),
+                "exclude": _list(dict(_LINE, maxLength=MAX_PATH), 4096),
+                "config_roots": _list(_ABS_PATH, 4096),
+                "bundle": _FREE,
+                "strace_log": _LINE_OR_NULL,
+                "processes": _list({"type": "object"}, 65536),
+                "stats": _FREE,
+                "migrated_from": dict(_LINE, maxLength=64),
+                "legacy_summary": _FREE,
+                "legacy": _FREE,
             },
         },
     },
@@ -347,82 +406,15 @@ def schema_json():
     return json.dumps(SCHEMA, indent=2, sort_keys=True) + "\n"
 
 
-# --------------------------------------------------------------------------- stdlib validator
-
-_TYPES = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-}
-
+# --------------------------------------------------------------------------- the one validator
 
 def _where(path):
     return "/".join(str(p) for p in path) or "(document)"
 
 
-def _check(value, sch, root, path, errors, limit=50):
-    """The subset of JSON Schema SCHEMA uses, in plain Python (for targets)."""
-    if len(errors) >= limit:
-        return
-    if "$ref" in sch:
-        name = sch["$ref"].rsplit("/", 1)[-1]
-        sch = root["$defs"][name]
-    kinds = sch.get("type")
-    if kinds is not None:
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not any(_TYPES[k](value) for k in kinds):
-            errors.append("%s must be of type %s, not %s." % (_where(path), " or ".join(kinds), type(value).__name__))
-            return
-    if "const" in sch and value != sch["const"]:
-        errors.append("%s must be %r, not %r." % (_where(path), sch["const"], value))
-    if "enum" in sch and value not in sch["enum"]:
-        errors.append("%s must be one of %s, not %r." % (_where(path), ", ".join(map(str, sch["enum"])), value))
-    if isinstance(value, str):
-        if len(value) < sch.get("minLength", 0):
-            errors.append("%s must not be empty." % _where(path))
-        if "pattern" in sch and not re.search(sch["pattern"], value):
-            errors.append("%s %r does not match %s." % (_where(path), value, sch["pattern"]))
-    if _TYPES["number"](value) and "minimum" in sch and value < sch["minimum"]:
-        errors.append("%s must be at least %s." % (_where(path), sch["minimum"]))
-    if isinstance(value, dict):
-        for key in sch.get("required", ()):
-            if key not in value:
-                errors.append("%s is missing the required field %r." % (_where(path), key))
-        props = sch.get("properties", {})
-        extra = sch.get("additionalProperties", True)
-        for key, item in value.items():
-            if key in props:
-                _check(item, props[key], root, path + [key], errors, limit)
-            elif extra is False:
-                errors.append("%s has an unknown field %r." % (_where(path), key))
-            elif isinstance(extra, dict):
-                _check(item, extra, root, path + [key], errors, limit)
-    if isinstance(value, list) and "items" in sch:
-        for index, item in enumerate(value):
-            _check(item, sch["items"], root, path + [index], errors, limit)
-
-
 def structural_errors(doc, limit=50):
-    """Schema problems found by the stdlib checker (no jsonschema needed)."""
-    errors = []
-    _check(doc, SCHEMA, SCHEMA, [], errors, limit)
-    return errors
-
-
-def _jsonschema_errors(doc, limit=50):
-    import jsonschema  # controller only; callers fall back when it is missing
-
-    validator = jsonschema.Draft202012Validator(SCHEMA)
-    errors = []
-    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
-        errors.append("%s: %s." % (_where(list(err.absolute_path)), err.message))
-        if len(errors) >= limit:
-            break
-    return errors
+    """Schema problems of DOC, one sentence each (the one checker, ``_common/validate``)."""
+    return _validate.errors(doc, SCHEMA, limit=limit)
 
 
 def _semantic_errors(doc):
@@ -447,21 +439,16 @@ def _semantic_errors(doc):
     return errors
 
 
-def validate(doc, use_jsonschema=None):
-    """Every problem with DOC as one sentence each; an empty list means valid."""
+def validate(doc, use_jsonschema=None, limit=50):
+    """Every problem with DOC as one sentence each (at most LIMIT); an empty list means valid.
+
+    USE_JSONSCHEMA is accepted for compatibility and ignored: controller and targets run the
+    same stdlib checker of SCHEMA (``_common/validate``), then the semantic checks."""
     if not isinstance(doc, dict):
-        return ["The template must be a JSON object, not %s." % type(doc).__name__]
-    errors = None
-    if use_jsonschema is not False:
-        try:
-            errors = _jsonschema_errors(doc)
-        except ImportError:
-            if use_jsonschema:
-                raise
-    if errors is None:
-        errors = structural_errors(doc)
+        return ["The template must be a JSON object, not %s." % _validate._type_of(doc)]
+    errors = structural_errors(doc, limit)
     if not errors:
-        errors = _semantic_errors(doc)
+        errors = _semantic_errors(doc)[:limit]
     return errors
 
 
@@ -797,17 +784,29 @@ def verify_bundle(directory):
     for path, rel, digest in bundled_files(doc):
         local = safe_join(directory, path, rel.split("/", 1)[0])
         expected.add(os.path.normpath(local))
-        if not os.path.isfile(local):
+        if not os.path.isfile(local) or os.path.islink(local):
             raise TemplateError("The bundle lacks %s, which the template says it holds." % rel)
         if digest and sha256_file(local) != digest:
             raise TemplateError("The bundled copy %s does not match its sha256 in the template." % rel)
-    for area in (BUNDLE_FILES, BUNDLE_BEFORE):
-        for base, _dirs, files in os.walk(os.path.join(directory, area)):
-            for name in files:
-                if os.path.normpath(os.path.join(base, name)) not in expected:
-                    raise TemplateError("The bundle holds %s, which the template does not list."
-                                        % os.path.relpath(os.path.join(base, name), directory))
+    unlisted_bundle_file(directory, expected)
     return doc
+
+
+def unlisted_bundle_file(directory, expected):
+    """TemplateError when DIRECTORY's content areas hold anything but the EXPECTED files
+    (normalised local paths): an unlisted file, a symlink or a special file."""
+    for area in (BUNDLE_FILES, BUNDLE_BEFORE):
+        top = os.path.join(directory, area)
+        if os.path.islink(top):
+            raise TemplateError("The bundle's %s is a symlink, which a bundle never holds." % area)
+        for base, dirs, files in os.walk(top):
+            for name in dirs + files:
+                local = os.path.join(base, name)
+                rel = os.path.relpath(local, directory)
+                if os.path.islink(local):
+                    raise TemplateError("The bundle holds the symlink %s, which a bundle never holds." % rel)
+                if name in files and os.path.normpath(local) not in expected:
+                    raise TemplateError("The bundle holds %s, which the template does not list." % rel)
 
 
 def describe(doc):

@@ -9,7 +9,7 @@ schemas use, in plain Python, so controller and targets run the same rules:
 
 ``type`` (with booleans never counting as numbers, and NaN/infinity never numbers at all),
 ``const``, ``enum``, ``pattern``, ``minLength``, ``maxLength``, ``minimum``, ``maximum``,
-``minItems``, ``maxItems``, ``x-rule`` (the words a pattern refusal uses), ``uniqueItems`` (for strings), ``required``, ``properties``,
+``minItems``, ``maxItems``, ``maxProperties``, ``x-rule`` (the words a pattern refusal uses), ``uniqueItems`` (for strings), ``required``, ``properties``,
 ``additionalProperties`` (false or a schema), ``propertyNames``, ``items`` and ``$ref`` to
 ``#/$defs/<name>``.
 
@@ -85,99 +85,150 @@ def _whole(pattern):
     return compiled
 
 
-class _Walk(object):
-    def __init__(self, root, limit):
-        self.root = root
+class _Out(object):
+    def __init__(self, limit):
         self.limit = limit
         self.out = []
 
-    def add(self, path, text):
+    def add(self, path, key, text):
         if len(self.out) < self.limit:
+            if key is not _NO_KEY:
+                path = path + (key,)
             self.out.append("%s %s" % ("/".join(str(p) for p in path) or "The document", text))
 
-    def check(self, value, sch, path):
-        if len(self.out) >= self.limit:
+
+_NO_KEY = object()
+_PY = {"object": (dict,), "array": (list,), "string": (str,), "integer": (int,), "number": (int, float),
+       "boolean": (bool,), "null": (type(None),)}
+
+
+def _compile(sch, root, cache):
+    """A checker function(value, parent path, key, out) for the schema node SCH.
+
+    Compiled once per node (cached by identity), so a big document only pays for the
+    comparisons, not for reading the schema again per value."""
+    while "$ref" in sch:
+        sch = root["$defs"][sch["$ref"].rsplit("/", 1)[-1]]
+    cached = cache.get(id(sch))
+    if cached is not None:
+        return cached[1]
+    cell = []
+
+    def deferred(value, path, key, out):
+        return cell[0](value, path, key, out)
+
+    cache[id(sch)] = (sch, deferred)  # keeps SCH alive, so its id stays unique
+    kinds = sch.get("type")
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    exact = frozenset(t for k in (kinds or ()) for t in _PY[k]) - {float}
+    type_words = " or ".join(_TYPE_NAMES[k] for k in kinds) if kinds else None
+    has_const, const = "const" in sch, sch.get("const")
+    enum = sch.get("enum")
+    min_len, max_len = sch.get("minLength", 0), sch.get("maxLength")
+    regex = _whole(sch["pattern"]) if "pattern" in sch else None
+    rule = sch.get("x-rule") or ("does not match %s" % sch["pattern"] if regex else None)
+    minimum, maximum = sch.get("minimum"), sch.get("maximum")
+    required = tuple(sch.get("required", ()))
+    max_props = sch.get("maxProperties")
+    props = dict((k, _compile(v, root, cache)) for k, v in sch.get("properties", {}).items())
+    extra = sch.get("additionalProperties", True)
+    extra_check = _compile(extra, root, cache) if isinstance(extra, dict) else None
+    closed = extra is False
+    names = _compile(sch["propertyNames"], root, cache) if "propertyNames" in sch else None
+    min_items, max_items = sch.get("minItems", 0), sch.get("maxItems")
+    items = _compile(sch["items"], root, cache) if isinstance(sch.get("items"), dict) else None
+    unique = sch.get("uniqueItems")
+
+    def check(value, path, key, out):
+        kind = type(value)
+        if kinds is not None and kind not in exact and not any(_is(k, value) for k in kinds):
+            out.add(path, key, "must be %s, not %s." % (type_words, _type_of(value)))
             return
-        while "$ref" in sch:
-            sch = self.root["$defs"][sch["$ref"].rsplit("/", 1)[-1]]
-        kinds = sch.get("type")
-        if kinds is not None:
-            kinds = [kinds] if isinstance(kinds, str) else kinds
-            if not any(_is(k, value) for k in kinds):
-                self.add(path, "must be %s, not %s." % (" or ".join(_TYPE_NAMES[k] for k in kinds), _type_of(value)))
-                return
-        if "const" in sch and value != sch["const"]:
-            self.add(path, "must be %s, not %s." % (_short(sch["const"]), _short(value)))
+        if has_const and value != const:
+            out.add(path, key, "must be %s, not %s." % (_short(const), _short(value)))
             return
-        if "enum" in sch and value not in sch["enum"]:
-            self.add(path, "must be one of %s, not %s." % (", ".join(map(str, sch["enum"])), _short(value)))
+        if enum is not None and value not in enum:
+            out.add(path, key, "must be one of %s, not %s." % (", ".join(map(str, enum)), _short(value)))
             return
         if isinstance(value, str):
-            self._string(value, sch, path)
-        elif _is("number", value):
-            if "minimum" in sch and value < sch["minimum"]:
-                self.add(path, "must be at least %s, not %s." % (sch["minimum"], _short(value)))
-            elif "maximum" in sch and value > sch["maximum"]:
-                self.add(path, "must be at most %s, not %s." % (sch["maximum"], _short(value)))
-        elif isinstance(value, dict):
-            self._object(value, sch, path)
-        elif isinstance(value, list):
-            self._array(value, sch, path)
+            if len(value) < min_len:
+                out.add(path, key, "must not be empty." if min_len == 1
+                        else "must be at least %d characters long." % min_len)
+            elif max_len is not None and len(value) > max_len:
+                out.add(path, key, "must be at most %d characters long, not %d." % (max_len, len(value)))
+            elif regex is not None and regex.fullmatch(value) is None:
+                out.add(path, key, "%s %s." % (_short(value), rule))
+        elif kind is dict or isinstance(value, dict):
+            _object(value, path if key is _NO_KEY else path + (key,), out)
+        elif kind is list or isinstance(value, list):
+            _array(value, path if key is _NO_KEY else path + (key,), out)
+        elif (minimum is not None or maximum is not None) and _is("number", value):
+            if minimum is not None and value < minimum:
+                out.add(path, key, "must be at least %s, not %s." % (minimum, _short(value)))
+            elif maximum is not None and value > maximum:
+                out.add(path, key, "must be at most %s, not %s." % (maximum, _short(value)))
 
-    def _string(self, value, sch, path):
-        if len(value) < sch.get("minLength", 0):
-            self.add(path, "must not be empty." if sch["minLength"] == 1
-                     else "must be at least %d characters long." % sch["minLength"])
-        elif "maxLength" in sch and len(value) > sch["maxLength"]:
-            self.add(path, "must be at most %d characters long, not %d." % (sch["maxLength"], len(value)))
-        elif "pattern" in sch and not _whole(sch["pattern"]).fullmatch(value):
-            self.add(path, "%s %s." % (_short(value), sch.get("x-rule")
-                                       or "does not match %s" % sch["pattern"]))
-
-    def _object(self, value, sch, path):
-        for key in sch.get("required", ()):
-            if key not in value:
-                self.add(path, "is missing the required field %r." % key)
-        props = sch.get("properties", {})
-        extra = sch.get("additionalProperties", True)
-        names = sch.get("propertyNames")
-        for key, item in value.items():
-            if not isinstance(key, str):
-                self.add(path, "has a field name that is not a string: %s." % _short(key))
+    def _object(value, path, out):
+        if max_props is not None and len(value) > max_props:
+            out.add(path, _NO_KEY, "must hold at most %d fields, not %d." % (max_props, len(value)))
+            return
+        for name in required:
+            if name not in value:
+                out.add(path, _NO_KEY, "is missing the required field %r." % name)
+        for name, item in value.items():
+            if len(out.out) >= out.limit:
+                return
+            if not isinstance(name, str):
+                out.add(path, _NO_KEY, "has a field name that is not a string: %s." % _short(name))
                 continue
             if names is not None:
-                before = len(self.out)
-                self.check(key, names, path + ["(name %s)" % _short(key)])
-                if len(self.out) > before:
+                before = len(out.out)
+                names(name, path, "(name %s)" % _short(name), out)
+                if len(out.out) > before:
                     continue
-            if key in props:
-                self.check(item, props[key], path + [key])
-            elif extra is False:
-                self.add(path, "has an unknown field %r." % key)
-            elif isinstance(extra, dict):
-                self.check(item, extra, path + [key])
+            sub = props.get(name)
+            if sub is not None:
+                sub(item, path, name, out)
+            elif closed:
+                out.add(path, _NO_KEY, "has an unknown field %s." % _short(name))
+            elif extra_check is not None:
+                extra_check(item, path, name, out)
 
-    def _array(self, value, sch, path):
-        if len(value) < sch.get("minItems", 0):
-            self.add(path, "must hold at least %d items." % sch["minItems"])
-        if "maxItems" in sch and len(value) > sch["maxItems"]:
-            self.add(path, "must hold at most %d items, not %d." % (sch["maxItems"], len(value)))
+    def _array(value, path, out):
+        if len(value) < min_items:
+            out.add(path, _NO_KEY, "must hold at least %d items." % min_items)
+        if max_items is not None and len(value) > max_items:
+            out.add(path, _NO_KEY, "must hold at most %d items, not %d." % (max_items, len(value)))
             return
-        items = sch.get("items")
         if items is not None:
             for index, item in enumerate(value):
-                self.check(item, items, path + [index])
-                if len(self.out) >= self.limit:
+                items(item, path, index, out)
+                if len(out.out) >= out.limit:
                     return
-        if sch.get("uniqueItems") and all(isinstance(v, str) for v in value) and len(set(value)) != len(value):
-            self.add(path, "lists an item twice.")
+        if unique and all(isinstance(v, str) for v in value) and len(set(value)) != len(value):
+            out.add(path, _NO_KEY, "lists an item twice.")
+
+    cell.append(check)
+    return check
+
+
+_CHECKERS = {}
+
+
+def checker(schema):
+    """The compiled checker of SCHEMA (compiled on first use, then kept)."""
+    found = _CHECKERS.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = _CHECKERS[id(schema)] = (schema, _compile(schema, schema, {}))
+    return found[1]
 
 
 def errors(doc, schema, limit=20):
     """Every problem of DOC against SCHEMA, one sentence each naming the field (at most LIMIT)."""
-    walk = _Walk(schema, limit)
-    walk.check(doc, schema, [])
-    return walk.out
+    out = _Out(limit)
+    checker(schema)(doc, (), _NO_KEY, out)
+    return out.out
 
 
 def first_error(doc, schema):

@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one path guard: where a path from elsewhere may lead, decided in one place.
+
+Standard library only: this file runs on targets too.  Every refusal is a PathError whose
+message is one sentence naming the field.
+
+``normalize(path, field) -> str``
+    PATH as a clean absolute path: a string, absolute, no NUL, no ``.``/``..`` component.
+``within(path, root) -> bool``
+    Normalised PATH equals ROOT or lies below it (component-wise, never by string prefix).
+``check_roots(path, roots, field) -> str``
+    PATH normalised and inside one of ROOTS.
+``join(base, parts, field) -> str``
+    BASE joined with PARTS, each a plain file name part (``names.check("file_part")``: no
+    ``/``, no ``..``, no NUL, no line break), and the result (symlinks resolved) still below
+    BASE.  Every controller-side write under a directory a user gave goes through here.
+``symlink_ancestors(entries) -> None``
+    ENTRIES is an iterable of (field, path, kind) with kind ``"link"`` for a symlink the
+    document creates or changes, ``"path"`` for any other path it acts on.  Refuses a path
+    with an ancestor among those symlinks: once the symlink exists, a change or deletion
+    below it would be followed through it to wherever it points (outside the allowed roots
+    as easily as inside).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.mo.fleet.plugins.module_utils._common import names
+
+
+class PathError(ValueError):
+    """A path would lead somewhere it must not; the message is one sentence."""
+
+
+def normalize(path, field):
+    """PATH as a normalised absolute path, or PathError naming FIELD."""
+    if not isinstance(path, str) or not path:
+        raise PathError("%s must be a non-empty absolute path, not %r." % (field, path))
+    if "\x00" in path:
+        raise PathError("%s %r contains a NUL character." % (field, path))
+    if not path.startswith("/"):
+        raise PathError("%s %r is not an absolute path." % (field, path))
+    parts = [p for p in path.split("/") if p]
+    if any(p in ("..", ".") for p in parts):
+        raise PathError("%s %r contains a '.' or '..' component." % (field, path))
+    return "/" + "/".join(parts)
+
+
+def within(path, root):
+    """True when normalised PATH equals ROOT or lies below it."""
+    root = "/" + "/".join(p for p in root.split("/") if p)
+    return root == "/" or path == root or path.startswith(root + "/")
+
+
+def check_roots(path, roots, field):
+    """PATH normalised and inside one of ROOTS, or PathError naming FIELD."""
+    norm = normalize(path, field)
+    if roots and not any(within(norm, r) for r in roots):
+        raise PathError("%s %s is outside the allowed roots (%s)." % (field, norm, ", ".join(roots)))
+    return norm
+
+
+def join(base, parts, field):
+    """BASE/PARTS... for a write on this machine, refusing any part or result that leaves BASE."""
+    if isinstance(parts, str):
+        parts = [parts]
+    for part in parts:
+        try:
+            names.check("file_part", part, field)
+        except names.NameError_ as exc:
+            raise PathError(str(exc))
+    base = os.path.abspath(base)
+    joined = os.path.join(base, *parts)
+    real_base = os.path.realpath(base)
+    real = os.path.realpath(joined)
+    if real != real_base and not real.startswith(real_base.rstrip("/") + "/"):
+        raise PathError("%s leads to %s, which is outside %s." % (field, real, base))
+    return joined
+
+
+def symlink_ancestors(entries):
+    """Refuse (PathError) any path of ENTRIES below a symlink ENTRIES creates or changes."""
+    entries = list(entries)
+    links = set(path for _field, path, kind in entries if kind == "link")
+    if not links:
+        return
+    for field, path, _kind in entries:
+        cut = path.rfind("/")
+        while cut > 0:
+            ancestor = path[:cut]
+            if ancestor in links:
+                raise PathError("%s %s lies below the symlink %s that the template creates or changes, "
+                                "so it could be followed out of its place." % (field, path, ancestor))
+            cut = path.rfind("/", 0, cut)
