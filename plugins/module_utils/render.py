@@ -391,10 +391,12 @@ def _check_doc(doc, opts):
             _check_text(entry.get("target"), "operations/%s/%d/target" % (op, index))
             if entry.get("type") == "symlink" and op != "symlinks_deleted" and not entry.get("target"):
                 if not (entry.get("package") and op == "symlinks_created"):
-                    raise RenderError("The symlink %s in operations/%s has no target." % (norm, op))
+                    raise RenderError("operations/%s/%d/target is missing, and the symlink %s needs one."
+                                      % (op, index, norm))
             _check_text((entry.get("before") or {}).get("target"), "operations/%s/%d/before/target" % (op, index))
             if entry.get("bundled") and not entry.get("hash"):
-                raise RenderError("The file %s is marked bundled but has no sha256 in the template." % norm)
+                raise RenderError("operations/%s/%d/hash is missing, and the file %s is marked bundled."
+                                  % (op, index, norm))
     try:
         _paths.symlink_ancestors(guarded)
     except _paths.PathError as exc:

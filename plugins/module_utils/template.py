@@ -428,14 +428,17 @@ def _semantic_errors(doc):
         errors.append("MO_template/version and metadata/template_version disagree.")
     for op in PATH_OPERATIONS:
         seen = set()
-        for entry in ops[op]:
-            try:
-                normalize_path(entry["path"])
-            except TemplateError as exc:
-                errors.append("operations/%s: %s" % (op, exc))
-            if entry["path"] in seen:
-                errors.append("operations/%s lists %s twice." % (op, entry["path"]))
-            seen.add(entry["path"])
+        for index, entry in enumerate(ops[op]):
+            field = "operations/%s/%d/path" % (op, index)
+            path = entry["path"]
+            norm = "/" + "/".join(p for p in path.split("/") if p)
+            if any(p in ("..", ".") for p in path.split("/")):
+                errors.append("%s %r contains a '.' or '..' component." % (field, path))
+            elif norm != path and op not in ("excluded", "redacted"):
+                errors.append("%s %r is not normalised (expected %s)." % (field, path, norm))
+            if path in seen:
+                errors.append("%s %s is listed twice in operations/%s." % (field, path, op))
+            seen.add(path)
     return errors
 
 
@@ -456,8 +459,11 @@ def check(doc, use_jsonschema=None):
     """Return DOC if valid, else raise TemplateError naming the first problems."""
     errors = validate(doc, use_jsonschema)
     if errors:
-        more = " (and %d more problems)" % (len(errors) - 3) if len(errors) > 3 else ""
-        raise TemplateError("Invalid template: " + " ".join(errors[:3]) + more)
+        first = errors[0]
+        if len(errors) > 1:
+            first = "%s (and %s more problem%s)." % (first.rstrip("."), len(errors) - 1 if len(errors) < 50
+                                                     else "at least 49", "" if len(errors) == 2 else "s")
+        raise TemplateError("Invalid template: " + first)
     return doc
 
 
@@ -472,9 +478,11 @@ def empty_operations():
     return dict((op, []) for op in OPERATIONS)
 
 
-def _sorted_unique(entries, key):
+def _sorted_unique(entries, key, op="entries"):
     by_key = {}
-    for entry in entries:
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get(key), str):
+            raise TemplateError("operations/%s/%d must be an object with a string %s." % (op, index, key))
         by_key[entry[key]] = entry
     return [by_key[k] for k in sorted(by_key)]
 
@@ -502,7 +510,9 @@ def build(meta, operations, metadata=None, use_jsonschema=None):
     for op, entries in (operations or {}).items():
         if op not in ops:
             raise TemplateError("operations has an unknown list %r." % op)
-        ops[op] = _sorted_unique(list(entries or []), SORT_KEYS[op])
+        if not isinstance(entries, (list, tuple, type(None))):
+            raise TemplateError("operations/%s must be a list, not %s." % (op, _validate._type_of(entries)))
+        ops[op] = _sorted_unique(list(entries or []), SORT_KEYS[op], op)
     md = {"analysis_method": "snapshot"}
     md.update(metadata or {})
     md["template_version"] = TEMPLATE_VERSION
@@ -516,75 +526,123 @@ def detect_version(doc):
     """The template version DOC claims ("2.1", "3.0", ...)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("MO_template"), dict):
         raise TemplateError("The document has no MO_template object, so it is not a capture template.")
-    version = doc["MO_template"].get("version") or (doc.get("metadata") or {}).get("template_version")
+    metadata = doc.get("metadata")
+    version = doc["MO_template"].get("version") or (
+        metadata.get("template_version") if isinstance(metadata, dict) else None)
     if not version:
         raise TemplateError("MO_template/version is missing, so the template version is unknown.")
+    if not isinstance(version, (str, int, float)) or isinstance(version, bool) or len(str(version)) > 16:
+        raise TemplateError("MO_template/version must be a version string, not %s." % _validate._short(version))
     return str(version)
 
 
-def _mode(value):
+def _legacy(cond, field, problem):
+    if not cond:
+        raise TemplateError("The v2.1 %s %s." % (field, problem))
+
+
+def _legacy_type(value, types, field, words):
+    _legacy(value is None or (isinstance(value, types) and not isinstance(value, bool)),
+            field, "must be %s, not %s" % (words, _validate._type_of(value)))
+    return value
+
+
+def _mode(value, field):
+    """A v2.1 mode (an int, or a string of octal digits) as chmod reads it: "0755"."""
     if value in (None, ""):
         return None
-    text = str(value)
+    _legacy_type(value, (int, str), field, "an octal mode")
     if isinstance(value, int):
-        text = "%o" % value
-    if not re.match(r"^[0-7]{1,5}$", text):
-        return None
-    return text.zfill(4)
+        number = value
+    else:
+        _legacy(re.fullmatch(r"[0-7]{1,5}", value) is not None, field,
+                "%r is not an octal mode" % _validate._short(value))
+        number = int(value, 8)
+    _legacy(0 <= number <= 0o7777, field, "%s is not a mode chmod accepts (0000 to 7777)" % _validate._short(value))
+    return "%04o" % number
 
 
-def _legacy_owner(value):
+def _legacy_owner(value, field):
     """MO-capture's "uid:gid" (or "name:group") owner field -> (owner, group, uid, gid)."""
     if value is None:
         return None, None, None, None
-    parts = str(value).split(":", 1) + [""]
+    _legacy_type(value, str, field, "a string uid:gid")
+    _legacy(len(value) <= 256, field, "is longer than 256 characters")
+    parts = value.split(":", 1) + [""]
     user, group = parts[0], parts[1]
-    uid = int(user) if user.isdigit() else None
-    gid = int(group) if group.isdigit() else None
+    uid = int(user) if user.isascii() and user.isdigit() else None
+    gid = int(group) if group.isascii() and group.isdigit() else None
+    for number in (uid, gid):
+        _legacy(number is None or number <= MAX_ID, field, "holds an id above %d" % MAX_ID)
     return (None if uid is not None else user or None, None if gid is not None else group or None, uid, gid)
 
 
-def _legacy_file(item, kind):
+def _legacy_file(item, kind, field):
     if isinstance(item, str):
         item = {"path": item}
-    if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-        raise TemplateError("A v2.1 %s entry has no path." % kind)
-    owner, group, uid, gid = _legacy_owner(item.get("owner"))
+    _legacy(isinstance(item, dict) and isinstance(item.get("path"), str), field, "has no path")
+    owner, group, uid, gid = _legacy_owner(item.get("owner"), field + "/owner")
+    size = _legacy_type(item.get("size"), int, field + "/size", "a whole number of bytes")
+    _legacy(size is None or 0 <= size <= MAX_SIZE, field + "/size", "%s is not a size from 0 to 2**53" % size)
+    modified = _legacy_type(item.get("modified"), (int, float), field + "/modified", "a time in seconds")
+    _legacy(modified is None or (modified == modified and -MAX_SIZE <= modified <= MAX_SIZE),
+            field + "/modified", "%s is not a time within 2**53 seconds of 1970" % modified)
     entry = {
         "path": normalize_path(item["path"]),
         "type": "directory" if kind == "directory" else "file",
-        "size": item.get("size") if isinstance(item.get("size"), int) else None,
-        "permissions": _mode(item.get("permissions")),
+        "size": size,
+        "permissions": _mode(item.get("permissions"), field + "/permissions"),
         "owner": owner, "group": group, "uid": uid, "gid": gid,
         "hash": None,
-        "modified": item.get("modified") if isinstance(item.get("modified"), (int, float)) else None,
+        "modified": modified,
     }
-    digest = item.get("hash")
-    if isinstance(digest, str) and re.match(r"^[0-9a-f]{64}$", digest):
+    digest = _legacy_type(item.get("hash"), str, field + "/hash", "a string")
+    if digest and re.fullmatch(r"[0-9a-f]{64}", digest):
         entry["hash"] = digest
     elif digest:
-        entry["legacy_hash"] = str(digest)
+        entry["legacy_hash"] = digest
     return entry
+
+
+def _legacy_list(ops, op):
+    items = ops.get(op)
+    _legacy(items is None or isinstance(items, list), "operations/" + op,
+            "must be a list, not %s" % _validate._type_of(items))
+    _legacy(items is None or len(items) <= MAX_ENTRIES, "operations/" + op,
+            "holds more than %d entries" % MAX_ENTRIES)
+    return items or []
 
 
 def _migrate_2(doc):
     old_header = doc.get("MO_template") or {}
     old_ops = doc.get("operations") or {}
+    for field, value in (("operations", old_ops), ("summary", doc.get("summary") or {}),
+                         ("metadata", doc.get("metadata") or {}),
+                         ("MO_template/snapshots", old_header.get("snapshots") or {})):
+        _legacy(isinstance(value, dict), field, "must be an object, not %s" % _validate._type_of(value))
     ops = empty_operations()
-    ops["files_created"] = [_legacy_file(i, "file") for i in old_ops.get("files_created") or []]
-    ops["directories_created"] = [_legacy_file(i, "directory") for i in old_ops.get("directories_created") or []]
-    for item in old_ops.get("permissions_changed") or []:
-        path = item if isinstance(item, str) else (item or {}).get("path")
-        if not isinstance(path, str):
-            raise TemplateError("A v2.1 permissions_changed entry has no path.")
+    for op, kind in (("files_created", "file"), ("directories_created", "directory")):
+        ops[op] = [_legacy_file(item, kind, "operations/%s/%d" % (op, index))
+                   for index, item in enumerate(_legacy_list(old_ops, op))]
+    for index, item in enumerate(_legacy_list(old_ops, "permissions_changed")):
+        path = item if isinstance(item, str) else item.get("path") if isinstance(item, dict) else None
+        _legacy(isinstance(path, str), "operations/permissions_changed/%d" % index, "has no path")
         ops["permissions_changed"].append({"path": normalize_path(path), "before": None, "after": None})
     snaps = old_header.get("snapshots") or {}
+    for key in ("pre", "post"):
+        _legacy_type(snaps.get(key), str, "MO_template/snapshots/" + key, "a string")
+    for key in ("system", "timestamp", "command", "generator"):
+        _legacy_type(old_header.get(key), (str, int, float), "MO_template/" + key, "a string")
     argv = None
     command = str(old_header.get("command") or "")
     arguments = old_header.get("arguments") or ""
     if isinstance(arguments, list):
+        _legacy(all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in arguments),
+                "MO_template/arguments", "must list strings")
         argv = [command] + [str(a) for a in arguments]
         arguments = " ".join(argv[1:])
+    else:
+        _legacy_type(arguments, str, "MO_template/arguments", "a string or a list of strings")
     legacy = dict((k, v) for k, v in old_header.items()
                   if k not in ("version", "system", "timestamp", "command", "arguments", "snapshots", "generator"))
     legacy["version"] = str(old_header.get("version"))
@@ -600,9 +658,11 @@ def _migrate_2(doc):
         "legacy": legacy,
     }
     old_md = dict(doc.get("metadata") or {})
+    strace_log = _legacy_type(old_md.pop("strace_log", None), str, "metadata/strace_log", "a string")
+    method = _legacy_type(old_md.pop("analysis_method", "unknown"), str, "metadata/analysis_method", "a string")
     metadata = {
-        "analysis_method": str(old_md.pop("analysis_method", "unknown")),
-        "strace_log": old_md.pop("strace_log", None),
+        "analysis_method": method or "unknown",
+        "strace_log": strace_log,
         "migrated_from": legacy["version"],
         "legacy_summary": dict(doc.get("summary") or {}),
     }
@@ -619,7 +679,9 @@ def migrate(doc):
         return copy.deepcopy(doc)
     if version.split(".", maxsplit=1)[0] == "2":
         return _migrate_2(copy.deepcopy(doc))
-    raise TemplateError("Template version %s is unknown; this collection reads 2.x and %s." % (version, TEMPLATE_VERSION))
+    raise TemplateError("Template version %s is unknown; this collection reads 2.x and %s."
+                        % (version if re.fullmatch(r"[0-9][0-9.]{0,15}", version) else _validate._short(version),
+                           TEMPLATE_VERSION))
 
 
 # --------------------------------------------------------------------------- load / dump

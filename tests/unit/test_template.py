@@ -129,10 +129,19 @@ _keys = st.sampled_from(["path", "type", "size", "permissions", "owner", "uid", 
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(_keys, _values, max_size=6), st.sampled_from(["files_created", "symlinks_deleted"]))
 def test_builtin_checker_agrees_with_jsonschema(changes, op):
+    # The one checker (_common/validate) against the jsonschema library reading the same
+    # schema: what ours accepts, jsonschema accepts; ours may refuse more, because its
+    # patterns match the whole string where Python's re.search lets "$" match before a
+    # trailing line break.
     doc = sample()
     doc["operations"][op] = [dict(entry("/x/y"), **changes)]
     doc["summary"] = tpl.summarize(doc["operations"])
-    assert bool(tpl.validate(doc, use_jsonschema=True)) == bool(tpl.validate(doc, use_jsonschema=False))
+    ours = tpl.structural_errors(doc)
+    theirs = list(jsonschema.Draft202012Validator(tpl.SCHEMA).iter_errors(doc))
+    if not ours:
+        assert not theirs, theirs[0].message
+    if not theirs and ours:
+        assert any("\n" in str(v) for v in changes.values()), ours
 
 
 @pytest.mark.parametrize("bad", ["relative/path", "/etc/../shadow", "/etc/./x", "", "/a\x00b", None])
