@@ -13,6 +13,14 @@ the module's result (no fetch); a larger one is written into the task's remote t
 directory and fetched, and goes with that directory when Ansible removes it after the task.
 That directory exists even when the module itself is pipelined: an action plugin that
 TRANSFERS_FILES gets it before it runs the module.
+
+Everything the target sends back is hostile.  The host and capture names must be plain file
+name parts and the joined destination must stay below DEST (the one path guard,
+``_common/paths.join``): a host called ``..`` is refused, never written beside DEST.  The
+archive is refused, before more than the limit is written and with the staging directory
+removed, when it is larger than MAX_ARCHIVE_BYTES, holds more than MAX_MEMBERS members or
+more than MAX_BUNDLE_BYTES of content, or holds anything but plain files and directories
+under template.json, files/ and before/ (no links, devices, absolute names or ``..``).
 """
 
 from __future__ import annotations
@@ -29,33 +37,59 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._common import paths
 
 ALLOWED_TOP = (tpl.BUNDLE_TEMPLATE, tpl.BUNDLE_FILES, tpl.BUNDLE_BEFORE)
 # bundle archives up to this size come back inside the module's result
 INLINE_MAX = 4 * 1024 * 1024
+# what a bundle from a target may be at most (see the module docstring)
+MAX_ARCHIVE_BYTES = 16 * 1024 ** 3
+MAX_BUNDLE_BYTES = 32 * 1024 ** 3
+MAX_MEMBERS = 1000000
+MAX_TEMPLATE_BYTES = 1024 ** 3
 
 
 class BundleError(Exception):
     pass
 
 
-def extract_bundle(archive, target):
-    """Extract ARCHIVE into TARGET accepting only plain files/dirs under the bundle's areas."""
+def extract_bundle(archive, target, max_members=None, max_bytes=None):
+    """Extract ARCHIVE into TARGET accepting only plain files/dirs under the bundle's areas.
+
+    Refuses (BundleError, one sentence) before writing past MAX_MEMBERS members or
+    MAX_BUNDLE_BYTES of content; the caller removes TARGET on any refusal."""
+    max_members = MAX_MEMBERS if max_members is None else max_members
+    max_bytes = MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
+    count = total = 0
     with tarfile.open(archive, "r:*") as tar:
-        for member in tar.getmembers():
+        for member in tar:
+            count += 1
+            if count > max_members:
+                raise BundleError("The bundle archive holds more than %d members, the most a bundle may hold."
+                                  % max_members)
             name = member.name
             parts = name.split("/")
-            if name.startswith("/") or ".." in parts or parts[0] not in ALLOWED_TOP:
-                raise BundleError("The bundle archive holds an unexpected member %s." % name)
+            if member.isdir() and parts[-1] == "":
+                parts = parts[:-1]
+            if name.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0] not in ALLOWED_TOP \
+                    or (parts[0] == tpl.BUNDLE_TEMPLATE and (len(parts) != 1 or not member.isfile())) \
+                    or any(c in name for c in "\x00\n\r") or len(name) > 8192:
+                raise BundleError("The bundle archive holds an unexpected member %r." % name[:200])
             if not (member.isfile() or member.isdir()):
-                raise BundleError("The bundle archive holds %s, which is not a plain file or directory." % name)
-            dest = os.path.join(target, name)
+                raise BundleError("The bundle archive holds %r, which is not a plain file or directory." % name[:200])
+            total += member.size
+            if total > max_bytes or (parts[0] == tpl.BUNDLE_TEMPLATE and member.size > MAX_TEMPLATE_BYTES):
+                raise BundleError("The bundle archive holds more than %d bytes, the most a bundle may hold."
+                                  % (max_bytes if total > max_bytes else MAX_TEMPLATE_BYTES))
+            dest = os.path.join(target, *parts)
             if member.isdir():
                 os.makedirs(dest, exist_ok=True)
                 continue
             os.makedirs(os.path.dirname(dest), exist_ok=True)
+            if os.path.lexists(dest):
+                raise BundleError("The bundle archive holds %r twice." % name[:200])
             source = tar.extractfile(member)
-            with open(dest, "wb") as out:
+            with open(dest, "xb") as out:
                 shutil.copyfileobj(source, out)
             os.chmod(dest, 0o644)
 
@@ -120,13 +154,18 @@ class ActionModule(ActionBase):
 
         host = task_vars.get("inventory_hostname", "localhost")
         name = module_result.get("name") or "capture"
-        if "/" in name or name in (".", ".."):
-            result.update(failed=True, msg="name %r cannot be used as a directory name." % name)
-            return result
         dest = os.path.expanduser(dest)
         dest = os.path.abspath(dest)  # relative to the controller's current directory
-        host_dir = os.path.join(dest, host)
-        final = os.path.join(host_dir, name)
+        try:
+            host_dir = paths.join(dest, [host], "inventory_hostname")
+            final = paths.join(host_dir, [name], "The capture name")
+        except paths.PathError as exc:
+            result.update(failed=True, changed=False, msg="The bundle was not kept: %s" % exc)
+            return result
+        if not isinstance(bundle.get("sha256"), str):
+            result.update(failed=True, changed=False, msg="The bundle from %s was not kept: the module reported "
+                          "no sha256 for it." % host)
+            return result
         try:
             os.makedirs(host_dir, exist_ok=True)
             staging_root = tempfile.mkdtemp(prefix=".%s.tmp-" % name, dir=host_dir)
@@ -138,14 +177,20 @@ class ActionModule(ActionBase):
             archive = os.path.join(staging_root, "bundle.tar.gz")
             remote = bundle.get("archive")
             if content is not None:
+                if not isinstance(content, str) or len(content) > (INLINE_MAX * 4) // 3 + 8:
+                    raise BundleError("The bundle archive in the module's result is larger than the %d bytes "
+                                      "a result may carry." % INLINE_MAX)
                 try:
                     data = base64.b64decode(content, validate=True)
                 except (binascii.Error, TypeError, ValueError):
                     raise BundleError("The bundle archive in the module's result is not valid base64.")
                 with open(archive, "wb") as fh:
                     fh.write(data)
-            elif remote:
+            elif isinstance(remote, str) and remote.startswith("/") and "\n" not in remote:
                 self._connection.fetch_file(remote, archive)
+                if os.path.getsize(archive) > MAX_ARCHIVE_BYTES:
+                    raise BundleError("The bundle archive is larger than %d bytes, the most a bundle may be."
+                                      % MAX_ARCHIVE_BYTES)
             else:
                 raise BundleError("The module reported neither the bundle archive nor its content.")
             if tpl.sha256_file(archive) != bundle["sha256"]:

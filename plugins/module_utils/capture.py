@@ -47,6 +47,7 @@ from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap
 from ansible_collections.mo.fleet.plugins.module_utils import trace as tr
 from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, StoreError
+from ansible_collections.mo.fleet.plugins.module_utils._common import names
 
 TRACE_MODES = ("auto", "fanotify", "strace", "none")
 # before-copies of config files held in memory up to this many bytes (the rest go to disk)
@@ -282,6 +283,15 @@ def capture(options, store=None):
     if store.root not in exclude:
         exclude.append(store.root)
     config_roots = normalize_roots(options.get("config_roots") or list(snap.CONFIG_ROOTS), "config_roots")
+    if options.get("name") is not None:
+        try:
+            names.check("file_part", options["name"], "name")
+        except names.NameError_ as exc:
+            raise CaptureError(str(exc))
+    keep_secrets = options.get("keep_secrets") or []
+    if not isinstance(keep_secrets, list) or not all(
+            names.is_valid("line", k) and k.startswith("/") for k in keep_secrets):
+        raise CaptureError("keep_secrets must list absolute paths or shell globs, one line each.")
     if int(options.get("inline_max") or 0) < 0:
         raise CaptureError("inline_max must be 0 or a positive number of bytes.")
     archive_dir = options.get("archive_dir")
@@ -302,7 +312,7 @@ def capture(options, store=None):
                                    uuid.uuid4().hex[:6])
         work = os.path.join(store.work, capture_id)
         os.makedirs(work, mode=0o700)
-        stash = snap.Stash(os.path.join(work, "stash"), config_roots, memory=STASH_MEMORY)
+        stash = snap.Stash(os.path.join(work, "stash"), config_roots, memory=STASH_MEMORY, keep=keep_secrets)
         t0 = time.monotonic()
         from_walk = snap.unit_dirs_covered(roots, exclude)
         read_state = functools.partial(snap.read_state, unit_files=not from_walk)
@@ -368,7 +378,7 @@ def capture(options, store=None):
             snap.add_unit_files(state_after, after)
         changes = snap.diff(before, after)
         operations, content, stats = snap.build_operations(
-            before, after, state_before, state_after, changes, stash, processes)
+            before, after, state_before, state_after, changes, stash, processes, keep_secrets)
         operations["excluded"] = snap.excluded_entries(
             exclude, unnamed=sorted(set(before.unnamed) | set(after.unnamed)))
 
@@ -437,7 +447,7 @@ def capture(options, store=None):
             trace_info["used"], "snapshot")
         metadata = {
             "analysis_method": method, "trace": trace_info, "roots": roots, "exclude": exclude,
-            "config_roots": config_roots, "stats": stats, "processes": proc_list,
+            "config_roots": config_roots, "stats": stats, "processes": proc_list, "keep_secrets": keep_secrets,
             "bundle": {"files": tpl.BUNDLE_FILES, "before": tpl.BUNDLE_BEFORE, "id": capture_id},
         }
         if strace_log is not None:

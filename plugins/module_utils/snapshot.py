@@ -17,8 +17,12 @@ Standard library only (runs on targets, Python 3.9+).
 ``read_packages()``, ``read_manual()``, ``read_conffiles()``, ``owners(paths)``,
 ``read_md5sums(pkg)``, ``read_units()``, ``read_accounts()``
     dpkg, apt, systemd and passwd/group state.
-``redaction_reason(path, head=b"")``
-    Why a path must never enter a bundle (or None).
+``redaction_reason(path, private_key=False, keep=())``
+    Why a path's content must never enter a bundle (or None): shadow files, sudo rules,
+    SSH authorized keys and host keys, TLS/Kerberos/GnuPG private material, netrc, content
+    holding a private key, files named like credentials.  KEEP (the capture option
+    ``keep_secrets``: absolute paths or shell globs, a path also covering what lies below it)
+    names the paths the user explicitly wants kept anyway.
 ``hash_file(path) -> (sha256, md5, has_private_key)``
 ``Stash``
     Copies of regular files under config roots taken before the command, so the
@@ -397,14 +401,49 @@ _SECRET_NAME = re.compile(
 NAMED_LIKE_CREDENTIALS = "file named like credentials"
 _NOT_SECRET_SUFFIXES = (".pub", ".crt", ".example", ".sample", ".pm", ".py", ".pyc", ".rb", ".js", ".h",
                         ".c", ".go", ".html", ".so", ".mo", ".gz", ".1", ".5", ".8", ".txt.gz")
-_SHADOW = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
+_SHADOW = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/security/opasswd")
+_SUDOERS = ("/etc/sudoers", "/etc/sudoers-")
+# (glob, reason): fnmatch's "*" also matches "/", so "*/.ssh/..." covers every home
+_SECRET_GLOBS = (
+    ("/etc/sudoers.d/*", "sudo rules"),
+    ("*/.ssh/authorized_keys*", "SSH authorized keys"),
+    ("/etc/ssh/authorized_keys*", "SSH authorized keys"),
+    ("/etc/ssl/private/*", "TLS private key directory"),
+    ("*.keytab", "Kerberos keytab"),
+    ("*/.gnupg/private-keys-v1.d/*", "GnuPG private key"),
+    ("*/.gnupg/secring.gpg", "GnuPG private key"),
+    ("/etc/NetworkManager/system-connections/*", "network credentials"),
+    ("/etc/wpa_supplicant/*.conf", "network credentials"),
+    ("*/.docker/config.json", "registry credentials"),
+    ("*/.aws/credentials", "cloud credentials"),
+)
 
 
-def redaction_reason(path, private_key=False):
-    """Why PATH's content must stay out of a bundle, or None."""
+def kept(path, keep):
+    """True when PATH is one of KEEP (paths or globs), or lies below one."""
+    for pattern in keep or ():
+        if any(c in pattern for c in "*?["):
+            if fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*"):
+                return True
+        else:
+            root = pattern.rstrip("/") or "/"
+            if root == "/" or path == root or path.startswith(root + "/"):
+                return True
+    return False
+
+
+def redaction_reason(path, private_key=False, keep=()):
+    """Why PATH's content must stay out of a bundle, or None (always None for KEEP's paths)."""
+    if keep and kept(path, keep):
+        return None
     base = os.path.basename(path)
     if path in _SHADOW:
         return "password hashes (shadow file)"
+    if path in _SUDOERS:
+        return "sudo rules"
+    for pattern, reason in _SECRET_GLOBS:
+        if fnmatch.fnmatchcase(path, pattern):
+            return reason
     if path.startswith("/etc/ssh/") and base.startswith("ssh_host_") and not base.endswith(".pub"):
         return "SSH host private key"
     if base == ".netrc" or base == "_netrc":
@@ -460,8 +499,9 @@ class Stash(object):
     is for files the command modified or deleted.
     """
 
-    def __init__(self, directory, roots=CONFIG_ROOTS, memory=0):
+    def __init__(self, directory, roots=CONFIG_ROOTS, memory=0, keep=()):
         self.directory = directory
+        self.keep = tuple(keep or ())
         self.roots = tuple(r.rstrip("/") for r in roots)
         self.prefixes = tuple(r + "/" for r in self.roots)
         self.memory = memory
@@ -476,7 +516,8 @@ class Stash(object):
         """Copy every regular file of SNAPSHOT under the config roots (never secrets)."""
         prefixes, roots = self.prefixes, self.roots
         for path, st in snapshot.entries.items():
-            if st.type != "file" or not (path.startswith(prefixes) or path in roots) or redaction_reason(path):
+            if st.type != "file" or not (path.startswith(prefixes) or path in roots) \
+                    or redaction_reason(path, keep=self.keep):
                 continue
             try:
                 if self.memory and self.held + st.size <= self.memory:
@@ -771,7 +812,7 @@ def unit_path(unit):
 
 def parse_passwd(text):
     users = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):  # as passwd's readers split it: on \n only
         parts = line.split(":")
         if len(parts) >= 7 and parts[0]:
             users[parts[0]] = {"name": parts[0], "uid": _int(parts[2]), "gid": _int(parts[3]),
@@ -781,7 +822,7 @@ def parse_passwd(text):
 
 def parse_group(text):
     groups = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         parts = line.split(":")
         if len(parts) >= 4 and parts[0]:
             groups[parts[0]] = {"name": parts[0], "gid": _int(parts[2]),
@@ -931,14 +972,15 @@ def _op_name(st, change):
 
 
 def build_operations(before, after, state_before, state_after, changes=None, stash=None,
-                     processes=None):
+                     processes=None, keep_secrets=()):
     """Turn snapshots + system state into (operations, content, stats).
 
     CONTENT is a list of (path, area, source) to copy into the bundle: area "files" with
     source = the live path, area "before" with source = the stash copy (a path, or bytes for
     a copy held in memory).  No file content is
-    ever copied for redacted paths.
+    ever copied for redacted paths (KEEP_SECRETS: paths or globs kept all the same).
     """
+    keep = tuple(keep_secrets or ())
     changes = changes or diff(before, after)
     names = Names(state_after["accounts"])
     before_names = Names(state_before["accounts"])
@@ -983,7 +1025,7 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
         digest = None
         name_reason = None
         if st.type == "file":
-            name_reason = redaction_reason(path)
+            name_reason = redaction_reason(path, keep=keep)
             if name_reason and name_reason != NAMED_LIKE_CREDENTIALS:
                 redact(path, st, change, name_reason)
                 return None
@@ -995,7 +1037,7 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
                 return None
             stats["hashed"] += 1
             stats["hashed_bytes"] += st.size
-            if has_key:
+            if has_key and not kept(path, keep):
                 redact(path, st, change, redaction_reason(path, private_key=True))
                 return None
         entry.update(state_of(st, names, digest))
@@ -1044,8 +1086,8 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
         ops[_op_name(st, "modified")].append(entry)
     for path in changes.deleted:
         old = before.entries[path]
-        if old.type == "file" and redaction_reason(path):
-            redact(path, old, "deleted", redaction_reason(path))
+        if old.type == "file" and redaction_reason(path, keep=keep):
+            redact(path, old, "deleted", redaction_reason(path, keep=keep))
             continue
         entry = {"path": path}
         entry.update(state_of(old, before_names, None))

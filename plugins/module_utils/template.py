@@ -383,6 +383,7 @@ SCHEMA = {
                 "roots": _list(_ABS_PATH, 4096),
                 "exclude": _list(dict(_LINE, maxLength=MAX_PATH), 4096),
                 "config_roots": _list(_ABS_PATH, 4096),
+                "keep_secrets": _list(_ABS_PATH, 4096),
                 "bundle": _FREE,
                 "strace_log": _LINE_OR_NULL,
                 "processes": _list({"type": "object"}, 65536),

@@ -22,8 +22,11 @@ description:
   - The content of every captured file a package cannot reproduce (built files, files changed from their
     package default, new configuration) is kept in the bundle under C(files/<absolute path>); the
     before-content of configuration files the command modified or deleted under O(config_roots) is kept under
-    C(before/<absolute path>) for rollback. Secrets (shadow files, SSH host keys, private keys found by
-    content, C(.netrc), files named like credentials) never enter a bundle; they are listed as redacted.
+    C(before/<absolute path>) for rollback. Secrets never enter a bundle unless O(keep_secrets) names them:
+    shadow files, C(/etc/sudoers) and C(/etc/sudoers.d/*), SSH C(authorized_keys*) of every account, SSH host
+    keys, C(/etc/ssl/private/*), Kerberos keytabs, GnuPG private keys, network and cloud credentials, private
+    keys found by content, C(.netrc) and files named like credentials. They are listed in
+    C(operations.redacted) with path and reason, never with content.
   - Target state lives in C(/var/lib/mo-fleet/) with an SQLite index; a lock keeps two captures on one host
     apart. The same-name action plugin fetches the bundle to the controller at
     C(<dest>/<inventory_hostname>/<name>/), verifies every checksum and reports C(changed) only when it wrote
@@ -55,6 +58,8 @@ options:
   name:
     description:
       - Name of the capture; the bundle lands in C(<dest>/<inventory_hostname>/<name>/).
+      - A plain file name part (letters, digits, C(.), C(_), C(@), C(+) and C(-), at most 255 characters, no
+        C(..)); anything else is refused before the command runs.
       - Defaults to the command's program name.
     type: str
   creates:
@@ -79,6 +84,15 @@ options:
     default: [/proc, /sys, /dev, /run, /tmp, /var/tmp, /var/cache, /var/log, /var/lib/dpkg, /var/lib/apt, /var/lib/mo-fleet]
   exclude_extra:
     description: More paths or patterns to leave out, added to O(exclude).
+    type: list
+    elements: str
+    default: []
+  keep_secrets:
+    description:
+      - Absolute paths or shell globs (a path also covers everything below it) whose content is kept in the
+        bundle although it would be redacted as a secret (see the description). Default is to keep none.
+      - Whoever can read the bundle, the controller's C(dest) and every rendered role can then read these
+        secrets.
     type: list
     elements: str
     default: []
@@ -148,6 +162,11 @@ attributes:
 notes:
   - Runs as root on the target (it reads every file and the dpkg database).
   - Integrity of the transfer is checked with sha256 over the archive and every bundled file.
+  - The action plugin treats what the target returns as hostile. It refuses, with one sentence and without
+    writing anything under O(dest), an C(inventory_hostname) or capture name that is not a plain file name part
+    (letters, digits, C(.), C(_), C(@), C(+), C(-); no C(..)), a destination that would leave O(dest), an archive
+    larger than 16 GiB, with more than 1,000,000 members or more than 32 GiB of content, and any member that is
+    not a plain file or directory under C(template.json), C(files/) or C(before/).
 seealso:
   - module: mo.fleet.capture_info
   - module: mo.fleet.capture_store
@@ -255,6 +274,7 @@ msg:
 """
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -277,6 +297,7 @@ def main():
             roots=dict(type="list", elements="path", default=["/"]),
             exclude=dict(type="list", elements="str", default=list(DEFAULT_EXCLUDE)),
             exclude_extra=dict(type="list", elements="str", default=[]),
+            keep_secrets=dict(type="list", elements="str", default=[], no_log=False),
             config_roots=dict(type="list", elements="path", default=list(CONFIG_ROOTS)),
             trace=dict(type="str", default="auto", choices=list(TRACE_MODES)),
             timeout=dict(type="int", default=0),
@@ -313,7 +334,8 @@ def main():
     if os.geteuid() != 0:
         module.fail_json(msg="mo.fleet.capture must run as root on the target; use become: true.", cmd=argv)
     options = dict(p)
-    options["name"] = p["name"] or os.path.basename(argv[0] if argv[0] != "/bin/sh" else "shell")
+    options["name"] = p["name"] or re.sub(r"[^A-Za-z0-9_.@+-]", "_", os.path.basename(
+        argv[0] if argv[0] != "/bin/sh" else "shell")).lstrip(".")[:64] or "capture"
     options["timeout"] = p["timeout"] or None
     try:
         result = capture(options)

@@ -382,3 +382,115 @@ def test_v2_1_import_never_raises_anything_but_a_template_error(section, value, 
         tpl.load(doc)
     except tpl.TemplateError as exc:
         one_sentence(str(exc))
+
+
+# ---------------------------------------------------------------- redaction as promised
+
+from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap  # noqa: E402
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("/root/.ssh/authorized_keys", "SSH authorized keys"),
+    ("/home/deploy/.ssh/authorized_keys2", "SSH authorized keys"),
+    ("/etc/ssh/authorized_keys/deploy", "SSH authorized keys"),
+    ("/etc/sudoers", "sudo rules"),
+    ("/etc/sudoers.d/90-deploy", "sudo rules"),
+    ("/etc/shadow", "shadow"), ("/etc/gshadow", "shadow"), ("/etc/security/opasswd", "shadow"),
+    ("/etc/ssl/private/web.key", "TLS private key"),
+    ("/etc/krb5.keytab", "Kerberos keytab"),
+    ("/root/.gnupg/private-keys-v1.d/ABC.key", "GnuPG"),
+    ("/etc/NetworkManager/system-connections/wifi.nmconnection", "network credentials"),
+    ("/root/.docker/config.json", "registry credentials"),
+    ("/etc/ssh/ssh_host_rsa_key", "SSH host private key"),
+])
+def test_secrets_are_redacted_by_default_and_kept_only_when_asked(path, reason):
+    assert reason in snap.redaction_reason(path)
+    assert snap.redaction_reason(path, keep=[path]) is None
+    assert snap.redaction_reason(path, keep=[os.path.dirname(path)]) is None
+    assert snap.redaction_reason(path, keep=["/nowhere/*"]) is not None
+
+
+def test_build_operations_redacts_authorized_keys_unless_kept(tmp_path):
+    root = tmp_path / "r"
+    (root / "home/u/.ssh").mkdir(parents=True)
+    before = snap.walk([str(root)], [])
+    keys = root / "home/u/.ssh/authorized_keys"
+    keys.write_text("ssh-ed25519 AAAA attacker\n")
+    after = snap.walk([str(root)], [])
+    state = {"packages": {}, "conffiles": {}, "auto": set(), "units": {"available": False, "files": {}, "paths": {}},
+             "accounts": {"users": {}, "groups": {}}}
+    ops, content, _stats = snap.build_operations(before, after, state, state)
+    assert [(e["path"], e["reason"]) for e in ops["redacted"]] == [(str(keys), "SSH authorized keys")]
+    assert not ops["files_created"] and not content
+    ops, content, _stats = snap.build_operations(before, after, state, state, keep_secrets=[str(root) + "/home/*/.ssh"])
+    assert not ops["redacted"] and [e["path"] for e in ops["files_created"]] == [str(keys)]
+    assert [c[0] for c in content] == [str(keys)]
+
+
+# ---------------------------------------------------------------- bundle archives from a target
+
+import io  # noqa: E402
+import tarfile  # noqa: E402
+
+
+def _tar(tmp_path, members):
+    archive = tmp_path / "b.tar.gz"
+    with tarfile.open(str(archive), "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return str(archive)
+
+
+def _file(name, data=b"x"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _special(name, kind, linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info, None
+
+
+def _action():
+    pytest.importorskip("ansible")
+    from ansible_collections.mo.fleet.plugins.action import capture as action
+    return action
+
+
+@pytest.mark.parametrize("members, words", [
+    ([_special("files/etc", tarfile.SYMTYPE, "/etc")], "not a plain file"),
+    ([_file("files/a"), _special("files/b", tarfile.LNKTYPE, "files/a")], "not a plain file"),
+    ([_special("files/dev/sda", tarfile.BLKTYPE)], "not a plain file"),
+    ([_special("files/null", tarfile.CHRTYPE)], "not a plain file"),
+    ([_special("files/fifo", tarfile.FIFOTYPE)], "not a plain file"),
+    ([_file("files/../../evil")], "unexpected member"),
+    ([_file("/etc/cron.d/evil")], "unexpected member"),
+    ([_file("template.json/x")], "unexpected member"),
+    ([_file("other/x")], "unexpected member"),
+    ([_file("files/a\nb")], "unexpected member"),
+    ([_file("files/a"), _file("files/a")], "twice"),
+])
+def test_bundle_extraction_refuses_links_devices_and_escapes(tmp_path, members, words):
+    action = _action()
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(action.BundleError, match=words):
+        action.extract_bundle(_tar(tmp_path, members), str(target))
+    assert not (tmp_path / "evil").exists() and not (tmp_path.parent / "evil").exists()
+
+
+def test_bundle_extraction_caps_members_and_bytes_before_writing_past_them(tmp_path):
+    action = _action()
+    archive = _tar(tmp_path, [_file("files/f%d" % i, b"abcd") for i in range(5)])
+    with pytest.raises(action.BundleError, match="more than 3 members"):
+        action.extract_bundle(archive, str(tmp_path / "a"), max_members=3)
+    assert len(os.listdir(str(tmp_path / "a" / "files"))) == 3
+    with pytest.raises(action.BundleError, match="more than 10 bytes"):
+        action.extract_bundle(archive, str(tmp_path / "b"), max_bytes=10)
+    assert sum(os.path.getsize(os.path.join(str(tmp_path / "b" / "files"), n))
+               for n in os.listdir(str(tmp_path / "b" / "files"))) <= 10
+    action.extract_bundle(archive, str(tmp_path / "c"))
+    assert len(os.listdir(str(tmp_path / "c" / "files"))) == 5
