@@ -133,6 +133,16 @@ class ActionModule(ActionBase):
         fetch = args.get("fetch", True)
         if isinstance(fetch, str):
             fetch = fetch.lower() in ("1", "true", "yes", "on")
+        host = task_vars.get("inventory_hostname", "localhost")
+        if fetch:
+            # refused before the command runs on the target, so nothing is left half-done
+            try:
+                paths.join(os.path.abspath(os.path.expanduser(dest)), [host], "inventory_hostname")
+                if args.get("name") is not None:
+                    paths.join(os.path.abspath(os.path.expanduser(dest)), [host, args["name"]], "name")
+            except paths.PathError as exc:
+                result.update(failed=True, changed=False, msg="The capture did not run: %s" % exc)
+                return result
         if fetch and not self._task.check_mode:
             # the module takes the archive away now: inline when small, else into the task's
             # remote tmp directory, which Ansible removes after the task
@@ -152,7 +162,6 @@ class ActionModule(ActionBase):
         if self._task.check_mode or not bundle or not fetch:
             return result
 
-        host = task_vars.get("inventory_hostname", "localhost")
         name = module_result.get("name") or "capture"
         dest = os.path.expanduser(dest)
         dest = os.path.abspath(dest)  # relative to the controller's current directory
