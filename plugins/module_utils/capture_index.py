@@ -27,6 +27,8 @@ import shutil
 import sqlite3
 import time
 
+from ansible_collections.mo.fleet.plugins.module_utils._common import paths
+
 STORE_DIR = "/var/lib/mo-fleet"
 
 SCHEMA_SQL = """
@@ -187,10 +189,26 @@ class Store(object):
         out = []
         for row in rows:
             item = dict(row)
-            item["summary"] = json.loads(item["summary"])
+            try:
+                item["summary"] = json.loads(item["summary"])
+            except (TypeError, ValueError, RecursionError):
+                item["summary"] = {}
             item["present"] = os.path.isdir(item["path"])
             out.append(item)
         return out
+
+    def template_dir(self, template_id, recorded=None):
+        """templates/<TEMPLATE_ID>, refusing (StoreError) an id that is not a plain file name part
+        or a RECORDED path (from the index) that is anywhere else: the index never decides
+        what is removed outside the store (the one path guard)."""
+        try:
+            path = paths.join(self.templates, [template_id], "The template id")
+        except paths.PathError as exc:
+            raise StoreError(str(exc))
+        if recorded is not None and os.path.normpath(recorded) != os.path.normpath(path):
+            raise StoreError("The index records %r for the template %s, which is not %s; nothing was removed."
+                             % (recorded, template_id, path))
+        return path
 
     def forget_template(self, template_id):
         with self.db() as db:
@@ -267,7 +285,7 @@ class Store(object):
             removed += ["work/" + os.path.basename(w) for w in stale]
             by_id = dict((t["id"], t) for t in templates)
             for template_id in remove:
-                remove_tree(by_id[template_id]["path"])
+                remove_tree(self.template_dir(template_id, by_id[template_id]["path"]))
                 self.forget_template(template_id)
             for orphan in orphans:
                 remove_tree(os.path.join(self.templates, orphan))

@@ -307,8 +307,12 @@ def _load(source):
         if isinstance(source, (str, bytes)):
             try:
                 source = json.loads(source.decode("utf-8") if isinstance(source, bytes) else source)
+            except UnicodeDecodeError as exc:
+                raise RenderError("The template is not UTF-8 text (byte %d)." % exc.start)
+            except RecursionError:
+                raise RenderError("The template nests its values too deeply to be read.")
             except ValueError as exc:
-                raise RenderError("The template is not valid JSON: %s." % exc)
+                raise RenderError("The template is not valid JSON: %s." % str(exc).replace("\n", " "))
         if not isinstance(source, dict):
             raise RenderError("The template must be a JSON object, not %s." % type(source).__name__)
         if tpl.detect_version(source) == tpl.TEMPLATE_VERSION:

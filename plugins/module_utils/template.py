@@ -689,12 +689,16 @@ def migrate(doc):
 
 def loads(text):
     """Parse JSON text or bytes, migrate and validate; return the current document."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
     try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
         doc = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise TemplateError("The template is not UTF-8 text (byte %d)." % exc.start)
+    except RecursionError:
+        raise TemplateError("The template nests its values too deeply to be read.")
     except ValueError as exc:
-        raise TemplateError("The template is not valid JSON: %s." % exc)
+        raise TemplateError("The template is not valid JSON: %s." % str(exc).replace("\n", " "))
     return check(migrate(doc))
 
 

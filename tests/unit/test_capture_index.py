@@ -101,3 +101,28 @@ def test_cleanup_waits_for_a_running_capture_then_says_so(store):
         with pytest.raises(LockBusy, match="Another capture holds the lock"):
             Store(store.root).cleanup(keep=0, wait=0.3)
     assert len(store.list_templates()) == 4
+
+
+@pytest.mark.parametrize("recorded", ["/", "{victim}", "{templates}/../../victim", "{templates}/a1/.."])
+def test_cleanup_never_removes_what_a_hostile_index_points_at(store, tmp_path, recorded):
+    from ansible_collections.mo.fleet.plugins.module_utils.capture_index import StoreError
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("keep\n")
+    recorded = recorded.format(victim=victim, templates=store.templates)
+    with store.db() as db:
+        db.execute("UPDATE templates SET path = ? WHERE id = 'a1'", (recorded,))
+    with pytest.raises(StoreError, match="which is not"):
+        store.cleanup(keep=1, max_age_days=0, now=NOW)
+    assert (victim / "precious").read_text() == "keep\n"
+    assert os.path.isdir(os.path.join(store.templates, "a1"))
+    assert not store.locked_by_other()
+
+
+@pytest.mark.parametrize("bad", ["..", "a/b", "", "x\ny", "."])
+def test_template_dir_refuses_ids_that_are_not_a_plain_name(store, bad):
+    from ansible_collections.mo.fleet.plugins.module_utils.capture_index import StoreError
+
+    with pytest.raises(StoreError, match="template id"):
+        store.template_dir(bad)

@@ -494,3 +494,18 @@ def test_bundle_extraction_caps_members_and_bytes_before_writing_past_them(tmp_p
                for n in os.listdir(str(tmp_path / "b" / "files"))) <= 10
     action.extract_bundle(archive, str(tmp_path / "c"))
     assert len(os.listdir(str(tmp_path / "c" / "files"))) == 5
+
+
+@pytest.mark.parametrize("data", [b"\xff\xfe{}", b"[" * 100000 + b"]" * 100000, b'{"MO_template": ' * 50000,
+                                  b"{\"a\": NaN}", b"\x00"])
+def test_unreadable_template_bytes_are_one_sentence(tmp_path, data):
+    path = tmp_path / "template.json"
+    path.write_bytes(data)
+    with pytest.raises(tpl.TemplateError) as caught:
+        tpl.load_file(str(path))
+    one_sentence(str(caught.value))
+    with pytest.raises(tpl.TemplateError):
+        tpl.verify_bundle(str(tmp_path))
+    with pytest.raises(render.RenderError) as caught:
+        render.prepare(str(path), {"verify_bundle": False})
+    one_sentence(str(caught.value))
