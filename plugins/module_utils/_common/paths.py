@@ -37,6 +37,9 @@ class PathError(ValueError):
 
 def normalize(path, field):
     """PATH as a normalised absolute path, or PathError naming FIELD."""
+    if isinstance(path, str) and path[:1] == "/" and "/." not in path and "//" not in path \
+            and "\x00" not in path and (len(path) == 1 or path[-1] != "/"):
+        return path  # already clean: no '.', '..' or empty component (the common case, fast)
     if not isinstance(path, str) or not path:
         raise PathError("%s must be a non-empty absolute path, not %r." % (field, path))
     if "\x00" in path:
@@ -55,10 +58,22 @@ def within(path, root):
     return root == "/" or path == root or path.startswith(root + "/")
 
 
+_PREFIXES = {}
+
+
 def check_roots(path, roots, field):
     """PATH normalised and inside one of ROOTS, or PathError naming FIELD."""
     norm = normalize(path, field)
-    if roots and not any(within(norm, r) for r in roots):
+    if not roots:
+        return norm
+    key = tuple(roots)
+    prefixes = _PREFIXES.get(key)
+    if prefixes is None:
+        clean = ["/" + "/".join(p for p in r.split("/") if p) for r in roots]
+        if "/" in clean:
+            return norm
+        prefixes = _PREFIXES[key] = (frozenset(clean), tuple(r + "/" for r in clean))
+    if norm not in prefixes[0] and not norm.startswith(prefixes[1]):
         raise PathError("%s %s is outside the allowed roots (%s)." % (field, norm, ", ".join(roots)))
     return norm
 
