@@ -22,7 +22,7 @@ description:
   - The content of every captured file a package cannot reproduce (built files, files changed from their
     package default, new configuration) is kept in the bundle under C(files/<absolute path>); the
     before-content of configuration files the command modified or deleted under O(config_roots) is kept under
-    C(before/<absolute path>) for rollback. Secrets never enter a bundle unless O(keep_secrets) names them:
+    C(before/<absolute path>) for rollback. Secrets never enter a bundle unless O(keep_secrets) names them -
     shadow files, C(/etc/sudoers) and C(/etc/sudoers.d/*), SSH C(authorized_keys*) of every account, SSH host
     keys, C(/etc/ssl/private/*), Kerberos keytabs, GnuPG private keys, network and cloud credentials, private
     keys found by content, C(.netrc) and files named like credentials. They are listed in
