@@ -145,9 +145,24 @@ def _utf8(name):
     return True
 
 
+# what no template value may hold: a consumer would see a line break or a control character
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def unnamed_name(name):
+    """True when NAME cannot be carried by a template: not UTF-8, or holding a line break or
+    control character (the template's one-line rule; such paths are listed as excluded)."""
+    if name.isascii():
+        return not name.isprintable() and _UNSAFE_CHARS.search(name) is not None
+    return not _utf8(name) or (not name.isprintable() and _UNSAFE_CHARS.search(name) is not None)
+
+
 def printable_path(path):
-    """PATH with bytes that are not UTF-8 shown as \\xNN (for messages and 'excluded' entries)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """PATH with bytes that are not UTF-8 shown as \\xNN and control characters and line
+    breaks as \\xNN / \\uNNNN (for messages and 'excluded' entries)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return _UNSAFE_CHARS.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 256
+                             else "\\u%04x" % ord(m.group()), text)
 
 
 # A directory listing is reused by a later walk only when the directory's ctime is at least this
@@ -220,7 +235,7 @@ def walk_into(snap, start, excluded, previous=None, keep_listings=False):
                 path = prefix + name
                 if path in exact or (patterns and excluded(path)):
                     continue
-                if not name.isascii() and not _utf8(name):
+                if not name.isprintable() and unnamed_name(name):
                     unnamed.append(path)
                     continue
                 try:
@@ -316,7 +331,7 @@ def rescan(before, touched, roots=None, exclude=None):
     for path in sorted(touched):
         if not in_roots(path) or excluded.covers(path):
             continue
-        if not path.isascii() and not _utf8(path):
+        if not path.isprintable() and unnamed_name(path):
             after.unnamed.append(path)
             continue
         try:
@@ -1040,6 +1055,9 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
             if has_key and not kept(path, keep):
                 redact(path, st, change, redaction_reason(path, private_key=True))
                 return None
+        if st.type == "symlink" and st.target is not None and unnamed_name(st.target):
+            redact(path, st, change, "symlink target is not UTF-8 or holds a line break or control character")
+            return None
         entry.update(state_of(st, names, digest))
         annotate(entry, path)
         if st.type == "file":
@@ -1122,7 +1140,8 @@ def excluded_entries(exclude, defaults=DEFAULT_EXCLUDE, unnamed=()):
         shown = printable_path(path)
         if shown not in seen:
             seen.add(shown)
-            out.append({"path": shown, "reason": "file name is not valid UTF-8; not captured",
+            out.append({"path": shown, "reason": "file name is not valid UTF-8 or holds a line break or "
+                                                 "control character; not captured",
                         "change": "excluded"})
     for item in exclude:
         if not item.startswith("/"):

@@ -509,3 +509,17 @@ def test_unreadable_template_bytes_are_one_sentence(tmp_path, data):
     with pytest.raises(render.RenderError) as caught:
         render.prepare(str(path), {"verify_bundle": False})
     one_sentence(str(caught.value))
+
+
+def test_a_symlink_whose_target_holds_a_line_break_is_redacted_not_captured(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    before = snap.walk([str(root)], [])
+    os.symlink("x\nDepends: evil", str(root / "link"))
+    after = snap.walk([str(root)], [])
+    state = {"packages": {}, "conffiles": {}, "auto": set(), "units": {"available": False, "files": {}, "paths": {}},
+             "accounts": {"users": {}, "groups": {}}}
+    ops, _content, _stats = snap.build_operations(before, after, state, state)
+    assert not ops["symlinks_created"]
+    assert [(e["path"], "line break" in e["reason"]) for e in ops["redacted"]] == [(str(root / "link"), True)]
+    tpl.build({"argv": ["x"], "timestamp": "t"}, ops)

@@ -251,9 +251,29 @@ def test_names_that_are_not_utf8_are_excluded_with_a_reason(tmp_path):
     s = snap.walk([str(root)], [])
     assert str(root / "good") in s.entries and len(s.unnamed) == 1
     entries = snap.excluded_entries([], unnamed=s.unnamed)
-    assert entries == [{"path": str(root) + "/bad\\xff", "reason": "file name is not valid UTF-8; not captured",
-                        "change": "excluded"}]
+    # issue 11: the reason now also names line breaks and control characters (see below)
+    assert entries == [{"path": str(root) + "/bad\\xff", "reason": snap.excluded_entries(
+        [], unnamed=["/x\n"])[0]["reason"], "change": "excluded"}]
+    assert "not valid UTF-8" in entries[0]["reason"]
     doc = tpl.build({"argv": ["x"], "timestamp": "t"}, {"excluded": entries})
+    assert tpl.loads(tpl.dump(doc)) == doc
+
+
+@pytest.mark.parametrize("name", ["a\nb", "a\rb", "a\u2028b", "a\x85b", "a\x1cb", "a\x7fb", "\tx"])
+def test_names_with_line_breaks_are_excluded_never_captured(tmp_path, name):
+    root = tmp_path / "r"
+    root.mkdir()
+    before = snap.walk([str(root)], [])
+    (root / name).write_text("x")
+    (root / "caf\u00e9 ok").write_text("x")
+    after = snap.walk([str(root)], [])
+    assert list(after.unnamed) == [str(root / name)]
+    assert str(root / "caf\u00e9 ok") in after.entries and str(root / name) not in after.entries
+    excluded = snap.excluded_entries([], unnamed=after.unnamed)
+    assert "\n" not in excluded[0]["path"] and "line break" in excluded[0]["reason"]
+    rescanned = snap.rescan(before, {str(root / name): {"create"}, str(root): {"modify"}}, [str(root)], [])
+    assert str(root / name) in rescanned.unnamed
+    doc = tpl.build({"argv": ["x"], "timestamp": "t"}, {"excluded": excluded})
     assert tpl.loads(tpl.dump(doc)) == doc
 
 
