@@ -128,7 +128,10 @@ info:
   returned: with path, when valid
   type: dict
 validator:
-  description: C(jsonschema) or C(builtin).
+  description:
+    - Always C(builtin) - the collection's one stdlib checker of the template schema runs on the controller and on
+      targets alike, whether or not the jsonschema library is installed (kept for compatibility; it was
+      C(jsonschema) when that library did the checking).
   returned: with path
   type: str
 template:
@@ -146,11 +149,7 @@ from ansible_collections.mo.fleet.plugins.module_utils import verify
 
 
 def validate_path(module, path):
-    try:
-        import jsonschema  # noqa: F401  (only to report which validator ran)
-        validator = "jsonschema"
-    except ImportError:
-        validator = "builtin"
+    validator = "builtin"  # the one checker (module_utils/_common/validate.py), everywhere
     if not os.path.exists(path):
         module.fail_json(msg="path %s does not exist." % path, valid=False, validator=validator)
     try:
