@@ -94,6 +94,7 @@ import re
 import tempfile
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
+from ansible_collections.mo.fleet.plugins.module_utils._common import paths as _paths
 from ansible_collections.mo.fleet.plugins.module_utils._common import validate as _validate
 
 TEMPLATE_VERSION = "3.0"
@@ -791,31 +792,25 @@ def bundled_files(doc):
 
 
 def normalize_path(path):
-    """PATH as a normalised absolute path; TemplateError if relative, with '..' or '.', or NUL."""
-    if not isinstance(path, str) or not path:
-        raise TemplateError("A path must be a non-empty string, not %r." % (path,))
-    if "\x00" in path:
-        raise TemplateError("The path %r contains a NUL byte." % path)
-    if not path.startswith("/"):
-        raise TemplateError("The path %r is not absolute." % path)
-    parts = [p for p in path.split("/") if p]
-    if any(p in ("..", ".") for p in parts):
-        raise TemplateError("The path %r contains a '.' or '..' component." % path)
-    return "/" + "/".join(parts)
+    """PATH as a normalised absolute path; TemplateError if relative, with '..' or '.', or NUL
+    (the one path guard, ``_common/paths``)."""
+    try:
+        return _paths.normalize(path, "The path")
+    except _paths.PathError as exc:
+        raise TemplateError(str(exc))
 
 
 def is_within(path, root):
     """True when normalised PATH equals ROOT or lies below it."""
-    root = "/" + "/".join(p for p in root.split("/") if p)
-    return root == "/" or path == root or path.startswith(root + "/")
+    return _paths.within(path, root)
 
 
 def check_path(path, roots=None):
     """Normalised PATH, or TemplateError when it is not absolute/clean or outside ROOTS."""
-    norm = normalize_path(path)
-    if roots and not any(is_within(norm, normalize_path(r)) for r in roots):
-        raise TemplateError("The path %s is outside the allowed roots %s." % (norm, ", ".join(roots)))
-    return norm
+    try:
+        return _paths.check_roots(path, [normalize_path(r) for r in roots or ()], "The path")
+    except _paths.PathError as exc:
+        raise TemplateError(str(exc))
 
 
 def bundle_relpath(path, area=BUNDLE_FILES):
@@ -826,9 +821,7 @@ def bundle_relpath(path, area=BUNDLE_FILES):
 def safe_join(base, path, area=BUNDLE_FILES):
     """BASE/AREA/PATH on the local disk, refusing anything that escapes BASE via symlinks."""
     candidate = os.path.join(base, bundle_relpath(path, area))
-    real_base = os.path.realpath(base)
-    real = os.path.realpath(candidate)
-    if real != real_base and not real.startswith(real_base.rstrip("/") + "/"):
+    if not _paths.stays_inside(base, candidate):
         raise TemplateError("The bundle path for %s escapes the bundle directory %s." % (path, base))
     return candidate
 

@@ -12,6 +12,8 @@ message is one sentence naming the field.
     Normalised PATH equals ROOT or lies below it (component-wise, never by string prefix).
 ``check_roots(path, roots, field) -> str``
     PATH normalised and inside one of ROOTS.
+``stays_inside(base, candidate) -> bool``
+    CANDIDATE, symlinks resolved, is BASE or below it.
 ``join(base, parts, field) -> str``
     BASE joined with PARTS, each a plain file name part (``names.check("file_part")``: no
     ``/``, no ``..``, no NUL, no line break), and the result (symlinks resolved) still below
@@ -41,11 +43,11 @@ def normalize(path, field):
             and "\x00" not in path and (len(path) == 1 or path[-1] != "/"):
         return path  # already clean: no '.', '..' or empty component (the common case, fast)
     if not isinstance(path, str) or not path:
-        raise PathError("%s must be a non-empty absolute path, not %r." % (field, path))
+        raise PathError("%s must be a non-empty string, not %r." % (field, path))
     if "\x00" in path:
-        raise PathError("%s %r contains a NUL character." % (field, path))
+        raise PathError("%s %r contains a NUL byte." % (field, path))
     if not path.startswith("/"):
-        raise PathError("%s %r is not an absolute path." % (field, path))
+        raise PathError("%s %r is not absolute." % (field, path))
     parts = [p for p in path.split("/") if p]
     if any(p in ("..", ".") for p in parts):
         raise PathError("%s %r contains a '.' or '..' component." % (field, path))
@@ -89,11 +91,16 @@ def join(base, parts, field):
             raise PathError(str(exc))
     base = os.path.abspath(base)
     joined = os.path.join(base, *parts)
-    real_base = os.path.realpath(base)
-    real = os.path.realpath(joined)
-    if real != real_base and not real.startswith(real_base.rstrip("/") + "/"):
-        raise PathError("%s leads to %s, which is outside %s." % (field, real, base))
+    if not stays_inside(base, joined):
+        raise PathError("%s leads to %s, which is outside %s." % (field, os.path.realpath(joined), base))
     return joined
+
+
+def stays_inside(base, candidate):
+    """True when CANDIDATE, symlinks resolved, is BASE or lies below it (symlinks resolved)."""
+    real_base = os.path.realpath(base)
+    real = os.path.realpath(candidate)
+    return real == real_base or real.startswith(real_base.rstrip("/") + "/")
 
 
 def symlink_ancestors(entries):
