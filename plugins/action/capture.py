@@ -46,7 +46,6 @@ INLINE_MAX = 4 * 1024 * 1024
 MAX_ARCHIVE_BYTES = 16 * 1024 ** 3
 MAX_BUNDLE_BYTES = 32 * 1024 ** 3
 MAX_MEMBERS = 1000000
-MAX_TEMPLATE_BYTES = 1024 ** 3
 
 
 class BundleError(Exception):
@@ -78,9 +77,9 @@ def extract_bundle(archive, target, max_members=None, max_bytes=None):
             if not (member.isfile() or member.isdir()):
                 raise BundleError("The bundle archive holds %r, which is not a plain file or directory." % name[:200])
             total += member.size
-            if total > max_bytes or (parts[0] == tpl.BUNDLE_TEMPLATE and member.size > MAX_TEMPLATE_BYTES):
+            if total > max_bytes or (parts[0] == tpl.BUNDLE_TEMPLATE and member.size > tpl.MAX_TEMPLATE_BYTES):
                 raise BundleError("The bundle archive holds more than %d bytes, the most a bundle may hold."
-                                  % (max_bytes if total > max_bytes else MAX_TEMPLATE_BYTES))
+                                  % (max_bytes if total > max_bytes else tpl.MAX_TEMPLATE_BYTES))
             dest = os.path.join(target, *parts)
             if member.isdir():
                 os.makedirs(dest, exist_ok=True)

@@ -9,8 +9,9 @@ reads the bundle when asked to verify it) and uses the standard library only.
 ``prepare(source, options=None) -> Prepared``
     Load (dict / JSON text / template file / bundle directory), migrate, validate and check
     the template for rendering: absolute clean paths inside the allowed roots, names that
-    are safe in shell and YAML, no Jinja2 delimiters, and (when a bundle directory is known)
-    every bundled file present with its recorded sha256.  Raises RenderError with one
+    are safe in shell and YAML, no Jinja2 delimiters, nothing below a symlink the template
+    itself creates or changes, and (when a bundle directory is known) every bundled file
+    present with its recorded sha256 and nothing else in the bundle.  Raises RenderError with one
     sentence naming the item; nothing is rendered from a template that fails.
 ``to_tasks(source, options=None) -> list[dict]``
     Ordered Ansible task dicts that reproduce the capture with idempotent FQCN modules.
@@ -296,11 +297,7 @@ def _load(source):
                 bundle = os.path.dirname(os.path.abspath(path))
         else:
             raise RenderError("The template path %s does not exist." % path)
-        try:
-            with open(path, "rb") as handle:
-                source = handle.read()
-        except OSError as exc:
-            raise RenderError("Cannot read the template %s: %s." % (path, exc.strerror))
+        source = tpl.read_capped(path, RenderError)
     elif not isinstance(source, (dict, str, bytes)):
         raise RenderError("A template must be a mapping, JSON text or a bundle path, not %s." % type(source).__name__)
     try:

@@ -46,13 +46,14 @@ API (every function is pure unless it says it touches files):
     result is invalid.
 ``summarize(operations) -> dict``
     The ``summary`` block for an operations block.
-``validate(doc, use_jsonschema=None) -> list[str]``
-    Every problem as one sentence each (empty list = valid).  Uses the ``jsonschema``
-    library when importable (controller) unless ``use_jsonschema=False``, else the built-in
-    stdlib checker of the same schema (target); then semantic checks (summary totals,
-    version agreement, absolute normalised paths).
+``validate(doc, use_jsonschema=None, limit=50) -> list[str]``
+    Every problem as one sentence each naming its field (empty list = valid): the one
+    stdlib checker (``_common/validate``) of ``SCHEMA``, the same on controller and targets
+    (``use_jsonschema`` is accepted and ignored), then semantic checks (summary totals,
+    version agreement, normalised paths listed once).
 ``check(doc) -> dict``
-    ``validate`` that raises TemplateError with the first problems; returns ``doc``.
+    ``validate`` that raises TemplateError with the first problem (one sentence, with the
+    count of the others); returns ``doc``.
 ``migrate(doc) -> dict``
     Convert any known version (MO-capture ``2.x``) to ``TEMPLATE_VERSION``; a current
     document is returned as a deep copy.  Raises TemplateError for unknown versions.
@@ -61,6 +62,7 @@ API (every function is pure unless it says it touches files):
     ``source`` is a dict, JSON text/bytes, or a path to a template file or bundle directory;
     parses, migrates, validates and returns the current-version document.
 ``loads(text) -> dict`` / ``load_file(path) -> dict``
+    A template file larger than MAX_TEMPLATE_BYTES (1 GiB) is refused before it is read.
 ``dump(doc) -> str``
     Canonical JSON text (sorted keys, 2-space indent, trailing newline).
 ``dump_file(doc, path)``
@@ -156,6 +158,7 @@ MAX_TEXT = 65536
 MAX_ID = 4294967295          # uid_t / gid_t
 MAX_SIZE = 2 ** 53           # the largest integer every JSON reader keeps exact
 MAX_ENTRIES = 1000000        # entries in one operation list
+MAX_TEMPLATE_BYTES = 1024 ** 3  # a template file larger than this is refused unread
 
 _LINE = {"type": "string", "maxLength": MAX_TEXT, "pattern": "^%s*$" % _LINE_CHARS,
          "x-rule": "is not one line of printable text"}
@@ -409,10 +412,6 @@ def schema_json():
 
 
 # --------------------------------------------------------------------------- the one validator
-
-def _where(path):
-    return "/".join(str(p) for p in path) or "(document)"
-
 
 def structural_errors(doc, limit=50):
     """Schema problems of DOC, one sentence each (the one checker, ``_common/validate``)."""
@@ -707,12 +706,25 @@ def load_file(path):
     """Load a template file, or the template.json of a bundle directory."""
     if os.path.isdir(path):
         path = os.path.join(path, BUNDLE_TEMPLATE)
+    return loads(read_capped(path, TemplateError))
+
+
+def read_capped(path, error=None):
+    """The bytes of the template file PATH; ERROR (TemplateError) when it cannot be read or is
+    larger than MAX_TEMPLATE_BYTES (refused before it is read)."""
+    error = error or TemplateError
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_TEMPLATE_BYTES:
+                raise error("The template %s is %d bytes, more than the %d a template may be."
+                            % (path, size, MAX_TEMPLATE_BYTES))
+            data = handle.read(MAX_TEMPLATE_BYTES + 1)
     except OSError as exc:
-        raise TemplateError("Cannot read template %s: %s." % (path, exc.strerror))
-    return loads(data)
+        raise error("Cannot read template %s: %s." % (path, exc.strerror))
+    if len(data) > MAX_TEMPLATE_BYTES:
+        raise error("The template %s is more than the %d bytes a template may be." % (path, MAX_TEMPLATE_BYTES))
+    return data
 
 
 def load(source):

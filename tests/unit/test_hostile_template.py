@@ -532,3 +532,13 @@ def test_a_multi_line_command_never_starts_a_dockerfile_line():
     doc = tpl.build({"argv": ["sh", "-c", "true\nFROM evil\nRUN id"], "timestamp": "t"}, {})
     lines = render.to_dockerfile(doc)["Dockerfile"].split("\n")
     assert not any(line.startswith(("FROM evil", "RUN id")) for line in lines)
+
+
+def test_a_template_file_over_the_cap_is_refused_unread(tmp_path, monkeypatch):
+    path = tmp_path / "template.json"
+    path.write_text(tpl.dump(BASE))
+    monkeypatch.setattr(tpl, "MAX_TEMPLATE_BYTES", 100)
+    with pytest.raises(tpl.TemplateError, match="more than the 100 a template may be"):
+        tpl.load_file(str(path))
+    with pytest.raises(render.RenderError, match="more than the 100 a template may be"):
+        render.prepare(str(path), {"verify_bundle": False})
