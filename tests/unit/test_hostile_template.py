@@ -542,3 +542,46 @@ def test_a_template_file_over_the_cap_is_refused_unread(tmp_path, monkeypatch):
         tpl.load_file(str(path))
     with pytest.raises(render.RenderError, match="more than the 100 a template may be"):
         render.prepare(str(path), {"verify_bundle": False})
+
+
+# ---------------------------------------------------------------- what a target returns to the capture action
+
+def _run_action(tmp_path, module_result, host="web1", args=None):
+    from unittest import mock
+
+    action = _action()
+    task = mock.MagicMock()
+    task.async_val = 0
+    task.check_mode = False
+    task.args = dict(args or {"cmd": "true"}, dest=str(tmp_path / "dest"))
+    conn = mock.MagicMock()
+    conn._shell.tmpdir = "/tmp/remote"
+    plugin = action.ActionModule(task, conn, mock.MagicMock(), mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
+    ran = []
+    plugin._execute_module = lambda **kw: ran.append(kw) or module_result
+    return plugin.run(task_vars={"inventory_hostname": host}), ran
+
+
+@pytest.mark.parametrize("module_result, words", [
+    ({"name": "a\x00b", "bundle": {"sha256": "x", "content": "eA=="}}, "The capture name must be a plain file"),
+    ({"name": "..", "bundle": {"sha256": "x", "content": "eA=="}}, "The capture name must be a plain file"),
+    ({"name": ["x"], "bundle": {"sha256": "x", "content": "eA=="}}, "The capture name must be a plain file"),
+    ({"name": "ok", "bundle": {"sha256": ["x"], "content": "eA=="}}, "no sha256"),
+    ({"name": "ok", "bundle": {"sha256": "x", "content": 5}}, "larger than"),
+    ({"name": "ok", "bundle": {"sha256": "x", "content": "not base64!"}}, "not valid base64"),
+    ({"name": "ok", "bundle": {"sha256": "x", "archive": "rel\npath"}}, "neither the bundle archive"),
+    ({"name": "ok", "bundle": {"sha256": "x", "content": "eA=="}}, "does not match the sha256"),
+])
+def test_hostile_module_results_are_one_sentence_and_write_nothing(tmp_path, module_result, words):
+    result, _ran = _run_action(tmp_path, module_result)
+    assert result["failed"] is True and words in result["msg"], result
+    one_sentence(result["msg"])
+    assert not any(p.is_file() for p in (tmp_path / "dest").rglob("*")) if (tmp_path / "dest").exists() else True
+
+
+@pytest.mark.parametrize("host", ["..", ".", "a/b", "../../etc", "x\ny", ""])
+def test_a_hostile_inventory_hostname_is_refused_before_the_module_runs(tmp_path, host):
+    (tmp_path / "victim").mkdir()
+    result, ran = _run_action(tmp_path, {"name": "victim", "bundle": {"sha256": "x", "content": "eA=="}}, host=host)
+    assert result["failed"] is True and result["msg"].startswith("The capture did not run: inventory_hostname")
+    assert ran == [] and not (tmp_path / "dest").exists() and (tmp_path / "victim").is_dir()
