@@ -180,21 +180,26 @@ def _safe_name(name):
 def os_release():
     info = {}
     try:
-        with open("/etc/os-release") as handle:
-            for line in handle:
+        with open("/etc/os-release", encoding="utf-8", errors="replace", newline="") as handle:
+            for line in handle.read(65536).split("\n"):  # as systemd reads it: lines end at \n only
                 if "=" in line:
-                    key, value = line.rstrip("\n").split("=", 1)
+                    key, value = line.split("=", 1)
                     info[key] = value.strip('"')
     except OSError:
         pass
     return info
 
 
+def _one_line(value):
+    """VALUE (from the target's own files) as one printable line of at most 256 characters."""
+    return None if value is None else snap.printable_path(str(value))[:256]
+
+
 def _system():
     info = os_release()
-    return {"id": info.get("ID"), "version_id": info.get("VERSION_ID"),
-            "pretty_name": info.get("PRETTY_NAME"), "machine": platform.machine(),
-            "kernel": platform.release()}
+    return {"id": _one_line(info.get("ID")), "version_id": _one_line(info.get("VERSION_ID")),
+            "pretty_name": _one_line(info.get("PRETTY_NAME")), "machine": _one_line(platform.machine()),
+            "kernel": _one_line(platform.release())}
 
 
 def _make_archive(bundle_dir, archive):

@@ -1027,7 +1027,7 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
             entry["conffile"] = True
             entry["package"] = package or conffiles[path][0]
         if path in processes:
-            entry["processes"] = sorted(processes[path])
+            entry["processes"] = sorted(set(printable_path(p)[:4096] for p in processes[path]))
         return entry
 
     def redact(path, st, change, reason):
@@ -1099,6 +1099,10 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
         entry = live_entry(path, st, "modified")
         if entry is None:
             continue
+        if old.type == "symlink" and old.target is not None and unnamed_name(old.target):
+            redact(path, st, "modified", "former symlink target is not UTF-8 or holds a line break or "
+                   "control character")
+            continue
         before_digest = keep_before(entry, path) if st.type == "file" else None
         entry["before"] = state_of(old, before_names, before_digest)
         ops[_op_name(st, "modified")].append(entry)
@@ -1106,6 +1110,9 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
         old = before.entries[path]
         if old.type == "file" and redaction_reason(path, keep=keep):
             redact(path, old, "deleted", redaction_reason(path, keep=keep))
+            continue
+        if old.type == "symlink" and old.target is not None and unnamed_name(old.target):
+            redact(path, old, "deleted", "symlink target is not UTF-8 or holds a line break or control character")
             continue
         entry = {"path": path}
         entry.update(state_of(old, before_names, None))

@@ -585,3 +585,14 @@ def test_a_hostile_inventory_hostname_is_refused_before_the_module_runs(tmp_path
     result, ran = _run_action(tmp_path, {"name": "victim", "bundle": {"sha256": "x", "content": "eA=="}}, host=host)
     assert result["failed"] is True and result["msg"].startswith("The capture did not run: inventory_hostname")
     assert ran == [] and not (tmp_path / "dest").exists() and (tmp_path / "victim").is_dir()
+
+
+def test_the_targets_own_os_release_cannot_break_a_template_line(tmp_path, monkeypatch):
+    from ansible_collections.mo.fleet.plugins.module_utils import capture as cap
+
+    monkeypatch.setattr(cap, "os_release", lambda: {"ID": "debian\rRUN id", "VERSION_ID": "12\u2028x",
+                                                     "PRETTY_NAME": "x" * 1000})
+    system = cap._system()
+    assert all(v is None or (len(v) <= 256 and "\r" not in v and "\u2028" not in v) for v in system.values())
+    tpl.build({"argv": ["x"], "timestamp": "t", "system": "%s %s" % (system["id"], system["version_id"]),
+               "os": system}, {})
