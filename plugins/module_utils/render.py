@@ -318,11 +318,17 @@ def _load(source):
             doc = tpl.migrate(source)
     except tpl.TemplateError as exc:
         raise RenderError(_one_sentence(str(exc)))
+    except RecursionError:
+        raise RenderError("The template nests its values too deeply to be read.")
     except (TypeError, KeyError, AttributeError, ValueError) as exc:
         if isinstance(exc, RenderError):
             raise
-        raise RenderError("The template cannot be read: %s." % (str(exc).rstrip(".") or type(exc).__name__))
-    errors = fast_errors(doc)
+        raise RenderError("The template cannot be read: %s." % (
+            str(exc).replace("\n", " ").rstrip(".")[:200] or type(exc).__name__))
+    try:
+        errors = fast_errors(doc)
+    except RecursionError:
+        raise RenderError("The template nests its values too deeply to be read.")
     if errors:
         raise RenderError("Invalid template: %s" % errors[0])
     return doc, bundle

@@ -730,7 +730,10 @@ def read_capped(path, error=None):
 def load(source):
     """A dict, JSON text/bytes or a path (file or bundle dir) -> validated current document."""
     if isinstance(source, dict):
-        return check(migrate(source))
+        try:
+            return check(migrate(source))
+        except RecursionError:
+            raise TemplateError("The template nests its values too deeply to be read.")
     if isinstance(source, bytes) or (isinstance(source, str) and source.lstrip().startswith("{")):
         return loads(source)
     if isinstance(source, (str, os.PathLike)):

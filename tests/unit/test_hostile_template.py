@@ -596,3 +596,20 @@ def test_the_targets_own_os_release_cannot_break_a_template_line(tmp_path, monke
     assert all(v is None or (len(v) <= 256 and "\r" not in v and "\u2028" not in v) for v in system.values())
     tpl.build({"argv": ["x"], "timestamp": "t", "system": "%s %s" % (system["id"], system["version_id"]),
                "os": system}, {})
+
+
+def test_a_deeply_nested_mapping_is_one_sentence():
+    doc = copy.deepcopy(BASE)
+    deep = {}
+    node = deep
+    for _ in range(5000):
+        node["x"] = {}
+        node = node["x"]
+    doc["metadata"]["trace"] = deep
+    doc["MO_template"]["legacy"] = deep
+    for call, error in ((tpl.load, tpl.TemplateError), (lambda d: render.prepare(d, {"verify_bundle": False}),
+                                                         render.RenderError)):
+        try:
+            call(doc)
+        except error as exc:
+            one_sentence(str(exc))
