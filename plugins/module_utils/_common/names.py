@@ -27,7 +27,7 @@ PATTERNS = {
     "architecture": r"[a-z0-9][a-z0-9-]*",
     # apt's name[:arch][=version]
     "apt_package": r"[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+~:_-]+)?",
-    "unit": r"[A-Za-z0-9][A-Za-z0-9:_.@\\-]*\.(?:service|socket|timer|path|mount|automount|target|swap)",
+    "unit": r"[A-Za-z0-9][A-Za-z0-9:_.@\\-]*\.(?:service|socket|timer|path|mount|automount|target|swap|slice|scope|device)",
     "account": r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?",
     "suite": r"[A-Za-z0-9][A-Za-z0-9._/-]*",
     "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
