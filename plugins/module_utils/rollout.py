@@ -24,6 +24,7 @@ import json
 import os
 from collections.abc import Mapping
 
+from ansible_collections.mo.fleet.plugins.module_utils._common.fields import APT_FIELDS
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import load_catalog
 from ansible_collections.mo.fleet.plugins.module_utils.release import should_halt
 from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
@@ -32,8 +33,6 @@ __all__ = ["RolloutError", "client_entries", "wave_batches", "halt_decisions", "
            "update_state", "sync_record_paths", "write_sync_record", "STATE_VERSION"]
 
 STATE_VERSION = 1
-APT_FIELDS = ("packages_to_install", "packages_to_remove", "default_preincluded_packages",
-              "default_included_packages", "default_excluded_packages")
 
 
 class RolloutError(ValueError):

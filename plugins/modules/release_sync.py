@@ -279,7 +279,11 @@ class Sync:
             data = _read(parts[2])
             if data is None:
                 continue
-            provided[name].update(pkg for pkg, _v in parse_packages_index(data.decode("utf-8", "replace")))
+            try:
+                provided[name].update(pkg for pkg, _v in parse_packages_index(data.decode("utf-8", "replace")))
+            except ClientError:
+                continue  # an index apt could read otherwise names nothing to blame
+
         return provided
 
     # -- sandbox for check mode -------------------------------------------------------------

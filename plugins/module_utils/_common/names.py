@@ -35,6 +35,9 @@ PATTERNS = {
     "file_part": r"[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}",
     # an uploaded package's file name (pool names carry '+', '~' and an epoch as '%3a')
     "deb_file": r"[A-Za-z0-9][A-Za-z0-9._+~%-]{0,254}",
+    # a repository URL (printable ASCII, no spaces: it is written into deb822 and shell lines)
+    "http_url": r"https?://[!-~]+",
+    "uri": r"(?:https?|file)://[!-~]+",
     # a single line of printable text (origin, label, description of a Release file)
     "line": r"[^\x00-\x1f\x7f\x85\u2028\u2029]*",
 }
@@ -51,6 +54,8 @@ RULES = {
     "date": "a date YYYY-MM-DD",
     "file_part": "a plain file name part (letters, digits, '.', '_', '@', '+' and '-', no '..')",
     "deb_file": "a plain .deb file name (letters, digits, '.', '_', '+', '~', '%' and '-', no '..')",
+    "http_url": "an http:// or https:// URL without spaces",
+    "uri": "an http://, https:// or file:// URI without spaces",
     "line": "one line of printable text",
 }
 
