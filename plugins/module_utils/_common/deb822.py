@@ -79,6 +79,9 @@ def check_field(name, value, label="paragraph"):
         raise Deb822Error("%s field %s starts or ends with whitespace, which apt would drop." % (label, name))
     if not first and len(lines) == 1:
         raise Deb822Error("%s field %s is empty." % (label, name))
+    if not first and lines[1][:1] == "\t":
+        raise Deb822Error("%s field %s has an empty first line followed by a tab-indented line, "
+                          "which apt reads differently from other deb822 readers." % (label, name))
     for line in lines[1:]:
         if line[:1] not in (" ", "\t"):
             raise Deb822Error("%s field %s has a line break that does not start a continuation line "
@@ -155,9 +158,7 @@ def parse_paragraphs(text, label="deb822 text", max_fields=MAX_FIELDS):
         line = raw.rstrip(" \t")
         if not line:
             if raw:
-                if fields is not None:
-                    raise Deb822Error("%s line %d holds only whitespace, which apt does not read as the end of a paragraph." % (label, lineno))
-                continue
+                raise Deb822Error("%s line %d holds only whitespace, which apt does not read as the end of a paragraph." % (label, lineno))
             if fields is not None:
                 close()
                 paragraphs.append(fields)
@@ -166,6 +167,9 @@ def parse_paragraphs(text, label="deb822 text", max_fields=MAX_FIELDS):
         if line[0] in " \t":
             if name is None:
                 raise Deb822Error("%s line %d is a continuation line without a field." % (label, lineno))
+            if len(parts) == 1 and not parts[0] and line[0] == "\t":
+                raise Deb822Error("%s line %d is a tab-indented first line of field %s, which apt reads "
+                                  "differently from other deb822 readers." % (label, lineno, name))
             parts.append(line)
             continue
         key, sep, value = line.partition(":")

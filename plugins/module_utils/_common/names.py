@@ -50,7 +50,7 @@ RULES = {
     "apt_package": "an apt package name, optionally with ':arch' and '=version'",
     "unit": "a systemd unit name",
     "account": "a user or group name",
-    "suite": "an apt suite or component name",
+    "suite": "an apt suite or component name (no '..')",
     "date": "a date YYYY-MM-DD",
     "file_part": "a plain file name part (letters, digits, '.', '_', '@', '+' and '-', no '..')",
     "deb_file": "a plain .deb file name (letters, digits, '.', '_', '+', '~', '%' and '-', no '..')",
@@ -70,7 +70,7 @@ def is_valid(kind, value):
     """True when VALUE is a string that KIND's pattern matches whole."""
     if not isinstance(value, str) or _COMPILED[kind].fullmatch(value) is None:
         return False
-    if kind in ("safe", "file_part", "deb_file") and ".." in value:
+    if kind in ("safe", "file_part", "deb_file", "suite") and ".." in value:
         return False
     return True
 
