@@ -439,3 +439,17 @@ def test_sync_records_with_hostile_names_are_not_written(tmp_path, field, value)
         write_sync_record(str(tmp_path), record)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "sync").exists()
+
+
+@pytest.mark.parametrize("records, halted, field", [
+    ({"web1": {"status": "ok", "deployments": 5}}, {}, "deployments"),
+    ({"web1": {"status": "ok", "time": ["x"]}}, {}, "time"),
+    ({}, {"base": {"failed": "1e30"}}, "halted/base/failed"),
+    ({}, {"base": 5}, "halted/base"),
+])
+def test_the_status_site_refuses_records_and_halts_of_the_wrong_type(records, halted, field):
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.mo.fleet.plugins.filter.status import release_status_site
+    with pytest.raises(AnsibleFilterError) as err:
+        release_status_site(CATALOG, {"web1": ["a"]}, records=records, halted=halted, today="2026-12-02")
+    assert f"field '{field}" in str(err.value) and "\n" not in str(err.value)
