@@ -311,6 +311,16 @@ def record_fields(record):
     return paragraphs[0] if paragraphs else {}
 
 
+def _cached_ok(record):
+    """A cached record has the shape slim() gives it (else the file is read again)."""
+    return (isinstance(record, dict) and names.is_valid("package", record.get("name"))
+            and names.is_valid("version", record.get("version"))
+            and names.is_valid("architecture", record.get("architecture"))
+            and isinstance(record.get("head"), str) and isinstance(record.get("tail"), str)
+            and isinstance(record.get("size"), int) and isinstance(record.get("sha256"), str)
+            and isinstance(record.get("md5"), str) and isinstance(record.get("conffiles"), list))
+
+
 class DebCache:
     """Content-addressed cache of .deb records with a stat index.
 
@@ -336,9 +346,12 @@ class DebCache:
             try:
                 with open(path, "rb") as fh:
                     data = marshal.loads(fh.read())
-                if data.get("version") == CACHE_VERSION:
+                if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
                     self.objects = data.get("objects", {})
                     self.paths = data.get("paths", {})
+                if not isinstance(self.objects, dict) or not isinstance(self.paths, dict):
+                    self.objects, self.paths = {}, {}
+                    self.rewrite = True
             except (OSError, ValueError, EOFError, TypeError, AttributeError):
                 self.objects, self.paths = {}, {}
                 self.rewrite = True
@@ -350,17 +363,22 @@ class DebCache:
                             continue
                         try:
                             entry = json.loads(line)
-                        except ValueError:
+                            self.objects.update(entry.get("o", {}))
+                            self.paths.update(entry.get("p", {}))
+                        except (ValueError, TypeError, AttributeError):
                             self.rewrite = True  # a torn last line from a killed run
                             continue
-                        self.objects.update(entry.get("o", {}))
-                        self.paths.update(entry.get("p", {}))
             except OSError:
                 self.rewrite = True
+        # state written by this server; whatever does not have its shape is dropped (read again)
+        good = {k: v for k, v in self.paths.items()
+                if isinstance(k, str) and isinstance(v, (list, tuple)) and len(v) == 4 and isinstance(v[3], str)}
+        if len(good) != len(self.paths):
+            self.paths, self.rewrite = good, True
 
     def _remember(self, key, st, record):
         sha = record["sha256"]
-        if sha not in self.objects:
+        if not _cached_ok(self.objects.get(sha)):
             self.objects[sha] = record
             self.new_objects[sha] = record
         entry = [st.st_size, st.st_mtime_ns, st.st_ino, sha]
@@ -376,9 +394,10 @@ class DebCache:
         except OSError as exc:
             raise DebError(f"{label or os.path.basename(path)} cannot be read ({exc.strerror}).") from None
         known = self.paths.get(key)
-        if known and known[0] == st.st_size and known[1] == st.st_mtime_ns and known[2] == st.st_ino:
+        if (isinstance(known, (list, tuple)) and len(known) == 4 and known[0] == st.st_size
+                and known[1] == st.st_mtime_ns and known[2] == st.st_ino):
             record = self.objects.get(known[3])
-            if record is not None:
+            if _cached_ok(record):
                 return record
         record = slim(parse_deb(key, label))
         self.reads += 1

@@ -48,7 +48,7 @@ import time
 import zlib
 from datetime import datetime, timedelta, timezone
 
-from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names
+from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names, validate
 from ansible_collections.mo.fleet.plugins.module_utils.deb import (
     DebCache, DebError, check_safe_name, record_fields, stanza_parts,
 )
@@ -558,15 +558,47 @@ def sign_release(suite_dir, gnupg_home, fingerprint):
 
 # ------------------------------------------------------------------ state
 
+_TEXTS = {"type": "array", "maxItems": 1000000, "items": {"type": "string"}}
+_COUNT = {"type": "integer", "minimum": 0, "maximum": 2 ** 53}
+# state/publish.json: what the last publishes did, per deployment
+STATE_SCHEMA = {
+    "type": "object",
+    "required": ["version", "deployments"],
+    "properties": {
+        "version": {"const": STATE_VERSION},
+        "deployments": {
+            "type": "object",
+            "propertyNames": {"type": "string", "pattern": names.PATTERNS["safe"], "x-rule": "is not a deployment name"},
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "fingerprint": {"type": "string", "maxLength": 128},
+                    "packages": _TEXTS, "chunks": _TEXTS,
+                    "generation": _COUNT, "date": _COUNT,
+                    "suite": {"type": ["string", "null"], "pattern": names.PATTERNS["suite"]},
+                    "enabled": {"type": "boolean"},
+                    "history": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
+    },
+}
+
+
 def load_state(path):
+    """The publish state at PATH; a fresh one when absent or unreadable, PublishError (one
+    sentence naming the field) when it holds what this server never writes."""
     try:
         with open(path, "rb") as fh:
             data = json.loads(fh.read().decode("utf-8"))
-        if data.get("version") == STATE_VERSION:
-            return data
     except (OSError, ValueError):
-        pass
-    return {"version": STATE_VERSION, "deployments": {}}
+        return {"version": STATE_VERSION, "deployments": {}}
+    if isinstance(data, dict) and data.get("version") != STATE_VERSION:
+        return {"version": STATE_VERSION, "deployments": {}}
+    problem = validate.first_error(data, STATE_SCHEMA)
+    if problem:
+        raise PublishError(f"the publish state {path}: {problem}")
+    return data
 
 
 def save_state(path, state):

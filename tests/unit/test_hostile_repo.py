@@ -453,3 +453,23 @@ def test_the_status_site_refuses_records_and_halts_of_the_wrong_type(records, ha
     with pytest.raises(AnsibleFilterError) as err:
         release_status_site(CATALOG, {"web1": ["a"]}, records=records, halted=halted, today="2026-12-02")
     assert f"field '{field}" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_hostile_publish_state_and_cache_are_one_sentence_or_read_again(tmp_path):
+    path = tmp_path / "publish.json"
+    for doc in ({"version": 1, "deployments": {"base": 5}}, {"version": 1, "deployments": {"base\n": {}}},
+                {"version": 1, "deployments": {"base": {"generation": "7"}}}, {"version": 1, "deployments": []}):
+        path.write_text(json.dumps(doc))
+        with pytest.raises(P.PublishError) as err:
+            P.load_state(str(path))
+        assert one_sentence(str(err.value)), str(err.value)
+    deb = build_deb(tmp_path / "src", "cache-hostile")
+    cache_path = str(tmp_path / "cache.bin")
+    cache = debmod.DebCache(cache_path)
+    sha = cache.get(str(deb))["sha256"]
+    cache.save()
+    with open(cache_path + ".log", "a") as fh:  # a journal line giving the record another shape
+        fh.write(json.dumps({"o": {sha: {"name": "openssh-server\n", "head": 5}}, "p": {"x": 5}}) + "\n")
+        fh.write(json.dumps([1, 2]) + "\n")
+    again = debmod.DebCache(cache_path)
+    assert again.get(str(deb))["name"] == "cache-hostile" and again.reads == 1
