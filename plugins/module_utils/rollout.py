@@ -95,6 +95,14 @@ STATE_SCHEMA = {
 }
 
 
+def _plain_dict(value):
+    if isinstance(value, Mapping):
+        return {k: _plain_dict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_dict(v) for v in value]
+    return value
+
+
 def _quote_field(problem):
     """'halted/x/failed must be ...' -> "'halted/x/failed' must be ..." (the field quoted)."""
     at = problem.find("(name ")
@@ -247,6 +255,9 @@ def update_state(path, halt=None, resume=(), check=False):
             raise RolloutError(f"field 'halt': {name!r} is not a deployment name")
         if not isinstance(details, Mapping):
             raise RolloutError(f"field 'halt': deployment '{name}' must map to a mapping of details")
+    problem = validate.first_error({"halted": _plain_dict(halt)}, STATE_SCHEMA)
+    if problem:
+        raise RolloutError(f"field 'halt': {_quote_field(problem)}")
     directory = os.path.dirname(os.path.abspath(path))
     if not check:
         os.makedirs(directory, exist_ok=True)

@@ -473,3 +473,17 @@ def test_hostile_publish_state_and_cache_are_one_sentence_or_read_again(tmp_path
         fh.write(json.dumps([1, 2]) + "\n")
     again = debmod.DebCache(cache_path)
     assert again.get(str(deb))["name"] == "cache-hostile" and again.reads == 1
+
+
+@pytest.mark.parametrize("halt, field", [
+    ({"base": {"failed": "5"}}, "halted/base/failed"),
+    ({"base\n": {}}, "halted"),
+    ({"base": {"threshold": 1e30}}, "halted/base/threshold"),
+])
+def test_a_halt_that_would_poison_the_state_file_is_not_written(tmp_path, halt, field):
+    from ansible_collections.mo.fleet.plugins.module_utils.rollout import update_state
+    path = tmp_path / "release-state.json"
+    with pytest.raises(RolloutError) as err:
+        update_state(str(path), halt=halt)
+    assert f"field 'halt': '{field}" in str(err.value) and "\n" not in str(err.value)
+    assert not path.exists()
