@@ -115,7 +115,7 @@ def package_name(spec):
 def parse_dpkg_query(text):
     """{name: (version, status)} from ``dpkg-query -W -f '${Package}\\t${Version}\\t${db:Status-Abbrev}\\n'``."""
     out = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         parts = line.split("\t")
         if len(parts) < 3 or not parts[0]:
             continue
@@ -165,7 +165,7 @@ _SIM = re.compile(r"^(Inst|Remv|Conf|Purg)\s+(\S+)")
 def parse_simulation(text):
     """What ``apt-get -s`` would do: {'install': [...], 'remove': [...], 'configure': [...]}."""
     out = {"install": [], "remove": [], "configure": []}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         match = _SIM.match(line)
         if not match:
             continue
@@ -180,7 +180,7 @@ def parse_simulation(text):
 def failed_packages(text):
     """Package names listed after apt/dpkg's 'Errors were encountered while processing:'."""
     names = []
-    lines = text.splitlines()
+    lines = text.split("\n")
     for index, line in enumerate(lines):
         if "Errors were encountered while processing" not in line:
             continue

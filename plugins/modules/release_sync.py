@@ -274,7 +274,7 @@ class Sync:
         if rc != 0:
             return provided
         by_key = {(e["uri"].rstrip("/"), e["suite"]): e["name"] for e in self.entries}
-        for line in out.splitlines():
+        for line in out.split("\n"):
             parts = line.split("\t")
             if len(parts) != 3:
                 continue

@@ -487,3 +487,15 @@ def test_a_halt_that_would_poison_the_state_file_is_not_written(tmp_path, halt, 
         update_state(str(path), halt=halt)
     assert f"field 'halt': '{field}" in str(err.value) and "\n" not in str(err.value)
     assert not path.exists()
+
+
+@pytest.mark.parametrize("field, value", [("suite", "bookworm\n"), ("suite", "../../x"), ("base_url", "http://m/debian\n"),
+                                          ("base_url", "http://m/d ebian"), ("components", ["main\n"]),
+                                          ("components", ["main\u2028contrib"])])
+def test_catalog_external_deployments_refuse_values_that_break_a_sources_line(field, value):
+    dep = {"name": "debian", "start_date": "2026-12-01", "source": "external", "base_url": "http://m/debian",
+           "suite": "bookworm", "components": ["main"]}
+    dep[field] = value
+    with pytest.raises(CatalogError) as err:
+        load_catalog({"project": {"name": "demo"}, "deployments": [dep]})
+    assert f"field '{field}" in str(err.value) and "\n" not in str(err.value)
