@@ -293,7 +293,8 @@ def _file_name_part(record, field, kind="file_part"):
             raise RolloutError(f"sync record: field 'time' must be a time YYYY-MM-DDTHH:MM:SSZ (got {value!r})")
         return value
     if not names.is_valid(kind, value):
-        raise RolloutError(f"sync record: field '{field}' must be {names.RULES[kind]} (got {value!r})")
+        raise RolloutError(f"sync record: field '{field}' must be a non-empty string without '/', "
+                           f"{names.RULES[kind]} (got {value!r})")
     return value
 
 
