@@ -10,14 +10,13 @@ system Python) reads exactly what mo.fleet reports.
 
 import io
 import json
-import os
 import subprocess
 import tarfile
 import time
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ansible_collections.mo.fleet.plugins.module_utils import deb as debmod
 from ansible_collections.mo.fleet.plugins.module_utils import publish as P
