@@ -498,3 +498,11 @@ def test_catalog_external_deployments_refuse_values_that_break_a_sources_line(fi
     with pytest.raises(CatalogError) as err:
         load_catalog({"project": {"name": "demo"}, "deployments": [dep]})
     assert f"field '{field}" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_large_packages_index_is_read_whole_and_a_field_flood_is_refused():
+    from ansible_collections.mo.fleet.plugins.module_utils.release_client import parse_packages_index
+    index = "".join(f"Package: mo-p{i}\nVersion: 1.{i}\nArchitecture: all\nDescription: d\n\n" for i in range(5000))
+    assert len(parse_packages_index(index)) == 5000
+    flood = BASE + "".join(f"X-F{i}: v\n" for i in range(1001))
+    refused(flood, "more than 1000 fields")

@@ -177,7 +177,7 @@ def parse_paragraphs(text, label="deb822 text", max_fields=MAX_FIELDS):
             raise Deb822Error("%s line %d is not a 'Field: value' line." % (label, lineno))
         _field_name(key, "%s line %d" % (label, lineno))
         if fields is None:
-            fields, lower = {}, set()
+            fields, lower, count = {}, set(), 0
         else:
             close()
         low = key.lower()
@@ -185,7 +185,7 @@ def parse_paragraphs(text, label="deb822 text", max_fields=MAX_FIELDS):
             raise Deb822Error("%s has field %s twice (apt compares field names without regard to case and keeps the last one)." % (label, key))
         count += 1
         if count > max_fields:
-            raise Deb822Error("%s has more than %d fields." % (label, max_fields))
+            raise Deb822Error("%s has a paragraph with more than %d fields." % (label, max_fields))
         lower.add(low)
         name, parts = key, [value.strip(" \t")]
     if fields is not None:
