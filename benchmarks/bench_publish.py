@@ -12,7 +12,8 @@ measures, in the same run on the same files:
   * dpkg-scanpackages (Packages only: unsigned, uncompressed);
   * apt-ftparchive packages (Packages only: unsigned, uncompressed);
   * publish after adding one package (warm cache, signed and compressed);
-  * publish with nothing changed.
+  * publish with nothing changed;
+  * parsing one control file with 80,000 continuation lines (the reader is linear).
 
 Writes the results with ratios to docs/benchmarks/publish.md.  Needs dpkg-dev
 (dpkg-scanpackages) and apt-utils (apt-ftparchive) on the controller.
@@ -113,6 +114,15 @@ def timed(fn, repeat=1):
     return best, result
 
 
+def control_80k():
+    """Seconds to parse a control file with 80,000 continuation lines (linear: was 89 s)."""
+    from ansible_collections.mo.fleet.plugins.module_utils.deb import parse_control
+    text = "Package: long\nVersion: 1\nArchitecture: all\nDescription: x\n" + " y\n" * 80000
+    seconds, fields = timed(lambda: parse_control(text, "long"), repeat=3)
+    assert fields["Description"].count("\n") == 80000
+    return seconds
+
+
 def run(cmd, cwd, out):
     with open(out, "wb") as fh:
         subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.DEVNULL, check=True)
@@ -171,6 +181,7 @@ def main(argv=None):
         shutil.rmtree(root / "bench" / "repos")
         full2_s, _ = timed(publish)
 
+        control_s = control_80k()
         counts = {
             "ours": (root / "bench/repos/big/dists/big/main/binary-amd64/Packages").read_text().count("\nPackage: ") + 1,
         # (after the cold re-publish: all packages, the three extra ones included)
@@ -183,7 +194,7 @@ def main(argv=None):
             "dpkg_scanpackages_s": scan_s, "apt_ftparchive_s": ftp_s, "one_package_publish_s": one_s, "one_package_runs_s": one_runs,
             "noop_publish_s": noop_s, "packages_in_index": counts,
             "ratio_scanpackages_over_full": scan_s / full, "ratio_ftparchive_over_full": ftp_s / full,
-            "ratio_one_over_full": one_s / full,
+            "ratio_one_over_full": one_s / full, "control_80k_continuations_s": control_s,
         }
         print(json.dumps(results, indent=2))
         if not args.no_doc:
@@ -214,6 +225,7 @@ variants written in Python), all measured in the same run on the same files.
 | `apt-ftparchive packages` (Packages only, unsigned, uncompressed) | {r['apt_ftparchive_s']:.2f} | {r['ratio_ftparchive_over_full']:.2f}x |
 | mo.fleet publish after adding one package (warm cache, signed, compressed; best of 3) | {r['one_package_publish_s']:.3f} | {r['ratio_one_over_full'] * 100:.1f} % |
 | mo.fleet publish, nothing changed | {r['noop_publish_s']:.3f} | {r['noop_publish_s'] / full * 100:.1f} % |
+| control_80k_continuations: parse one control file with 80,000 continuation lines (best of 3; linear, was 89 s) | {r['control_80k_continuations_s']:.3f} | - |
 
 Targets from the issue:
 

@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError
 from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseError, plain as _plain
+from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError
 from ansible_collections.mo.fleet.plugins.module_utils.status_site import build_site, default_range
 
 
@@ -27,7 +28,7 @@ def release_status_site(catalog, hosts, records=None, halted=None, repo=None, to
                           _plain(repo or {}), start or first, end or last,
                           generated or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                           today=today)
-    except (CatalogError, ReleaseError) as exc:
+    except (CatalogError, ReleaseError, RolloutError) as exc:
         raise AnsibleFilterError(f"mo.fleet.release_status_site: {exc}") from None
 
 

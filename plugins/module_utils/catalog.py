@@ -31,8 +31,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
 from collections.abc import Mapping
+
+from ansible_collections.mo.fleet.plugins.module_utils._common import names
+from ansible_collections.mo.fleet.plugins.module_utils._common.fields import APT_FIELDS
 
 try:  # controller side only; the pure-Python checks below are complete without it
     import jsonschema
@@ -46,12 +48,8 @@ __all__ = ["CatalogError", "load_catalog", "validate_catalog", "parse_date", "SC
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "schemas",
                            "catalog.schema.json")
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:_-]+)?$")
-ARCH = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-URL = re.compile(r"^https?://\S+$")
-SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+# one pattern per kind of name, matched whole (``_common/names``); the names below are kinds
+SAFE_NAME, DATE_RE, APT_PACKAGE, ARCH, URL, SUITE = "safe", "date", "apt_package", "architecture", "http_url", "suite"
 
 MAX_DELAY = 10000     # working days (about 38 years); keeps every date computable
 MAX_DURATION = 1000
@@ -59,8 +57,6 @@ MAX_DURATION = 1000
 TOP_FIELDS = ("project", "holidays", "halt_after_failures", "stores", "package_sets", "schedules",
               "deployments")
 LIST_FIELDS = ("packages", "package_sets", "included_attributes", "excluded_attributes")
-APT_FIELDS = ("packages_to_install", "packages_to_remove", "default_preincluded_packages",
-              "default_included_packages", "default_excluded_packages")
 EXTERNAL_FIELDS = ("base_url", "suite", "components", "frozen")
 DEPLOYMENT_FIELDS = ("name", "enabled", "comment", "start_date", "schedule") + LIST_FIELDS \
     + APT_FIELDS + ("source",) + EXTERNAL_FIELDS + ("store", "halt_after_failures")
@@ -82,7 +78,7 @@ def parse_date(value):
         return value.date()
     if isinstance(value, datetime.date):
         return datetime.date(value.year, value.month, value.day)
-    if isinstance(value, str) and DATE_RE.match(value):
+    if names.is_valid(DATE_RE, value):
         try:
             return datetime.date(int(value[0:4]), int(value[5:7]), int(value[8:10]))
         except ValueError:
@@ -168,7 +164,7 @@ class _Checker:
     def name(self, owner, field, value):
         if not self.string(owner, field, value):
             return False
-        if not SAFE_NAME.match(value) or ".." in value:
+        if not names.is_valid(SAFE_NAME, value):
             self.add(owner, field, f"{_show(value)} is not a valid name (letters, digits, '.', '_', '-', "
                                    "starting with a letter or digit, at most 64 characters, no '..')")
             return False
@@ -209,10 +205,11 @@ class _Checker:
             return False
         return True
 
-    def pattern(self, owner, field, value, regex, what):
+    def pattern(self, owner, field, value, kind, what):
+        """VALUE must be a string of KIND (``_common/names``, matched whole)."""
         if not self.string(owner, field, value):
             return False
-        if not regex.match(value):
+        if not names.is_valid(kind, value):
             self.add(owner, field, f"{_show(value)} is not {what}")
             return False
         return True

@@ -19,10 +19,10 @@ import io
 import json
 import marshal
 import os
-import re
 import tarfile
 import zlib
 
+from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names
 from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
 
 try:  # Python 3.14+ ships zstd in the standard library
@@ -32,29 +32,33 @@ except ImportError:  # pragma: no cover - depends on the Python version
 
 AR_MAGIC = b"!<arch>\n"
 AR_HEADER = 60
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: records read with the deb822 reader (apt's view of the control file)
 
-PACKAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
-VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~\-]*$")
-ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9\-]*$")
-# store, package-set and file names: no path separators, no "..", no leading dot
-SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~%\-]*$")
+# Limits on what an uploaded .deb may make mo.fleet do (docs/repo_server.md, "Limits").
+MAX_AR_MEMBERS = 16                  # debian-binary, control.tar, data.tar and a few signatures
+MAX_CONTROL_TAR = 16 << 20           # the control archive, decompressed
+MAX_CONTROL_MEMBERS = 1000           # entries in the control archive
+MAX_CONTROL_FILE = 1 << 20           # the control file itself
+MAX_INSTALLED_SIZE = 1 << 40         # KiB (1 PiB): Installed-Size beyond this is refused
 
 
 class DebError(ValueError):
     """A .deb could not be used; the message is one sentence."""
 
 
-def check_safe_name(value, what):
-    """Raise DebError unless VALUE is a plain name (no path separators, no '..')."""
+def check_safe_name(value, what, kind="safe"):
+    """Raise DebError unless VALUE is a plain name of KIND (``_common/names``; no path
+    separators, no '..', no line break anywhere)."""
     if not isinstance(value, str) or not value:
         raise DebError(f"{what} must be a non-empty string.")
     if "/" in value or "\\" in value or "\x00" in value:
         raise DebError(f"{what} {value!r} must not contain path separators.")
     if ".." in value:
         raise DebError(f"{what} {value!r} must not contain '..'.")
-    if not SAFE_NAME_RE.match(value):
-        raise DebError(f"{what} {value!r} may only use letters, digits and . _ + ~ % - and must start with a letter or digit.")
+    try:
+        names.check(kind, value, what)
+    except names.NameError_ as exc:
+        raise DebError(str(exc)) from None
     return value
 
 
@@ -71,6 +75,7 @@ def _ar_members(fh, size, label):
     if fh.read(len(AR_MAGIC)) != AR_MAGIC:
         raise DebError(f"{label} is not a .deb (no ar archive signature).")
     pos = len(AR_MAGIC)
+    count = 0
     while pos < size:
         fh.seek(pos)
         header = fh.read(AR_HEADER)
@@ -88,24 +93,40 @@ def _ar_members(fh, size, label):
         start = pos + AR_HEADER
         if start + length > size:
             raise DebError(f"{label} is truncated (member {name} needs {start + length} bytes, the file has {size}).")
+        count += 1
+        if count > MAX_AR_MEMBERS:
+            raise DebError(f"{label} has more than {MAX_AR_MEMBERS} ar members, which no .deb needs.")
         yield name, start, length
         pos = start + length + (length & 1)
 
 
+def _bounded(decompressor, blob, label, kind):
+    """Stream-decompress BLOB with DECOMPRESSOR, never holding more than MAX_CONTROL_TAR."""
+    out = decompressor.decompress(blob, MAX_CONTROL_TAR + 1)
+    if len(out) > MAX_CONTROL_TAR:
+        raise DebError(f"{label} has a control archive larger than {MAX_CONTROL_TAR >> 20} MiB once decompressed, "
+                       "which mo.fleet refuses to read.")
+    if not getattr(decompressor, "eof", True):
+        raise DebError(f"{label} has a truncated control{'.tar' + kind}.")
+    return out
+
+
 def _decompress(kind, blob, label):
     if kind == "":
+        if len(blob) > MAX_CONTROL_TAR:
+            raise DebError(f"{label} has a control archive larger than {MAX_CONTROL_TAR >> 20} MiB, which mo.fleet refuses to read.")
         return blob
     try:
         if kind == ".gz":
-            return zlib.decompress(blob, 16 + zlib.MAX_WBITS)
+            return _bounded(zlib.decompressobj(16 + zlib.MAX_WBITS), blob, label, kind)
         if kind == ".xz":
             import lzma
-            return lzma.decompress(blob)
+            return _bounded(lzma.LZMADecompressor(), blob, label, kind)
         if kind == ".zst":
             if _zstd is None:
                 raise DebError(f"{label} has a zstd-compressed control archive, which this Python's standard library "
                                "cannot read (rebuild it with dpkg-deb -Zxz or -Zgzip).")
-            return _zstd.decompress(blob)
+            return _bounded(_zstd.ZstdDecompressor(), blob, label, kind)
     except DebError:
         raise
     except Exception as exc:  # zlib.error, lzma.LZMAError, EOFError
@@ -114,26 +135,11 @@ def _decompress(kind, blob, label):
 
 
 def parse_control(text, label="control"):
-    """Parse one deb822 stanza into an ordered dict of field -> value (continuations kept)."""
-    fields = {}
-    last = None
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            if fields:
-                break
-            continue
-        if line[0] in " \t":
-            if last is None:
-                raise DebError(f"{label} line {lineno} is a continuation line without a field.")
-            fields[last] += "\n" + line
-            continue
-        if ":" not in line:
-            raise DebError(f"{label} line {lineno} is not a 'Field: value' line.")
-        key, value = line.split(":", 1)
-        key = key.strip()
-        fields[key] = value.strip()
-        last = key
-    return fields
+    """Parse one deb822 stanza as apt and dpkg do (``_common/deb822``): ordered dict field -> value."""
+    try:
+        return deb822.parse_stanza(text, label)
+    except deb822.Deb822Error as exc:
+        raise DebError(str(exc)) from None
 
 
 def _read_control_tar(raw, label):
@@ -143,12 +149,24 @@ def _read_control_tar(raw, label):
         raise DebError(f"{label} has a corrupt control archive ({exc}).") from None
     files = {}
     try:
-        for member in tar:
+        for count, member in enumerate(tar, 1):
+            if count > MAX_CONTROL_MEMBERS:
+                raise DebError(f"{label} has more than {MAX_CONTROL_MEMBERS} entries in its control archive.")
             name = member.name
             while name.startswith("./"):
                 name = name[2:]
             if member.isfile() and name in ("control", "conffiles", "md5sums"):
-                files[name] = tar.extractfile(member).read().decode("utf-8", "replace")
+                if name in files:
+                    raise DebError(f"{label} has two {name} files in its control archive.")
+                if name == "control" and member.size > MAX_CONTROL_FILE:
+                    raise DebError(f"{label} has a control file larger than {MAX_CONTROL_FILE >> 10} KiB.")
+                blob = tar.extractfile(member).read()
+                try:
+                    files[name] = blob.decode("utf-8")
+                except UnicodeDecodeError:
+                    if name == "control":
+                        raise DebError(f"{label} has a control file that is not UTF-8 text.") from None
+                    files[name] = blob.decode("utf-8", "replace")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise DebError(f"{label} has a corrupt control archive ({exc}).") from None
     return files
@@ -209,9 +227,9 @@ def parse_deb_bytes(data, label="package"):
     fields = parse_control(files["control"], f"{label} control file")
     record = record_from_fields(fields, label)
     record["control"] = files["control"].strip("\n")
-    record["conffiles"] = [ln.strip() for ln in files.get("conffiles", "").splitlines() if ln.strip()]
+    record["conffiles"] = [ln.strip() for ln in files.get("conffiles", "").split("\n") if ln.strip()]
     md5sums = {}
-    for line in files.get("md5sums", "").splitlines():
+    for line in files.get("md5sums", "").split("\n"):
         parts = line.split(None, 1)
         if len(parts) == 2:
             md5sums[parts[1].strip()] = parts[0]
@@ -223,19 +241,25 @@ def parse_deb_bytes(data, label="package"):
 
 
 def record_from_fields(fields, label):
-    """Validate the identity fields of a control stanza; return the base record."""
+    """Validate the identity fields of a control stanza (any case, as apt); return the base record."""
+    ident = {}
     for key in ("Package", "Version", "Architecture"):
-        if not fields.get(key):
+        value = deb822.get(fields, key)
+        if not value:
             raise DebError(f"{label} control file has no {key} field.")
-    name, version, arch = fields["Package"], fields["Version"], fields["Architecture"]
+        ident[key] = value
+    name, version, arch = ident["Package"], ident["Version"], ident["Architecture"]
     if "/" in name or "\\" in name or ".." in name:
         raise DebError(f"{label} has package name {name!r}, which contains a path separator or '..'.")
-    if not PACKAGE_NAME_RE.match(name):
+    if not names.is_valid("package", name):
         raise DebError(f"{label} has invalid package name {name!r} (Debian names use a-z, 0-9, + - . and at least two characters).")
-    if "/" in version or not VERSION_RE.match(version):
+    if "/" in version or not names.is_valid("version", version):
         raise DebError(f"{label} has invalid version {version!r}.")
-    if not ARCH_RE.match(arch):
+    if not names.is_valid("architecture", arch):
         raise DebError(f"{label} has invalid architecture {arch!r}.")
+    size = deb822.get(fields, "Installed-Size")
+    if size is not None and (not size.isascii() or not size.isdigit() or int(size) > MAX_INSTALLED_SIZE):
+        raise DebError(f"{label} has Installed-Size {size[:40]!r}, which is not a number of KiB between 0 and {MAX_INSTALLED_SIZE}.")
     return {"name": name, "version": version, "architecture": arch, "fields": dict(fields)}
 
 
@@ -246,11 +270,28 @@ INDEX_FIELDS = ("Filename", "Size", "MD5sum", "SHA1", "SHA256")
 TAIL_FIELDS = ("Description",)
 
 
+_INDEX_LOWER = tuple(k.lower() for k in INDEX_FIELDS)
+_TAIL_LOWER = tuple(k.lower() for k in TAIL_FIELDS)
+
+
 def stanza_parts(fields):
-    """Split control FIELDS into the Packages stanza text before and after the file fields."""
-    head = "".join(f"{k}: {v}\n" for k, v in fields.items() if k not in TAIL_FIELDS and k not in INDEX_FIELDS)
-    tail = "".join(f"{k}: {fields[k]}\n" for k in TAIL_FIELDS if k in fields)
-    return head, tail
+    """Split control FIELDS into the Packages stanza text before and after the file fields.
+
+    Written by the deb822 writer (a field that would not read back through apt is refused);
+    the file fields (``Filename``, ``Size``, hashes) are the server's own, in any case a
+    control file spells them.
+    """
+    head = []
+    for key, value in fields.items():
+        low = key.lower()
+        if low not in _TAIL_LOWER and low not in _INDEX_LOWER:
+            head.append(deb822.format_field(key, value, "control file"))
+    tail = []
+    for want in TAIL_FIELDS:
+        for key, value in fields.items():
+            if key.lower() == want.lower():
+                tail.append(deb822.format_field(key, value, "control file"))
+    return "".join(head), "".join(tail)
 
 
 def slim(record):
@@ -266,7 +307,18 @@ def record_fields(record):
     """The control fields of a full or cached record, in file order."""
     if "fields" in record:
         return record["fields"]
-    return parse_control(record["head"] + record["tail"], record.get("name", "control"))
+    paragraphs = deb822.parse_paragraphs(record["head"] + record["tail"], record.get("name", "control"))
+    return paragraphs[0] if paragraphs else {}
+
+
+def _cached_ok(record):
+    """A cached record has the shape slim() gives it (else the file is read again)."""
+    return (isinstance(record, dict) and names.is_valid("package", record.get("name"))
+            and names.is_valid("version", record.get("version"))
+            and names.is_valid("architecture", record.get("architecture"))
+            and isinstance(record.get("head"), str) and isinstance(record.get("tail"), str)
+            and isinstance(record.get("size"), int) and isinstance(record.get("sha256"), str)
+            and isinstance(record.get("md5"), str) and isinstance(record.get("conffiles"), list))
 
 
 class DebCache:
@@ -294,31 +346,39 @@ class DebCache:
             try:
                 with open(path, "rb") as fh:
                     data = marshal.loads(fh.read())
-                if data.get("version") == CACHE_VERSION:
+                if isinstance(data, dict) and data.get("version") == CACHE_VERSION:
                     self.objects = data.get("objects", {})
                     self.paths = data.get("paths", {})
+                if not isinstance(self.objects, dict) or not isinstance(self.paths, dict):
+                    self.objects, self.paths = {}, {}
+                    self.rewrite = True
             except (OSError, ValueError, EOFError, TypeError, AttributeError):
                 self.objects, self.paths = {}, {}
                 self.rewrite = True
         if path and os.path.exists(path + ".log"):
             try:
                 with open(path + ".log", "rb") as fh:
-                    for line in fh.read().decode("utf-8").splitlines():
+                    for line in fh.read().decode("utf-8").split("\n"):
                         if not line.strip():
                             continue
                         try:
                             entry = json.loads(line)
-                        except ValueError:
+                            self.objects.update(entry.get("o", {}))
+                            self.paths.update(entry.get("p", {}))
+                        except (ValueError, TypeError, AttributeError):
                             self.rewrite = True  # a torn last line from a killed run
                             continue
-                        self.objects.update(entry.get("o", {}))
-                        self.paths.update(entry.get("p", {}))
             except OSError:
                 self.rewrite = True
+        # state written by this server; whatever does not have its shape is dropped (read again)
+        good = {k: v for k, v in self.paths.items()
+                if isinstance(k, str) and isinstance(v, (list, tuple)) and len(v) == 4 and isinstance(v[3], str)}
+        if len(good) != len(self.paths):
+            self.paths, self.rewrite = good, True
 
     def _remember(self, key, st, record):
         sha = record["sha256"]
-        if sha not in self.objects:
+        if not _cached_ok(self.objects.get(sha)):
             self.objects[sha] = record
             self.new_objects[sha] = record
         entry = [st.st_size, st.st_mtime_ns, st.st_ino, sha]
@@ -334,9 +394,10 @@ class DebCache:
         except OSError as exc:
             raise DebError(f"{label or os.path.basename(path)} cannot be read ({exc.strerror}).") from None
         known = self.paths.get(key)
-        if known and known[0] == st.st_size and known[1] == st.st_mtime_ns and known[2] == st.st_ino:
+        if (isinstance(known, (list, tuple)) and len(known) == 4 and known[0] == st.st_size
+                and known[1] == st.st_mtime_ns and known[2] == st.st_ino):
             record = self.objects.get(known[3])
-            if record is not None:
+            if _cached_ok(record):
                 return record
         record = slim(parse_deb(key, label))
         self.reads += 1

@@ -40,7 +40,6 @@ import json
 import lzma
 import marshal
 import os
-import re
 import shutil
 import subprocess
 import struct
@@ -49,6 +48,7 @@ import time
 import zlib
 from datetime import datetime, timedelta, timezone
 
+from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names, validate
 from ansible_collections.mo.fleet.plugins.module_utils.deb import (
     DebCache, DebError, check_safe_name, record_fields, stanza_parts,
 )
@@ -139,7 +139,7 @@ def validate_catalog_for_publish(catalog):
     except DebError as exc:
         raise PublishError(str(exc)) from None
     arches = project.get("architectures") or []
-    if not isinstance(arches, list) or not arches or not all(isinstance(a, str) and re.match(r"^[a-z0-9][a-z0-9-]*$", a) and a != "all" for a in arches):
+    if not isinstance(arches, list) or not arches or not all(names.is_valid("architecture", a) and a != "all" for a in arches):
         raise PublishError("mo_fleet_catalog.project.architectures must be a non-empty list of Debian architectures (not 'all').")
     seen = set()
     for index, dep in enumerate(catalog.get("deployments") or []):
@@ -443,42 +443,55 @@ def rfc2822(dt):
 
 
 def build_release(meta, index_files, date, valid_until=None):
-    """META: Origin/Label/Suite/...; INDEX_FILES: {relpath: (size, md5, sha256)}."""
-    lines = [
-        f"Origin: {meta['origin']}",
-        f"Label: {meta['label']}",
-        f"Suite: {meta['suite']}",
-        f"Codename: {meta['suite']}",
-        f"Date: {rfc2822(date)}",
+    """META: Origin/Label/Suite/...; INDEX_FILES: {relpath: (size, md5, sha256)}.
+
+    Written by the deb822 writer: an origin, label, suite or description that would not
+    read back through apt as one line is refused (PublishError naming the field).
+    """
+    names_ = sorted(index_files)
+    for rel in names_:
+        if not names.is_valid("line", rel) or " " in rel:
+            raise PublishError(f"index file name {rel!r} cannot be listed in a Release file.")
+    fields = [
+        ("Origin", meta["origin"]),
+        ("Label", meta["label"]),
+        ("Suite", meta["suite"]),
+        ("Codename", meta["suite"]),
+        ("Date", rfc2822(date)),
     ]
     if valid_until is not None:
-        lines.append(f"Valid-Until: {rfc2822(valid_until)}")
-    lines += [
-        f"Architectures: {' '.join(meta['architectures'])}",
-        f"Components: {COMPONENT}",
-        f"Description: {meta['description']}",
-        "Acquire-By-Hash: yes",
-        "MD5Sum:",
+        fields.append(("Valid-Until", rfc2822(valid_until)))
+    fields += [
+        ("Architectures", " ".join(meta["architectures"])),
+        ("Components", COMPONENT),
+        ("Description", meta["description"]),
+        ("Acquire-By-Hash", "yes"),
+        ("MD5Sum", "".join(f"\n {index_files[n][1]} {index_files[n][0]:>16} {n}" for n in names_)),
+        ("SHA256", "".join(f"\n {index_files[n][2]} {index_files[n][0]:>16} {n}" for n in names_)),
     ]
-    names = sorted(index_files)
-    lines += [f" {index_files[n][1]} {index_files[n][0]:>16} {n}" for n in names]
-    lines.append("SHA256:")
-    lines += [f" {index_files[n][2]} {index_files[n][0]:>16} {n}" for n in names]
-    return "\n".join(lines) + "\n"
+    for key, value in fields[:-2]:
+        if "\n" in str(value):
+            raise PublishError(f"Release field {key} must be one line of printable text, not {value!r}.")
+    try:
+        return deb822.format_stanza([(k, v) for k, v in fields if v != ""], "Release file")
+    except deb822.Deb822Error as exc:
+        raise PublishError(str(exc)) from None
 
 
 def parse_release_sha256(text):
-    """Return {relpath: sha256} from a Release file's SHA256 section."""
+    """Return {relpath: sha256} from a Release file's SHA256 section (read as apt reads it)."""
     out = {}
-    section = None
-    for line in text.splitlines():
-        if not line.startswith(" "):
-            section = line.split(":", 1)[0]
-            continue
-        if section == "SHA256":
-            parts = line.split()
-            if len(parts) == 3:
-                out[parts[2]] = parts[0]
+    try:
+        paragraphs = deb822.parse_paragraphs(text, "Release file")
+    except deb822.Deb822Error:
+        return out
+    value = deb822.get(paragraphs[0], "SHA256", "") if paragraphs else ""
+    for line in value.split("\n"):
+        parts = line.split()
+        # only what this server writes: a hex digest and a relative path without '..'
+        if (len(parts) == 3 and len(parts[0]) == 64 and all(c in "0123456789abcdef" for c in parts[0])
+                and not parts[2].startswith("/") and ".." not in parts[2].split("/")):
+            out[parts[2]] = parts[0]
     return out
 
 
@@ -545,15 +558,47 @@ def sign_release(suite_dir, gnupg_home, fingerprint):
 
 # ------------------------------------------------------------------ state
 
+_TEXTS = {"type": "array", "maxItems": 1000000, "items": {"type": "string"}}
+_COUNT = {"type": "integer", "minimum": 0, "maximum": 2 ** 53}
+# state/publish.json: what the last publishes did, per deployment
+STATE_SCHEMA = {
+    "type": "object",
+    "required": ["version", "deployments"],
+    "properties": {
+        "version": {"const": STATE_VERSION},
+        "deployments": {
+            "type": "object",
+            "propertyNames": {"type": "string", "pattern": names.PATTERNS["safe"], "x-rule": "is not a deployment name"},
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "fingerprint": {"type": "string", "maxLength": 128},
+                    "packages": _TEXTS, "chunks": _TEXTS,
+                    "generation": _COUNT, "date": _COUNT,
+                    "suite": {"type": ["string", "null"], "pattern": names.PATTERNS["suite"]},
+                    "enabled": {"type": "boolean"},
+                    "history": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
+    },
+}
+
+
 def load_state(path):
+    """The publish state at PATH; a fresh one when absent or unreadable, PublishError (one
+    sentence naming the field) when it holds what this server never writes."""
     try:
         with open(path, "rb") as fh:
             data = json.loads(fh.read().decode("utf-8"))
-        if data.get("version") == STATE_VERSION:
-            return data
     except (OSError, ValueError):
-        pass
-    return {"version": STATE_VERSION, "deployments": {}}
+        return {"version": STATE_VERSION, "deployments": {}}
+    if isinstance(data, dict) and data.get("version") != STATE_VERSION:
+        return {"version": STATE_VERSION, "deployments": {}}
+    problem = validate.first_error(data, STATE_SCHEMA)
+    if problem:
+        raise PublishError(f"the publish state {path}: {problem}")
+    return data
 
 
 def save_state(path, state):
@@ -718,6 +763,11 @@ def _options(opts):
     }
     if out["keep_generations"] < 1:
         raise PublishError("keep_generations must be at least 1.")
+    for key in ("origin", "label"):
+        value = out[key]
+        if value is not None and (not isinstance(value, str) or not value.strip() or value != value.strip()
+                                  or not names.is_valid("line", value)):
+            raise PublishError(f"{key} must be one line of printable text without leading or trailing spaces, not {value!r}.")
     bad = [c for c in out["compressions"] if c not in ("gz", "xz")]
     if bad:
         raise PublishError(f"compressions may only hold 'gz' and 'xz', not {bad[0]!r}.")

@@ -321,11 +321,18 @@ def fleet_attributes(hostvars, groups, hosts=None):
 # --------------------------------------------------------------------------------------------
 
 def _names(halted):
+    """HALTED as a frozenset of deployment names; ReleaseError (one sentence) for anything else."""
     if halted is None:
         return frozenset()
     if isinstance(halted, str):
         return frozenset([halted])
-    return frozenset(str(name) for name in halted)
+    if not isinstance(halted, (list, tuple, set, frozenset, Mapping)):
+        raise ReleaseError(f"field 'halted': must be a list of deployment names or the release state's "
+                           f"mapping of them, not {type(halted).__name__}")
+    for name in halted:
+        if not isinstance(name, str):
+            raise ReleaseError(f"field 'halted': {name!r} is not a deployment name")
+    return frozenset(halted)
 
 
 def _already(already):

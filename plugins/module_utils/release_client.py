@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names
+from ansible_collections.mo.fleet.plugins.module_utils._common.fields import APT_FIELDS
+
 __all__ = [
     "SOURCE_PREFIX", "source_file_name", "deployment_of_file", "sources_text", "package_name",
     "parse_dpkg_query", "is_installed", "is_present", "parse_packages_index", "parse_simulation",
@@ -33,12 +36,7 @@ __all__ = [
 ]
 
 SOURCE_PREFIX = "mo-fleet-"
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-URI = re.compile(r"^(https?|file)://\S+$")
-SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:_-]+)?$")
-LIST_FIELDS = ("packages_to_install", "packages_to_remove", "default_preincluded_packages",
-               "default_included_packages", "default_excluded_packages")
+LIST_FIELDS = APT_FIELDS  # one list: _common/fields.py
 
 
 class ClientError(ValueError):
@@ -54,7 +52,7 @@ def deployment_of_file(filename, prefix=SOURCE_PREFIX):
     if not filename.startswith(prefix) or not filename.endswith(".sources"):
         return None
     name = filename[len(prefix):-len(".sources")]
-    return name if SAFE_NAME.match(name) and ".." not in name else None
+    return name if names.is_valid("safe", name) else None
 
 
 def check_entry(entry):
@@ -62,17 +60,17 @@ def check_entry(entry):
     if not isinstance(entry, dict):
         raise ClientError("deployments: every item must be a mapping with at least 'name' and 'uri'")
     name = entry.get("name")
-    if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name:
+    if not names.is_valid("safe", name):
         raise ClientError(f"deployments: field 'name': {name!r} is not a valid deployment name")
     owner = f"deployment '{name}'"
     uri = entry.get("uri")
-    if not isinstance(uri, str) or not URI.match(uri):
+    if not names.is_valid("uri", uri):
         raise ClientError(f"{owner}: field 'uri': {uri!r} is not an http://, https:// or file:// URI")
     suite = entry.get("suite") or name
-    if not isinstance(suite, str) or not SUITE.match(suite):
+    if not names.is_valid("suite", suite):
         raise ClientError(f"{owner}: field 'suite': {suite!r} is not a suite name")
     components = entry.get("components") or ["main"]
-    if isinstance(components, str) or not all(isinstance(c, str) and SUITE.match(c) for c in components):
+    if isinstance(components, str) or not all(names.is_valid("suite", c) for c in components):
         raise ClientError(f"{owner}: field 'components': must be a list of component names")
     out = {"name": name, "uri": uri.rstrip("/"), "suite": suite, "components": list(components),
            "signed": bool(entry.get("signed", True))}
@@ -81,24 +79,32 @@ def check_entry(entry):
         if isinstance(value, str):
             value = value.split()
         for index, item in enumerate(value):
-            if not isinstance(item, str) or not APT_PACKAGE.match(item):
+            if not names.is_valid("apt_package", item):
                 raise ClientError(f"{owner}: field '{field}[{index}]': {item!r} is not a Debian package name")
         out[field] = list(value)
     return out
 
 
 def sources_text(entry, keyring):
-    """The deb822 ``.sources`` file of one deployment (``Signed-By`` KEYRING when signed)."""
-    lines = [
-        f"# Managed by mo.fleet (deployment {entry['name']}); changes are overwritten.",
-        "Types: deb",
-        f"URIs: {entry['uri']}",
-        f"Suites: {entry['suite']}",
-        f"Components: {' '.join(entry['components'])}",
-    ]
+    """The deb822 ``.sources`` file of one deployment (``Signed-By`` KEYRING when signed).
+
+    Written by the deb822 writer: a value that would start a new line or field is refused
+    (ClientError naming the deployment and the field).
+    """
+    owner = f"deployment '{entry.get('name')}'"
+    if not names.is_valid("safe", entry.get("name")):
+        raise ClientError(f"deployments: field 'name': {entry.get('name')!r} is not a valid deployment name")
+    fields = [("Types", "deb"), ("URIs", entry["uri"]), ("Suites", entry["suite"]),
+              ("Components", " ".join(entry["components"]))]
     if entry.get("signed", True) and keyring:
-        lines.append(f"Signed-By: {keyring}")
-    return "\n".join(lines) + "\n"
+        if not isinstance(keyring, str) or not keyring.startswith("/") or not names.is_valid("line", keyring) or " " in keyring:
+            raise ClientError(f"{owner}: field 'keyring': {keyring!r} is not an absolute path without spaces")
+        fields.append(("Signed-By", keyring))
+    try:
+        body = deb822.format_stanza(fields, f"{owner} .sources file")
+    except deb822.Deb822Error as exc:
+        raise ClientError(str(exc)) from None
+    return f"# Managed by mo.fleet (deployment {entry['name']}); changes are overwritten.\n" + body
 
 
 def package_name(spec):
@@ -109,7 +115,7 @@ def package_name(spec):
 def parse_dpkg_query(text):
     """{name: (version, status)} from ``dpkg-query -W -f '${Package}\\t${Version}\\t${db:Status-Abbrev}\\n'``."""
     out = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         parts = line.split("\t")
         if len(parts) < 3 or not parts[0]:
             continue
@@ -138,18 +144,18 @@ def is_present(spec, installed):
 
 
 def parse_packages_index(text):
-    """[(name, version)] of an APT ``Packages`` index."""
+    """[(name, version)] of an APT ``Packages`` index, read as apt reads it (``_common/deb822``:
+    lines end at ``\\n`` only, field names in any case); an index apt and mo.fleet could read
+    differently raises ClientError."""
+    try:
+        paragraphs = deb822.parse_paragraphs(text, "Packages index")
+    except deb822.Deb822Error as exc:
+        raise ClientError(str(exc)) from None
     out = []
-    name = version = None
-    for line in text.splitlines() + [""]:
-        if not line.strip():
-            if name:
-                out.append((name, version or ""))
-            name = version = None
-        elif line.startswith("Package:"):
-            name = line.split(":", 1)[1].strip()
-        elif line.startswith("Version:"):
-            version = line.split(":", 1)[1].strip()
+    for fields in paragraphs:
+        name = deb822.get(fields, "Package")
+        if name:
+            out.append((name, deb822.get(fields, "Version") or ""))
     return out
 
 
@@ -159,7 +165,7 @@ _SIM = re.compile(r"^(Inst|Remv|Conf|Purg)\s+(\S+)")
 def parse_simulation(text):
     """What ``apt-get -s`` would do: {'install': [...], 'remove': [...], 'configure': [...]}."""
     out = {"install": [], "remove": [], "configure": []}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         match = _SIM.match(line)
         if not match:
             continue
@@ -174,7 +180,7 @@ def parse_simulation(text):
 def failed_packages(text):
     """Package names listed after apt/dpkg's 'Errors were encountered while processing:'."""
     names = []
-    lines = text.splitlines()
+    lines = text.split("\n")
     for index, line in enumerate(lines):
         if "Errors were encountered while processing" not in line:
             continue

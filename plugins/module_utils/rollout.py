@@ -22,8 +22,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from collections.abc import Mapping
 
+from ansible_collections.mo.fleet.plugins.module_utils._common import names, validate
+from ansible_collections.mo.fleet.plugins.module_utils._common.fields import APT_FIELDS
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import load_catalog
 from ansible_collections.mo.fleet.plugins.module_utils.release import should_halt
 from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
@@ -32,12 +35,89 @@ __all__ = ["RolloutError", "client_entries", "wave_batches", "halt_decisions", "
            "update_state", "sync_record_paths", "write_sync_record", "STATE_VERSION"]
 
 STATE_VERSION = 1
-APT_FIELDS = ("packages_to_install", "packages_to_remove", "default_preincluded_packages",
-              "default_included_packages", "default_excluded_packages")
 
 
 class RolloutError(ValueError):
     """Bad rollout input or an unreadable state file: one sentence naming the field."""
+
+
+MAX_LIST = 100000  # items in one list of a sync record or a halt's details
+
+
+def _names_list(kind="safe"):
+    return {"type": "array", "maxItems": MAX_LIST,
+            "items": {"type": "string", "pattern": names.PATTERNS[kind], "x-rule": "is not " + names.RULES[kind]}}
+
+
+_TEXTS = {"type": "array", "maxItems": MAX_LIST, "items": {"type": "string", "maxLength": 4096}}
+
+# A host's sync record (what the mo.fleet.release role builds, reports/sync/<host>.json).
+# Every field is optional for reading (a record may be partial); writing needs host, time, date.
+SYNC_RECORD_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "host": {"type": "string", "pattern": names.PATTERNS["file_part"], "x-rule": "is not " + names.RULES["file_part"]},
+        "time": {"type": "string", "pattern": "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z",
+                 "x-rule": "is not a time YYYY-MM-DDTHH:MM:SSZ"},
+        "date": {"type": "string", "pattern": names.PATTERNS["date"], "x-rule": "is not " + names.RULES["date"]},
+        "status": {"enum": ["ok", "error"]},
+        "server": {"type": "string", "maxLength": 4096},
+        "message": {"type": "string", "maxLength": 65536},
+        "check_mode": {"type": ["boolean", "string"]},
+        "attributes": _TEXTS,
+        "planned": _names_list(), "halted": _names_list(), "deployments": _names_list(),
+        "new_deployments": _names_list(), "failed_deployments": _names_list(),
+        "sources_written": _TEXTS, "sources_removed": _TEXTS, "removed": _TEXTS, "installed": _TEXTS,
+        "upgraded": _TEXTS, "failed_packages": _TEXTS,
+    },
+}
+
+# The release state file: {"version": 1, "halted": {deployment: details}}.
+STATE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "version": {"const": STATE_VERSION},
+        "halted": {
+            "type": "object",
+            "propertyNames": {"type": "string", "pattern": names.PATTERNS["safe"], "x-rule": "is not a deployment name"},
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "failed": {"type": "integer", "minimum": 0, "maximum": 10 ** 9},
+                    "total": {"type": "integer", "minimum": 0, "maximum": 10 ** 9},
+                    "threshold": {"type": "number", "minimum": 0, "maximum": 100},
+                    "hosts": _names_list("file_part"),
+                    "date": {"type": "string", "pattern": names.PATTERNS["date"], "x-rule": "is not " + names.RULES["date"]},
+                },
+            },
+        },
+    },
+}
+
+
+def _plain_dict(value):
+    if isinstance(value, Mapping):
+        return {k: _plain_dict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_dict(v) for v in value]
+    return value
+
+
+def _quote_field(problem):
+    """'halted/x/failed must be ...' -> "'halted/x/failed' must be ..." (the field quoted)."""
+    at = problem.find("(name ")
+    end = problem.find(") ", at) + 1 if at >= 0 else problem.find(" ")
+    return f"'{problem[:end]}'{problem[end:]}"
+
+
+def check_sync_record(record, owner="sync record"):
+    """RECORD if it matches SYNC_RECORD_SCHEMA; RolloutError (one sentence naming the field) if not."""
+    if not isinstance(record, Mapping):
+        raise RolloutError(f"{owner}: must be a mapping")
+    problem = validate.first_error(dict(record), SYNC_RECORD_SCHEMA)
+    if problem:
+        raise RolloutError(f"{owner}: field {_quote_field(problem)}")
+    return record
 
 
 def client_entries(catalog, names, server_url):
@@ -107,10 +187,13 @@ def halt_decisions(catalog, records, halted=(), threshold=None):
             raise RolloutError(f"field 'threshold': {threshold} is not a percentage between 0 and 100")
     if not isinstance(records, Mapping):
         raise RolloutError("field 'records': must map host names to sync records")
+    if isinstance(halted, str) or not isinstance(halted or (), (list, tuple, set, frozenset, Mapping)) \
+            or not all(isinstance(n, str) for n in halted or ()):
+        raise RolloutError("field 'halted': must be a list of deployment names or the release state's mapping of them")
     halted = set(halted or ())
     totals, failures = {}, {}
     for host, record in records.items():
-        record = record if isinstance(record, Mapping) else {}
+        record = check_sync_record(record, f"records: host '{host}'") if record is not None else {}
         have = set(record.get("deployments") or ()) | set(record.get("planned") or ())
         if record.get("status") == "ok":
             blamed = set()
@@ -145,6 +228,10 @@ def read_state(path):
         raise RolloutError(f"release state {path}: cannot be read ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("halted", {}), dict):
         raise RolloutError(f"release state {path}: field 'halted' must be a mapping")
+    data.setdefault("version", STATE_VERSION)
+    problem = validate.first_error(data, STATE_SCHEMA)
+    if problem:
+        raise RolloutError(f"release state {path}: field {_quote_field(problem)}")
     data.setdefault("halted", {})
     data["version"] = STATE_VERSION
     return data
@@ -168,6 +255,9 @@ def update_state(path, halt=None, resume=(), check=False):
             raise RolloutError(f"field 'halt': {name!r} is not a deployment name")
         if not isinstance(details, Mapping):
             raise RolloutError(f"field 'halt': deployment '{name}' must map to a mapping of details")
+    problem = validate.first_error({"halted": _plain_dict(halt)}, STATE_SCHEMA)
+    if problem:
+        raise RolloutError(f"field 'halt': {_quote_field(problem)}")
     directory = os.path.dirname(os.path.abspath(path))
     if not check:
         os.makedirs(directory, exist_ok=True)
@@ -193,11 +283,18 @@ def update_state(path, halt=None, resume=(), check=False):
             os.close(lock_fd)
 
 
-def _file_name_part(record, field):
+_TIME = re.compile(SYNC_RECORD_SCHEMA["properties"]["time"]["pattern"])
+
+
+def _file_name_part(record, field, kind="file_part"):
     value = record.get(field)
-    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\0" in value:
-        raise RolloutError(f"sync record: field '{field}' must be a non-empty string without '/' "
-                           f"(got {value!r})")
+    if kind == "time":
+        if not isinstance(value, str) or not _TIME.fullmatch(value):
+            raise RolloutError(f"sync record: field 'time' must be a time YYYY-MM-DDTHH:MM:SSZ (got {value!r})")
+        return value
+    if not names.is_valid(kind, value):
+        raise RolloutError(f"sync record: field '{field}' must be a non-empty string without '/', "
+                           f"{names.RULES[kind]} (got {value!r})")
     return value
 
 
@@ -210,8 +307,9 @@ def sync_record_paths(reports_dir, record):
     if not isinstance(record, Mapping):
         raise RolloutError("sync record: must be a mapping")
     host = _file_name_part(record, "host")
-    stamp = _file_name_part(record, "time").replace(":", "")
-    day = _file_name_part(record, "date")
+    stamp = _file_name_part(record, "time", "time").replace(":", "")
+    day = _file_name_part(record, "date", "date")
+    check_sync_record(record)
     sync = os.path.join(os.path.abspath(reports_dir), "sync")
     return (os.path.join(sync, f"{host}.json"),
             os.path.join(sync, "history", host, f"{stamp}-{day}.json"))

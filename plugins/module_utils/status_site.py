@@ -23,6 +23,7 @@ import datetime
 import json
 from html import escape
 
+from ansible_collections.mo.fleet.plugins.module_utils._common import validate
 from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseEngine, to_date
 from ansible_collections.mo.fleet.plugins.module_utils.release_report import PAGE_CSS, timeline_section
 
@@ -61,9 +62,22 @@ def _cell_list(items):
 
 def build_site(catalog, hosts, records, halted, repo, start, end, generated, today=None):
     """The files of the status site as {name: text}."""
+    # the documents come from files anyone with the reports directory could have written:
+    # checked against the same schemas as when they are read for a rollout (one sentence)
+    from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
+        STATE_SCHEMA, RolloutError, _quote_field, check_sync_record,
+    )
+    if not isinstance(halted or {}, dict) or not isinstance(records or {}, dict) or not isinstance(repo or {}, dict):
+        raise RolloutError("status site: records, halted and repo must be mappings")
     halted = dict(halted or {})
     records = dict(records or {})
     repo = dict(repo or {})
+    problem = validate.first_error({"halted": halted}, STATE_SCHEMA)
+    if problem:
+        raise RolloutError(f"status site: field {_quote_field(problem)}")
+    for host, record in records.items():
+        if record is not None:
+            check_sync_record(record, f"status site: records: host '{host}'")
     engine = ReleaseEngine(catalog, halted=halted, already={
         h: _list((r or {}).get("deployments")) for h, r in records.items() if isinstance(r, dict)})
     start = to_date(start, "start")

@@ -91,7 +91,7 @@ def check_upload(files, store, package_set=None):
     seen = {}
     for path in files:
         label = os.path.basename(path)
-        check_safe_name(label, "package file name")
+        check_safe_name(label, "package file name", kind="deb_file")
         rec = parse_deb(path, label)
         target = canonical_filename(rec["name"], rec["version"], rec["architecture"])
         if target in seen and seen[target][1] != rec["sha256"]:

@@ -50,7 +50,9 @@ options:
     type: path
     default: /etc/apt/sources.list.d
   prefix:
-    description: File name prefix that marks the sources this module manages.
+    description:
+      - File name prefix that marks the sources this module manages.
+      - Letters, digits, C(.), C(_), C(@), C(+) and C(-) only (no C(/), no C(..)); anything else is refused.
     type: str
     default: mo-fleet-
   apply_defaults:
@@ -150,6 +152,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
 
+from ansible_collections.mo.fleet.plugins.module_utils._common import names as name_rules
 from ansible_collections.mo.fleet.plugins.module_utils.release_client import (
     ClientError, attribute_failure, check_entry, deployment_of_file, failed_packages,
     is_installed, is_present, parse_dpkg_query, parse_packages_index,
@@ -182,6 +185,8 @@ class Sync:
         p = module.params
         self.check = module.check_mode
         self.prefix = p["prefix"]
+        if not name_rules.is_valid("file_part", self.prefix):
+            raise ClientError(f"prefix: {self.prefix!r} must be {name_rules.RULES['file_part']}")
         self.sources_dir = p["sources_dir"]
         self.keyring = p["keyring"]
         self.apt = module.get_bin_path("apt-get", required=True)
@@ -269,7 +274,7 @@ class Sync:
         if rc != 0:
             return provided
         by_key = {(e["uri"].rstrip("/"), e["suite"]): e["name"] for e in self.entries}
-        for line in out.splitlines():
+        for line in out.split("\n"):
             parts = line.split("\t")
             if len(parts) != 3:
                 continue
@@ -279,7 +284,11 @@ class Sync:
             data = _read(parts[2])
             if data is None:
                 continue
-            provided[name].update(pkg for pkg, _v in parse_packages_index(data.decode("utf-8", "replace")))
+            try:
+                provided[name].update(pkg for pkg, _v in parse_packages_index(data.decode("utf-8", "replace")))
+            except ClientError:
+                continue  # an index apt could read otherwise names nothing to blame
+
         return provided
 
     # -- sandbox for check mode -------------------------------------------------------------

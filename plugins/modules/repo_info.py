@@ -76,7 +76,10 @@ packages:
       description: SHA256 of the file.
       type: str
     fields:
-      description: Control fields.
+      description:
+        - Control fields as apt reads them (lines end at a newline only, each field name once in
+          any case, spelled as in the package). A control file apt could read differently is
+          refused at upload, so these are the fields every apt client sees in the signed index.
       type: dict
     conffiles:
       description: Conffiles of the package.

@@ -67,10 +67,15 @@ options:
     type: int
     default: 6
   origin:
-    description: C(Origin) field of the Release files; defaults to the project name.
+    description:
+      - C(Origin) field of the Release files; defaults to the project name.
+      - Must be one line of printable text without leading or trailing spaces (no line breaks
+        of any kind, no control characters); anything else is refused.
     type: str
   label:
-    description: C(Label) field of the Release files; defaults to C(<project> <deployment>).
+    description:
+      - C(Label) field of the Release files; defaults to C(<project> <deployment>).
+      - Must be one line of printable text without leading or trailing spaces, as O(origin).
     type: str
   validate_only:
     description:

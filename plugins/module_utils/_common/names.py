@@ -33,6 +33,11 @@ PATTERNS = {
     "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
     # a file name part: what a host name, a record or a capture name may become on disk
     "file_part": r"[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}",
+    # an uploaded package's file name (pool names carry '+', '~' and an epoch as '%3a')
+    "deb_file": r"[A-Za-z0-9][A-Za-z0-9._+~%-]{0,254}",
+    # a repository URL (printable ASCII, no spaces: it is written into deb822 and shell lines)
+    "http_url": r"https?://[!-~]+",
+    "uri": r"(?:https?|file)://[!-~]+",
     # a single line of printable text (origin, label, description of a Release file)
     "line": r"[^\x00-\x1f\x7f\x85\u2028\u2029]*",
 }
@@ -45,9 +50,12 @@ RULES = {
     "apt_package": "an apt package name, optionally with ':arch' and '=version'",
     "unit": "a systemd unit name",
     "account": "a user or group name",
-    "suite": "an apt suite or component name",
+    "suite": "an apt suite or component name (no '..')",
     "date": "a date YYYY-MM-DD",
     "file_part": "a plain file name part (letters, digits, '.', '_', '@', '+' and '-', no '..')",
+    "deb_file": "a plain .deb file name (letters, digits, '.', '_', '+', '~', '%' and '-', no '..')",
+    "http_url": "an http:// or https:// URL without spaces",
+    "uri": "an http://, https:// or file:// URI without spaces",
     "line": "one line of printable text",
 }
 
@@ -62,7 +70,7 @@ def is_valid(kind, value):
     """True when VALUE is a string that KIND's pattern matches whole."""
     if not isinstance(value, str) or _COMPILED[kind].fullmatch(value) is None:
         return False
-    if kind in ("safe", "file_part") and ".." in value:
+    if kind in ("safe", "file_part", "deb_file", "suite") and ".." in value:
         return False
     return True
 
