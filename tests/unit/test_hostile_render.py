@@ -356,3 +356,19 @@ def test_the_property_test_rendered_more_than_it_refused():
         pytest.skip("run with the property test")
     for name, (rendered, refused) in STATS.items():
         assert rendered > 50, (name, rendered, refused)
+
+
+def test_the_check_catches_a_task_file_written_as_plain_yaml():
+    """The inert check is meaningful: tasks dumped as plain YAML (what to_nice_yaml wrote
+    before) give trusted template text for the template's values, which assert_inert rejects."""
+    import json
+    import yaml
+
+    doc = hostile_doc([("user gecos", PWN)])
+    tasks = render.to_tasks(doc)
+    plain = yaml.safe_dump(json.loads(json.dumps(tasks)), sort_keys=False)
+    with pytest.raises(AssertionError):
+        assert_inert(tasks, loaded(plain))
+    back = loaded(plain)
+    comment = [t for t in back if "ansible.builtin.user" in t][0]["loop"][0]["comment"]
+    assert comment == PWN and is_trusted_as_template(comment)  # Ansible would have run the lookup
