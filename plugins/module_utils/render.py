@@ -9,11 +9,17 @@ reads the bundle when asked to verify it) and uses the standard library only.
 ``prepare(source, options=None) -> Prepared``
     Load (dict / JSON text / template file / bundle directory), migrate, validate and check
     the template for rendering: absolute clean paths inside the allowed roots, names that
-    are safe in shell and YAML, no Jinja2 delimiters, and (when a bundle directory is known)
+    are safe in shell and YAML, and (when a bundle directory is known)
     every bundled file present with its recorded sha256.  Raises RenderError with one
     sentence naming the item; nothing is rendered from a template that fails.
 ``to_tasks(source, options=None) -> list[dict]``
     Ordered Ansible task dicts that reproduce the capture with idempotent FQCN modules.
+    The renderer's own Jinja (conditions, ``{{ item.path }}`` references, registered names)
+    is marked ``Expr``; every other string is data.  Write tasks to a file only with
+    ``_common/inert_yaml.dump`` (the filter ``mo.fleet.to_task_yaml``): it emits every
+    non-Expr string ``!unsafe``, so Ansible never evaluates a template value.  Jinja in a
+    value is therefore not refused.  Shell and Dockerfile lines quote every value with
+    ``_q`` (which refuses line breaks) and show header fields with ``_one_line``.
 ``to_handlers(source, options=None) -> list[dict]``
     Handlers (restart a unit) for ``to_tasks(..., handlers="notify")``.
 ``to_rollback_tasks(source, options=None) -> list[dict]``
@@ -71,7 +77,7 @@ import tarfile
 from datetime import datetime, timezone
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml, names
+from ansible_collections.mo.fleet.plugins.module_utils._common import names
 from ansible_collections.mo.fleet.plugins.module_utils._common.inert_yaml import Expr
 
 DEFAULT_BASE_IMAGE = "localhost/mo-fleet-base:bookworm"
@@ -1330,7 +1336,7 @@ def _q(text, what="A value"):
     break (and NUL), so a value can never start a new command line."""
     text = str(text)
     if any(ch in LINE_BREAKS for ch in text):
-        raise RenderError("%s %r holds a line break or NUL, which a shell line cannot carry." % (what, text))
+        raise RenderError("%s %s holds a line break or NUL, which a shell line cannot carry." % (what, _shown(text)))
     return shlex.quote(text)
 
 
@@ -1697,8 +1703,9 @@ def to_role(source, options=None, role_name="captured", origin=None):
     unpacks that one archive, and keeps the per-item tasks in tasks/files_per_item.yml for
     check and diff mode.
     """
-    if not isinstance(role_name, str) or not re.match(r"^[a-z][a-z0-9_]*$", role_name):
-        raise RenderError("The role name %r must be lower-case letters, digits and underscores." % (role_name,))
+    if not isinstance(role_name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", role_name):
+        raise RenderError("The role name %s must be lower-case letters, digits and underscores (at most 64)."
+                          % _shown(role_name))
     opts = dict(options or {})
     opts["handlers"] = "notify"
     opts["src_base"] = ""

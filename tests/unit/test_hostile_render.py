@@ -348,6 +348,16 @@ def test_shell_quoting_refuses_every_line_break():
             render._q("a" + brk + "b", "The path")
         one_sentence(err.value)
     assert render._q("a b'c") == shlex.quote("a b'c")
+    with pytest.raises(render.RenderError) as err:
+        render._q("x" * 100000 + "\n")
+    one_sentence(err.value)  # a huge value is cut in the message
+
+
+@pytest.mark.parametrize("name", ["x\n", "hostile\n", "a" * 65, "{{ x }}", "A"])
+def test_role_names_are_matched_whole(name):
+    with pytest.raises(render.RenderError) as err:
+        render.to_role(base(), {}, role_name=name)
+    one_sentence(err.value)
 
 
 def test_the_property_test_rendered_more_than_it_refused():

@@ -26,6 +26,11 @@ from __future__ import annotations
 import re
 
 
+def _shown(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class Expr(str):
     """A string the renderer wrote itself as Jinja: emitted as trusted template text."""
 
@@ -71,7 +76,7 @@ def quote(text):
     out = ['"']
     for ch in text:
         if 0xD800 <= ord(ch) <= 0xDFFF:
-            raise ValueError("The value %r holds a lone UTF-16 surrogate, which no text file can carry." % (text,))
+            raise ValueError("The value %s holds a lone UTF-16 surrogate, which no text file can carry." % _shown(text))
         if _keep(ch):
             out.append(ch)
         elif ch in _ESCAPES:
@@ -103,7 +108,7 @@ def _scalar(value, inert):
         if inert:
             return quote(value)
         if _IMPLICIT.match(value):
-            raise ValueError("The value %r would not load back as a string outside a list or mapping." % (value,))
+            raise ValueError("The value %s would not load back as a string outside a list or mapping." % _shown(value))
         return "!unsafe " + quote(value)
     if value is None:
         return "null"
@@ -118,7 +123,7 @@ def _scalar(value, inert):
 
 def _key(key):
     if not isinstance(key, str) or _KEY.fullmatch(key) is None or key.lower() in _NOT_STR_KEYS:
-        raise ValueError("The key %r cannot be written to a task file: keys are the renderer's own identifiers." % (key,))
+        raise ValueError("The key %s cannot be written to a task file: keys are the renderer's own identifiers." % _shown(key))
     return key
 
 
