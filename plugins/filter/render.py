@@ -3,8 +3,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Renderer filters: thin wrappers over module_utils/render.py.
 
-Documentation: the adjacent to_tasks.yml, to_rollback_tasks.yml, to_dockerfile.yml,
-to_role.yml and to_deb.yml.
+Documentation: the adjacent to_tasks.yml, to_task_yaml.yml, to_rollback_tasks.yml,
+to_dockerfile.yml, to_role.yml and to_deb.yml.
+
+Rendered tasks reach disk only as text written by the one emitter
+(module_utils/_common/inert_yaml.py): to_task_yaml and the YAML files of to_role.  There,
+every value from the template is ``!unsafe``; only the renderer's own expressions are
+template text.  The task dicts of to_tasks and to_rollback_tasks are for reading: written
+with to_nice_yaml they would be trusted template text again.
 """
 
 from __future__ import annotations
@@ -12,10 +18,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml
 
 
 def _plain(value):
@@ -43,6 +49,13 @@ def _run(name, func, template, options, **extra):
         return func(_source(name, template), _plain(options), **extra)
     except render.RenderError as exc:
         raise AnsibleFilterError("mo.fleet.%s: %s" % (name, exc)) from None
+    except ValueError as exc:  # the emitter refused a value (one sentence)
+        raise AnsibleFilterError("mo.fleet.%s: %s" % (name, exc)) from None
+
+
+def _readable(tasks):
+    """Task dicts as plain types (the renderer's Expr marks dropped): for reading only."""
+    return json.loads(json.dumps(tasks))
 
 
 def _tasks_and_archive(source, options):
@@ -54,12 +67,29 @@ def _tasks_and_archive(source, options):
 
 def to_tasks(template, **options):
     """Template or bundle path -> ordered list of idempotent task dicts (with files_archive:
-    the tar of the directories and files is written there too)."""
-    return _run("to_tasks", _tasks_and_archive, template, options)
+    the tar of the directories and files is written there too).  For reading: write task
+    files with to_task_yaml."""
+    return _readable(_run("to_tasks", _tasks_and_archive, template, options))
+
+
+def _task_yaml(source, options, rollback):
+    if rollback:
+        return inert_yaml.dump(render.to_rollback_tasks(source, options))
+    return inert_yaml.dump(_tasks_and_archive(source, options))
+
+
+def to_task_yaml(template, rollback=False, **options):
+    """Template or bundle path -> the text of a task file (to_tasks, or to_rollback_tasks with
+    rollback=true) in which Ansible can evaluate no value from the template."""
+    if not isinstance(rollback, bool):
+        raise AnsibleFilterError("mo.fleet.to_task_yaml: rollback must be true or false, not %r." % (rollback,))
+    return _run("to_task_yaml", _task_yaml, template, options, rollback=rollback)
 
 
 def _role_and_archive(source, options, role_name, origin, write_archive):
     out = render.to_role(source, options, role_name=role_name, origin=origin)
+    # the YAML files as text from the one inert emitter, before anything is written
+    out["files"] = dict((rel, data if rel.endswith(".md") else yaml_text(data)) for rel, data in out["files"].items())
     out["archive_changed"] = False
     if out["archive"]:
         opts = dict(options, verify_bundle=False)  # the bundle was verified just now
@@ -71,7 +101,7 @@ def _role_and_archive(source, options, role_name, origin, write_archive):
 
 def to_rollback_tasks(template, **options):
     """Template or bundle path -> ordered list of task dicts undoing the capture."""
-    return _run("to_rollback_tasks", render.to_rollback_tasks, template, options)
+    return _readable(_run("to_rollback_tasks", render.to_rollback_tasks, template, options))
 
 
 def to_dockerfile(template, **options):
@@ -81,27 +111,9 @@ def to_dockerfile(template, **options):
             "files": [{"dest": dest, "src": src} for dest, src in out["files"]]}
 
 
-class _IndentDumper(yaml.SafeDumper):
-    """yamllint-friendly YAML: sequences indented under their key."""
-
-    def increase_indent(self, flow=False, indentless=False):
-        return super(_IndentDumper, self).increase_indent(flow, False)
-
-
-def _str_presenter(dumper, data):
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_IndentDumper.add_representer(str, _str_presenter)
-
-
 def yaml_text(data):
-    """DATA as a YAML document text ('---' first) that passes yamllint's defaults."""
-    data = json.loads(json.dumps(data))  # plain types: Ansible's tagged strings don't dump
-    body = yaml.dump(data, Dumper=_IndentDumper, default_flow_style=False, sort_keys=False,
-                     allow_unicode=True, width=4096)
-    return "---\n" + body
+    """DATA as a YAML document text ('---' first) from the one inert emitter."""
+    return inert_yaml.dump(data)
 
 
 def to_role(template, role_name="captured", origin=None, write_archive=True, **options):
@@ -110,7 +122,7 @@ def to_role(template, role_name="captured", origin=None, write_archive=True, **o
         raise AnsibleFilterError("mo.fleet.to_role: write_archive must be true or false, not %r." % (write_archive,))
     out = _run("to_role", _role_and_archive, template, options, role_name=role_name, origin=origin,
                write_archive=write_archive)
-    files = dict((rel, data if rel.endswith(".md") else yaml_text(data)) for rel, data in out["files"].items())
+    files = out["files"]
     return {"files": files, "copies": [{"dest": dest, "src": src} for dest, src in out["copies"]],
             "archive": out["archive"], "archive_changed": out["archive_changed"]}
 
@@ -132,6 +144,7 @@ class FilterModule(object):
         return {
             "to_tasks": to_tasks,
             "to_rollback_tasks": to_rollback_tasks,
+            "to_task_yaml": to_task_yaml,
             "to_dockerfile": to_dockerfile,
             "to_role": to_role,
             "to_deb": to_deb,

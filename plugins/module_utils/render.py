@@ -9,12 +9,18 @@ reads the bundle when asked to verify it) and uses the standard library only.
 ``prepare(source, options=None) -> Prepared``
     Load (dict / JSON text / template file / bundle directory), migrate, validate and check
     the template for rendering: absolute clean paths inside the allowed roots, names that
-    are safe in shell and YAML, no Jinja2 delimiters, nothing below a symlink the template
-    itself creates or changes, and (when a bundle directory is known) every bundled file
-    present with its recorded sha256 and nothing else in the bundle.  Raises RenderError with one
+    are safe in shell and YAML, nothing below a symlink the template itself creates or
+    changes, and (when a bundle directory is known) every bundled file present with its
+    recorded sha256 and nothing else in the bundle.  Raises RenderError with one
     sentence naming the item; nothing is rendered from a template that fails.
 ``to_tasks(source, options=None) -> list[dict]``
     Ordered Ansible task dicts that reproduce the capture with idempotent FQCN modules.
+    The renderer's own Jinja (conditions, ``{{ item.path }}`` references, registered names)
+    is marked ``Expr``; every other string is data.  Write tasks to a file only with
+    ``_common/inert_yaml.dump`` (the filter ``mo.fleet.to_task_yaml``): it emits every
+    non-Expr string ``!unsafe``, so Ansible never evaluates a template value.  Jinja in a
+    value is therefore not refused.  Shell and Dockerfile lines quote every value with
+    ``_q`` (which refuses line breaks) and show header fields with ``_one_line``.
 ``to_handlers(source, options=None) -> list[dict]``
     Handlers (restart a unit) for ``to_tasks(..., handlers="notify")``.
 ``to_rollback_tasks(source, options=None) -> list[dict]``
@@ -72,7 +78,9 @@ import tarfile
 from datetime import datetime, timezone
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._common import names
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths as _paths
+from ansible_collections.mo.fleet.plugins.module_utils._common.inert_yaml import Expr
 
 DEFAULT_BASE_IMAGE = "localhost/mo-fleet-base:bookworm"
 DEFAULT_ALLOWED_ROOTS = (
@@ -112,14 +120,7 @@ OPTION_DEFAULTS = {
 }
 HANDLER_MODES = ("inline", "notify", "none")
 
-PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.\-]*$")
-VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9A-Za-z][A-Za-z0-9.+~\-]*$")
-ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9\-]*$")
-UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.@\\\-]*\.(service|socket|timer|path|mount|automount|target|swap)$")
-ACCOUNT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,31}\$?$")
-VAR_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
-JINJA = ("{{", "}}", "{%", "%}", "{#", "#}")
-SHELL_SAFE_FIELD = re.compile(r"^[^\x00-\x1f:\x7f]*$")
+VAR_RE = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class RenderError(ValueError):
@@ -173,38 +174,32 @@ def normalize_options(options=None):
     out["skip_services"] = list(skip) if isinstance(skip, (list, tuple)) else skip
     if out["handlers"] not in HANDLER_MODES:
         raise RenderError("The option handlers must be one of %s, not %r." % (", ".join(HANDLER_MODES), out["handlers"]))
-    if not isinstance(out["var_prefix"], str) or not VAR_RE.match(out["var_prefix"]):
+    if not isinstance(out["var_prefix"], str) or not VAR_RE.fullmatch(out["var_prefix"]):
         raise RenderError("The option var_prefix must be a lower-case variable name prefix, not %r." % (out["var_prefix"],))
     if isinstance(out["archive_min_files"], bool) or not isinstance(out["archive_min_files"], int) \
             or out["archive_min_files"] < 0:
         raise RenderError("The option archive_min_files must be a whole number of 0 or more, not %r."
                           % (out["archive_min_files"],))
     if out["files_archive"] is not None and (not isinstance(out["files_archive"], str)
-                                             or not out["files_archive"].startswith("/")
-                                             or _has_jinja(out["files_archive"])):
+                                             or not out["files_archive"].startswith("/")):
         raise RenderError("The option files_archive must be an absolute path on the controller, not %r."
                           % (out["files_archive"],))
     for key in ("bundle", "src_base", "before_base", "base_image", "name", "maintainer", "version"):
         if out[key] is not None and not isinstance(out[key], str):
             raise RenderError("The option %s must be a string, not %s." % (key, type(out[key]).__name__))
-    if _has_jinja(out["base_image"]) or not out["base_image"] or any(c.isspace() for c in out["base_image"]):
+    if not out["base_image"] or not out["base_image"].isprintable() or any(c.isspace() for c in out["base_image"]):
         raise RenderError("The option base_image %r is not an image reference." % out["base_image"])
     return out
 
 
 # --------------------------------------------------------------------------- validation
 
-def _has_jinja(text):
-    return isinstance(text, str) and any(d in text for d in JINJA)
-
-
 def _check_text(value, what):
+    # No Jinja check: every renderer emits data inert (see _common/inert_yaml.py, _q, _one_line).
     if value is None:
         return
     if not isinstance(value, str):
         raise RenderError("%s must be a string, not %s." % (what, type(value).__name__))
-    if _has_jinja(value):
-        raise RenderError("%s %r contains Jinja2 delimiters, which Ansible would evaluate." % (what, value))
     if "\x00" in value or "\n" in value or "\r" in value:
         raise RenderError("%s %r contains a NUL or line break." % (what, value))
 
@@ -441,12 +436,26 @@ def _verify_content(doc, bundle):
 
 # --------------------------------------------------------------------------- helpers
 
+def _id_number(value, what):
+    """VALUE when it is a uid/gid Linux can give (0 .. MAX_ID), else RenderError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise RenderError("%s must be a whole number from 0 to %d, not %s." % (what, MAX_ID, _shown(value)))
+    return value
+
+
+def _shown(value, limit=80):
+    """VALUE's repr for a message, cut to LIMIT characters (untrusted values can be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _owner_value(entry, key):
     name = entry.get(key)
     if name:
         return name
-    num = entry.get("uid" if key == "owner" else "gid")
-    return str(num) if num is not None else None
+    field = "uid" if key == "owner" else "gid"
+    num = entry.get(field)
+    return str(_id_number(num, "The %s of %s" % (field, _shown(entry.get("path"))))) if num is not None else None
 
 
 def _attrs(entry, mode=True):
@@ -471,7 +480,7 @@ def _unit_stem(unit):
 
 
 def _is_unit_file(path):
-    return any(tpl.is_within(path, d) for d in UNIT_DIRS) and UNIT_RE.match(posixpath.basename(path)) is not None
+    return any(tpl.is_within(path, d) for d in UNIT_DIRS) and names.is_valid("unit", posixpath.basename(path))
 
 
 def _pkg_spec(pkg, pin, key="version"):
@@ -485,30 +494,35 @@ def _ordered(task):
     return dict((k, task[k]) for k in keys if k in task)
 
 
+def _ref(key, omit=True):
+    """The renderer's own reference to a loop item's field (an Expr: template text)."""
+    return Expr("{{ item.%s | default(omit) }}" % key) if omit else Expr("{{ item.%s }}" % key)
+
+
 def _loop_task(name, module, args, items, label="path", extra=None):
     task = {"name": name, module: args, "loop": items,
-            "loop_control": {"label": "{{ item.%s }}" % label}}
+            "loop_control": {"label": _ref(label, omit=False)}}
     if extra:
         task.update(extra)
     return task
 
 
 def _file_args(state, with_src=False, link=False, mode=True):
-    args = {"path": "{{ item.path }}", "state": state}
+    args = {"path": _ref("path", omit=False), "state": state}
     if link:
-        args["src"] = "{{ item.src }}"
+        args["src"] = _ref("src", omit=False)
         args["force"] = True
         args["follow"] = False
     if mode:
-        args["mode"] = "{{ item.mode | default(omit) }}"
-    args["owner"] = "{{ item.owner | default(omit) }}"
-    args["group"] = "{{ item.group | default(omit) }}"
+        args["mode"] = _ref("mode")
+    args["owner"] = _ref("owner")
+    args["group"] = _ref("group")
     return args
 
 
 def _copy_args():
-    return {"src": "{{ item.src }}", "dest": "{{ item.path }}", "mode": "{{ item.mode | default(omit) }}",
-            "owner": "{{ item.owner | default(omit) }}", "group": "{{ item.group | default(omit) }}"}
+    return {"src": _ref("src", omit=False), "dest": _ref("path", omit=False), "mode": _ref("mode"),
+            "owner": _ref("owner"), "group": _ref("group")}
 
 
 class _Units(object):
@@ -585,7 +599,7 @@ def _handler_name(unit):
 
 
 def _reg(prep, index):
-    return "%sconfig_%d" % (prep.options["var_prefix"], index)
+    return Expr("%sconfig_%d" % (prep.options["var_prefix"], index))
 
 
 # --------------------------------------------------------------------------- to_tasks
@@ -619,6 +633,8 @@ def _account_items(prep, accounts, kind):
     for op in ("groups_created", "groups_changed"):
         for g in prep.ops[op]:
             data = g.get("after") if op == "groups_changed" else g
+            if isinstance(data, dict):
+                _check_account_data(dict(data, name=g["name"]))
             if isinstance(data, dict) and data.get("gid") is not None:
                 gid_name[data["gid"]] = g["name"]
     group_names = set(g["name"] for op in ("groups_created", "groups_changed") for g in prep.ops[op])
@@ -628,6 +644,7 @@ def _account_items(prep, accounts, kind):
         if isinstance(acct.get("after"), dict):
             data.update(acct["after"])
             data["name"] = acct["name"]
+        _check_account_data(data)
         item = {"name": acct["name"]}
         if kind == "group":
             if data.get("system") is not None:
@@ -650,34 +667,60 @@ def _account_items(prep, accounts, kind):
     return items
 
 
+_ACCOUNT_TEXT = ("gecos", "home", "shell")
+
+
+def _check_account_data(data):
+    """The fields of an account (its own, or merged from its free-form ``after``/``before``)
+    a renderer uses, checked for their type and range: one sentence names the bad one."""
+    name = _shown(data.get("name"))
+    for key in ("uid", "gid"):
+        if data.get(key) is not None:
+            _id_number(data[key], "The %s of the account %s" % (key, name))
+    if data.get("system") is not None and not isinstance(data["system"], bool):
+        raise RenderError("The system flag of the account %s must be true or false, not %s."
+                          % (name, _shown(data["system"])))
+    for key in _ACCOUNT_TEXT:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise RenderError("The %s of the account %s must be a string, not %s." % (key, name, type(value).__name__))
+        if len(value) > 4096 or ":" in value or any(ch in LINE_BREAKS or ord(ch) < 0x20 for ch in value):
+            raise RenderError("The %s of the account %s holds a colon, a control character or more than 4096 "
+                              "characters, which an account database line cannot carry." % (key, name))
+        if key != "gecos" and value and not value.startswith("/"):
+            raise RenderError("The %s of the account %s is not an absolute path." % (key, name))
+
+
 def _account_tasks(prep):
     ops = prep.ops
     tasks = []
     groups = _account_items(prep, ops["groups_created"] + ops["groups_changed"], "group")
     if groups:
         tasks.append(_loop_task("Create the groups the capture created", "ansible.builtin.group",
-                                {"name": "{{ item.name }}", "state": "present",
-                                 "system": "{{ item.system | default(omit) }}",
-                                 "gid": "{{ item.gid | default(omit) }}"}, groups, label="name"))
+                                {"name": _ref("name", omit=False), "state": "present",
+                                 "system": _ref("system"),
+                                 "gid": _ref("gid")}, groups, label="name"))
     users = _account_items(prep, ops["users_created"] + ops["users_changed"], "user")
     if users:
         tasks.append(_loop_task("Create the users the capture created", "ansible.builtin.user",
-                                {"name": "{{ item.name }}", "state": "present",
-                                 "system": "{{ item.system | default(omit) }}",
-                                 "uid": "{{ item.uid | default(omit) }}",
-                                 "group": "{{ item.group | default(omit) }}",
-                                 "home": "{{ item.home | default(omit) }}",
-                                 "shell": "{{ item.shell | default(omit) }}",
-                                 "comment": "{{ item.comment | default(omit) }}",
+                                {"name": _ref("name", omit=False), "state": "present",
+                                 "system": _ref("system"),
+                                 "uid": _ref("uid"),
+                                 "group": _ref("group"),
+                                 "home": _ref("home"),
+                                 "shell": _ref("shell"),
+                                 "comment": _ref("comment"),
                                  "create_home": False}, users, label="name"))
     gone_users = [{"name": u["name"]} for u in ops["users_deleted"]]
     if gone_users:
         tasks.append(_loop_task("Remove the users the capture removed", "ansible.builtin.user",
-                                {"name": "{{ item.name }}", "state": "absent"}, gone_users, label="name"))
+                                {"name": _ref("name", omit=False), "state": "absent"}, gone_users, label="name"))
     gone_groups = [{"name": g["name"]} for g in ops["groups_deleted"]]
     if gone_groups:
         tasks.append(_loop_task("Remove the groups the capture removed", "ansible.builtin.group",
-                                {"name": "{{ item.name }}", "state": "absent"}, gone_groups, label="name"))
+                                {"name": _ref("name", omit=False), "state": "absent"}, gone_groups, label="name"))
     return tasks
 
 
@@ -773,32 +816,35 @@ def to_tasks(source, options=None):
             perms.append(item)
     if perms:
         tasks.append(_loop_task("Apply the mode and owner changes the capture made", "ansible.builtin.file",
-                                {"path": "{{ item.path }}", "mode": "{{ item.mode | default(omit) }}",
-                                 "owner": "{{ item.owner | default(omit) }}",
-                                 "group": "{{ item.group | default(omit) }}"}, perms))
+                                {"path": _ref("path", omit=False), "mode": _ref("mode"),
+                                 "owner": _ref("owner"),
+                                 "group": _ref("group")}, perms))
 
     gone = [{"path": e["path"]} for op in ("files_deleted", "symlinks_deleted") for e in prep.entries(op)]
     gone.sort(key=lambda i: i["path"])
     if gone:
         tasks.append(_loop_task("Remove the files and symlinks the capture deleted", "ansible.builtin.file",
-                                {"path": "{{ item.path }}", "state": "absent"}, gone))
+                                {"path": _ref("path", omit=False), "state": "absent"}, gone))
     gone_dirs = sorted(({"path": e["path"]} for e in prep.entries("directories_deleted")),
                        key=lambda i: (-_depth(i["path"]), i["path"]))
     if gone_dirs:
         tasks.append(_loop_task("Remove the directories the capture deleted", "ansible.builtin.file",
-                                {"path": "{{ item.path }}", "state": "absent"}, gone_dirs))
+                                {"path": _ref("path", omit=False), "state": "absent"}, gone_dirs))
 
     restart_units = sorted(set(u for restart, _reg in restarts for u in restart))
     if prep.options["skip_services"] is not True:
         tasks += _unit_tasks(prep, units, unit_files, restart_units)
     if handlers_mode == "inline":
         present = _present_list(prep)
+        unit_var = prep.options["var_prefix"] + "restart_unit"
         for restart, reg in restarts:
             for unit in restart:
+                # the unit name is data: it reaches the condition as a variable, never as code
                 tasks.append({"name": "Restart %s because its configuration changed" % unit,
                               "ansible.builtin.systemd_service": {"name": unit, "state": "restarted"},
-                              "when": ["%s is changed" % reg,
-                                       "not ansible_check_mode or %r in %s" % (unit, present)]})
+                              "vars": {unit_var: unit},
+                              "when": [Expr("%s is changed" % reg),
+                                       Expr("not ansible_check_mode or %s in %s" % (unit_var, present))]})
     return [_ordered(t) for t in tasks]
 
 
@@ -832,7 +878,8 @@ def archive_members(source, options=None):
             default_mode = "0755" if kind == "directory" else "0644"
             member = {"path": item["path"], "type": kind, "mode": item.get("mode") or default_mode,
                       "owner": entry.get("owner"), "group": entry.get("group"),
-                      "uid": entry.get("uid") or 0, "gid": entry.get("gid") or 0}
+                      "uid": _id_number(entry.get("uid") or 0, "The uid of %s" % _shown(item["path"])),
+                      "gid": _id_number(entry.get("gid") or 0, "The gid of %s" % _shown(item["path"]))}
             if kind == "file":
                 member["src"] = posixpath.join(prep.bundle, tpl.BUNDLE_FILES, item["path"].lstrip("/"))
                 member["hash"] = entry.get("hash")
@@ -916,9 +963,9 @@ def _probe_task(prep, units):
     return {"name": "Find which of the template's units exist (check mode)",
             "ansible.builtin.command": {"argv": ["systemctl", "list-unit-files", "--no-legend", "--no-pager",
                                                  "--full"] + list(units)},
-            "register": prep.options["var_prefix"] + "units_present",
+            "register": Expr(prep.options["var_prefix"] + "units_present"),
             "changed_when": False, "failed_when": False, "check_mode": False,
-            "when": "ansible_check_mode"}
+            "when": Expr("ansible_check_mode")}
 
 
 def _present_list(prep):
@@ -927,7 +974,7 @@ def _present_list(prep):
 
 
 def _present_guard(prep):
-    return "not ansible_check_mode or item.name in %s" % _present_list(prep)
+    return Expr("not ansible_check_mode or item.name in %s" % _present_list(prep))
 
 
 def _unit_tasks(prep, units, unit_files, restart_units=()):
@@ -951,8 +998,8 @@ def _unit_tasks(prep, units, unit_files, restart_units=()):
         return tasks
     items = [wanted[u] for u in sorted(wanted)]
     tasks.append(_loop_task("Set the units to the state the capture left them in", "ansible.builtin.systemd_service",
-                            {"name": "{{ item.name }}", "enabled": "{{ item.enabled | default(omit) }}",
-                             "state": "{{ item.state | default(omit) }}"}, items, label="name",
+                            {"name": _ref("name", omit=False), "enabled": _ref("enabled"),
+                             "state": _ref("state")}, items, label="name",
                             extra={"when": _present_guard(prep)}))
     return tasks
 
@@ -1007,33 +1054,33 @@ def to_rollback_tasks(source, options=None):
             if not prep.service_skipped(u["unit"]) and "@." not in u["unit"]:
                 undo.setdefault(u["unit"], {"name": u["unit"]})["enabled"] = False
     if undo:
-        reg = opts["var_prefix"] + "rollback_units"
+        reg = Expr(opts["var_prefix"] + "rollback_units")
         tasks.append({"name": "Find which of the units the capture started or enabled still exist",
                       "ansible.builtin.command": {"argv": ["systemctl", "list-unit-files", "--no-legend",
                                                            "--no-pager", "--full"] + sorted(undo)},
                       "register": reg, "changed_when": False, "failed_when": False, "check_mode": False})
         tasks.append(_loop_task("Stop and disable the units the capture started or enabled",
                                 "ansible.builtin.systemd_service",
-                                {"name": "{{ item.name }}", "enabled": "{{ item.enabled | default(omit) }}",
-                                 "state": "{{ item.state | default(omit) }}"},
+                                {"name": _ref("name", omit=False), "enabled": _ref("enabled"),
+                                 "state": _ref("state")},
                                 [undo[u] for u in sorted(undo)], label="name",
-                                extra={"when": "item.name in (%s.stdout_lines | map('split') | map('first') | list)" % reg}))
+                                extra={"when": Expr("item.name in (%s.stdout_lines | map('split') | map('first') | list)" % reg)}))
 
     # 2. accounts it deleted come back first (restored files may be owned by them)
     back_groups = _account_items(prep, ops["groups_deleted"], "group")
     if back_groups:
         tasks.append(_loop_task("Recreate the groups the capture removed", "ansible.builtin.group",
-                                {"name": "{{ item.name }}", "state": "present",
-                                 "system": "{{ item.system | default(omit) }}", "gid": "{{ item.gid | default(omit) }}"},
+                                {"name": _ref("name", omit=False), "state": "present",
+                                 "system": _ref("system"), "gid": _ref("gid")},
                                 back_groups, label="name"))
     back_users = _account_items(prep, ops["users_deleted"], "user")
     if back_users:
         tasks.append(_loop_task("Recreate the users the capture removed", "ansible.builtin.user",
-                                {"name": "{{ item.name }}", "state": "present",
-                                 "system": "{{ item.system | default(omit) }}", "uid": "{{ item.uid | default(omit) }}",
-                                 "group": "{{ item.group | default(omit) }}", "home": "{{ item.home | default(omit) }}",
-                                 "shell": "{{ item.shell | default(omit) }}",
-                                 "comment": "{{ item.comment | default(omit) }}", "create_home": False},
+                                {"name": _ref("name", omit=False), "state": "present",
+                                 "system": _ref("system"), "uid": _ref("uid"),
+                                 "group": _ref("group"), "home": _ref("home"),
+                                 "shell": _ref("shell"),
+                                 "comment": _ref("comment"), "create_home": False},
                                 back_users, label="name"))
 
     # 3. packages: purge what it installed, reinstall what it removed, downgrade what it upgraded
@@ -1064,29 +1111,29 @@ def to_rollback_tasks(source, options=None):
     created.sort(key=lambda i: i["path"])
     if created:
         tasks.append(_loop_task("Remove the files and symlinks the capture created", "ansible.builtin.file",
-                                {"path": "{{ item.path }}", "state": "absent"}, created))
+                                {"path": _ref("path", omit=False), "state": "absent"}, created))
     if top_dirs:
         tasks.append(_loop_task("Remove the directories the capture created, with what is in them",
-                                "ansible.builtin.file", {"path": "{{ item.path }}", "state": "absent"},
+                                "ansible.builtin.file", {"path": _ref("path", omit=False), "state": "absent"},
                                 [{"path": path} for path in sorted(top_dirs)]))
 
     # 5. accounts it created go (after their packages and files)
     new_users = [{"name": u["name"]} for u in ops["users_created"]]
     if new_users:
         tasks.append(_loop_task("Remove the users the capture created", "ansible.builtin.user",
-                                {"name": "{{ item.name }}", "state": "absent"}, new_users, label="name"))
+                                {"name": _ref("name", omit=False), "state": "absent"}, new_users, label="name"))
     new_groups = [{"name": g["name"]} for g in ops["groups_created"]]
     if new_groups:
         tasks.append(_loop_task("Remove the groups the capture created", "ansible.builtin.group",
-                                {"name": "{{ item.name }}", "state": "absent"}, new_groups, label="name"))
+                                {"name": _ref("name", omit=False), "state": "absent"}, new_groups, label="name"))
     changed_users = [dict(_account_items(prep, [{"name": u["name"], "after": u.get("before")}], "user")[0])
                      for u in ops["users_changed"] if isinstance(u.get("before"), dict)]
     if changed_users:
         tasks.append(_loop_task("Return the users the capture changed to their former settings",
                                 "ansible.builtin.user",
-                                {"name": "{{ item.name }}", "group": "{{ item.group | default(omit) }}",
-                                 "home": "{{ item.home | default(omit) }}", "shell": "{{ item.shell | default(omit) }}",
-                                 "comment": "{{ item.comment | default(omit) }}"}, changed_users, label="name"))
+                                {"name": _ref("name", omit=False), "group": _ref("group"),
+                                 "home": _ref("home"), "shell": _ref("shell"),
+                                 "comment": _ref("comment")}, changed_users, label="name"))
 
     # 6. directories it deleted come back (parents first), then files from before/
     back_dirs = sorted((_item(e["path"], e) for e in prep.entries("directories_deleted")),
@@ -1124,9 +1171,9 @@ def to_rollback_tasks(source, options=None):
             perms.append(item)
     if perms:
         tasks.append(_loop_task("Revert the mode and owner changes the capture made", "ansible.builtin.file",
-                                {"path": "{{ item.path }}", "mode": "{{ item.mode | default(omit) }}",
-                                 "owner": "{{ item.owner | default(omit) }}",
-                                 "group": "{{ item.group | default(omit) }}"}, perms))
+                                {"path": _ref("path", omit=False), "mode": _ref("mode"),
+                                 "owner": _ref("owner"),
+                                 "group": _ref("group")}, perms))
 
     # 7. units it disabled or stopped come back
     redo = {}
@@ -1145,16 +1192,38 @@ def to_rollback_tasks(source, options=None):
         tasks.append(_probe_task(prep, sorted(redo)))
         tasks.append(_loop_task("Re-enable and restart the units the capture disabled or stopped",
                                 "ansible.builtin.systemd_service",
-                                {"name": "{{ item.name }}", "enabled": "{{ item.enabled | default(omit) }}",
-                                 "state": "{{ item.state | default(omit) }}"},
+                                {"name": _ref("name", omit=False), "enabled": _ref("enabled"),
+                                 "state": _ref("state")},
                                 [redo[u] for u in sorted(redo)], label="name", extra={"when": _present_guard(prep)}))
     return [_ordered(t) for t in tasks]
 
 
 # --------------------------------------------------------------------------- shell helpers
 
-def _q(text):
-    return shlex.quote(str(text))
+# What a line-based reader (sh, Python's splitlines, an editor, dpkg) may take for the end of
+# a line, and NUL, which no shell word can hold.
+LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00")
+MAX_ID = 4294967294  # the largest uid/gid Linux gives an account (2**32 - 2)
+
+
+def _q(text, what="A value"):
+    """TEXT as ONE shell word on the current line: shlex.quote, after refusing every line
+    break (and NUL), so a value can never start a new command line."""
+    text = str(text)
+    if any(ch in LINE_BREAKS for ch in text):
+        raise RenderError("%s %s holds a line break or NUL, which a shell line cannot carry." % (what, _shown(text)))
+    return shlex.quote(text)
+
+
+def _one_line(text):
+    """TEXT for a comment or a free-text line: every character that is not printable (line
+    breaks of any kind, controls) is written as a visible escape, so it stays one line."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else
+                   ("\\x%02x" % ord(ch) if ord(ch) < 0x100 else "\\u%04x" % ord(ch) if ord(ch) < 0x10000
+                    else "\\U%08x" % ord(ch)) for ch in text)
 
 
 def _owner_spec(entry):
@@ -1208,7 +1277,7 @@ def _fs_script(prep, files_in_place=True):
             continue
         lines.append("mkdir -p %s" % _q(e["path"]))
         if e.get("permissions"):
-            lines.append("chmod %s %s" % (e["permissions"], _q(e["path"])))
+            lines.append("chmod %s %s" % (_q(e["permissions"], "The mode"), _q(e["path"])))
         spec = _owner_spec(e)
         if spec:
             lines.append("chown %s %s" % (_q(spec), _q(e["path"])))
@@ -1217,7 +1286,7 @@ def _fs_script(prep, files_in_place=True):
             if e.get("type") != "file" or not e.get("bundled") or prep.generated(e["path"]):
                 continue
             if e.get("permissions"):
-                lines.append("chmod %s %s" % (e["permissions"], _q(e["path"])))
+                lines.append("chmod %s %s" % (_q(e["permissions"], "The mode"), _q(e["path"])))
             spec = _owner_spec(e)
             if spec:
                 lines.append("chown %s %s" % (_q(spec), _q(e["path"])))
@@ -1232,7 +1301,7 @@ def _fs_script(prep, files_in_place=True):
     for e in prep.entries("permissions_changed"):
         after = e.get("after") or {}
         if after.get("permissions"):
-            lines.append("chmod %s %s" % (after["permissions"], _q(e["path"])))
+            lines.append("chmod %s %s" % (_q(after["permissions"], "The mode"), _q(e["path"])))
         spec = _owner_spec(after)
         if spec:
             lines.append("chown %s %s" % (_q(spec), _q(e["path"])))
@@ -1251,13 +1320,17 @@ def to_dockerfile(source, options=None):
     prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
     ops, opts = prep.ops, prep.options
     head = prep.doc["MO_template"]
-    out = ["# Generated by mo.fleet.to_dockerfile from the capture %s" % _q(head.get("name") or head["command"]),
-           "# of %s on %s at %s." % (_q((head["command"] + " " + head["arguments"]).strip())[:200],
-                                     head.get("host") or "an unknown host", head["timestamp"]),
-           "FROM %s" % opts["base_image"], ""]
+    base = opts["base_image"]
+    if not base or not all(ch.isprintable() and not ch.isspace() for ch in base):
+        raise RenderError("The option base_image %r is not an image reference." % (base,))
+    # Header fields are data: one comment line each, every line break shown as an escape.
+    out = ["# Generated by mo.fleet.to_dockerfile from the capture %s" % _one_line(head.get("name") or head["command"]),
+           "# of %s" % _one_line((head["command"] + " " + head["arguments"]).strip()[:200]),
+           "# on %s at %s." % (_one_line(head.get("host") or "an unknown host"), _one_line(head["timestamp"])),
+           "FROM %s" % base, ""]
     wanted = [p for p in ops["packages_installed"] if opts["install_auto"] or p.get("manual") is not False]
-    specs = [_pkg_spec(p, opts["pin_versions"]) for p in wanted + ops["packages_upgraded"]]
-    removed = [p["name"] for p in ops["packages_removed"]]
+    specs = [_q(_pkg_spec(p, opts["pin_versions"]), "The package") for p in wanted + ops["packages_upgraded"]]
+    removed = [_q(p["name"], "The package") for p in ops["packages_removed"]]
     if removed:
         out.append("RUN apt-get remove -y %s" % " ".join(removed))
     if specs:
@@ -1322,7 +1395,7 @@ def deb_architecture(requested, system, sources):
     """The package's Architecture: as asked, else the captured machine's when it ships
     compiled code (ELF files), else all."""
     if requested:
-        if not ARCH_RE.match(requested):
+        if not names.is_valid("architecture", requested):
             raise RenderError("The architecture %r is not a Debian architecture name." % requested)
         return requested
     if not any(is_elf(src) for src in sources):
@@ -1347,10 +1420,10 @@ def to_deb(source, options=None):
     ops, opts = prep.ops, prep.options
     head = prep.doc["MO_template"]
     name = deb_name(opts["name"] or head.get("name") or head["command"])
-    if not PACKAGE_RE.match(name) or len(name) < 2:
+    if not names.is_valid("package", name):
         raise RenderError("The package name %r is not a valid Debian package name." % name)
     version = opts["version"] or "1.0"
-    if not VERSION_RE.match(version):
+    if not names.is_valid("version", version):
         raise RenderError("The package version %r is not a Debian version." % version)
     maintainer = opts["maintainer"] or "mo.fleet <root@localhost>"
     _check_text(maintainer, "The maintainer")
@@ -1397,6 +1470,10 @@ def to_deb(source, options=None):
     links.sort()
     arch = deb_architecture(opts["architecture"], head.get("system") or "", [entry[1] for entry in files])
     conffiles.sort()
+    for p in ops["packages_installed"] + ops["packages_upgraded"]:
+        if not (names.is_valid("package", p["name"]) and names.is_valid("version", p["version"])):
+            raise RenderError("The package %s in the template has no valid Debian name and version for Depends."
+                              % _shown(p["name"]))
     depends = []
     for p in ops["packages_installed"]:
         if p.get("manual") is not False or opts["install_auto"]:
@@ -1408,7 +1485,7 @@ def to_deb(source, options=None):
     command = (head["command"] + " " + head["arguments"]).strip()
     desc = "captured %s" % (head.get("name") or name)
     control = ["Package: %s" % name, "Version: %s" % version, "Architecture: %s" % arch,
-               "Maintainer: %s" % maintainer, "Section: misc", "Priority: optional"]
+               "Maintainer: %s" % _one_line(maintainer), "Section: misc", "Priority: optional"]
     if depends:
         control.append("Depends: %s" % ", ".join(depends))
     size_kb = sum(int(e.get("size") or 0) for op in ("files_created", "files_modified")
@@ -1416,9 +1493,12 @@ def to_deb(source, options=None):
     control.append("Installed-Size: %d" % size_kb)
     long_desc = ("Files recorded by mo.fleet.capture while running: %s" % command)[:900]
     long_desc = re.sub(r"[^\x20-\x7e]", "?", long_desc)
-    control.append("Description: %s" % desc[:70])
+    control.append("Description: %s" % re.sub(r"[^\x20-\x7e]", "?", desc[:70]))
     control.append(" " + long_desc)
     control.append("")
+    # dpkg splits deb822 on "\n" only: no field value may hold one (each line above is one field)
+    if any("\n" in line or "\r" in line for line in control):
+        raise RenderError("A control field of the package would hold a line break.")
 
     post = []
     post += _account_script(prep, ops["users_created"], ops["groups_created"])
@@ -1498,8 +1578,9 @@ def to_role(source, options=None, role_name="captured", origin=None):
     unpacks that one archive, and keeps the per-item tasks in tasks/files_per_item.yml for
     check and diff mode.
     """
-    if not isinstance(role_name, str) or not re.match(r"^[a-z][a-z0-9_]*$", role_name):
-        raise RenderError("The role name %r must be lower-case letters, digits and underscores." % (role_name,))
+    if not isinstance(role_name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", role_name):
+        raise RenderError("The role name %s must be lower-case letters, digits and underscores (at most 64)."
+                          % _shown(role_name))
     opts = dict(options or {})
     opts["handlers"] = "notify"
     opts["src_base"] = ""
@@ -1517,8 +1598,8 @@ def to_role(source, options=None, role_name="captured", origin=None):
                 rel = e["path"].lstrip("/")
                 bundle_src = posixpath.join(prep.bundle, tpl.BUNDLE_FILES, rel) if prep.bundle else None
                 copies.append((posixpath.join("files", rel), bundle_src))
-    manage = role_name + "_manage_services"
-    packages = role_name + "_install_packages"
+    manage = Expr(role_name + "_manage_services")
+    packages = Expr(role_name + "_install_packages")
     for task in tasks:
         module = [k for k in task if k.startswith("ansible.builtin.")][0]
         if module == "ansible.builtin.apt":
@@ -1547,15 +1628,17 @@ def to_role(source, options=None, role_name="captured", origin=None):
                             "platforms": [{"name": "Debian", "versions": ["bookworm"]}],
                             "galaxy_tags": ["mofleet", "capture"]},
             "dependencies": []}
-    command = (head["command"] + " " + head["arguments"]).strip()
-    readme = "\n".join([
+    command = _one_line((head["command"] + " " + head["arguments"]).strip())
+    shown = dict((key, _one_line(head.get(key) or "unknown")) for key in ("host", "timestamp", "status", "system"))
+    readme = "\n".join([  # free text: every template value on one line (_one_line)
         "# %s" % role_name, "",
         "Generated by `playbooks/template_to_role.yml` of the mo.fleet collection from the capture",
-        "template %s." % ("`%s`" % origin if origin else "of %s" % (head.get("name") or command)), "",
+        "template %s." % ("`%s`" % _one_line(origin).replace("`", "'") if origin
+                          else "of %s" % _one_line(head.get("name") or command)), "",
         "- Captured command: `%s`" % command.replace("`", "'"),
-        "- Host: %s" % (head.get("host") or "unknown"),
-        "- Captured at: %s (status %s)" % (head["timestamp"], head["status"]),
-        "- System: %s" % (head.get("system") or "unknown"),
+        "- Host: %s" % shown["host"],
+        "- Captured at: %s (status %s)" % (shown["timestamp"], shown["status"]),
+        "- System: %s" % shown["system"],
         "", "The role needs only ansible-core: every task uses an `ansible.builtin` module.",
         "Files come from `files/`, laid out by their absolute path on the target.", "",
         "## Variables", "",
@@ -1590,10 +1673,10 @@ def _role_archive_tasks(prep, tasks):
         if "ansible.builtin.unarchive" not in task:
             out.append(task)
             continue
-        task = dict(task, when=["not ansible_check_mode", "not ansible_diff_mode"])
+        task = dict(task, when=[Expr("not ansible_check_mode"), Expr("not ansible_diff_mode")])
         task["ansible.builtin.unarchive"] = dict(task["ansible.builtin.unarchive"], src=ROLE_ARCHIVE)
         out.append(_ordered(task))
         out.append({"name": "Create the directories and copy the files one by one (check and diff mode)",
                     "ansible.builtin.include_tasks": {"file": "files_per_item.yml"},
-                    "when": "ansible_check_mode or ansible_diff_mode"})
+                    "when": Expr("ansible_check_mode or ansible_diff_mode")})
     return out, per_item

@@ -525,9 +525,6 @@ def test_a_symlink_whose_target_holds_a_line_break_is_redacted_not_captured(tmp_
     tpl.build({"argv": ["x"], "timestamp": "t"}, ops)
 
 
-@pytest.mark.xfail(strict=False, reason="found while attacking templates: to_dockerfile's header comment keeps the "
-                   "line breaks of MO_template/command (shlex.quote does not remove them); the Dockerfile writer, "
-                   "below the validation section of render.py, is another part's to fix")
 def test_a_multi_line_command_never_starts_a_dockerfile_line():
     doc = tpl.build({"argv": ["sh", "-c", "true\nFROM evil\nRUN id"], "timestamp": "t"}, {})
     lines = render.to_dockerfile(doc)["Dockerfile"].split("\n")

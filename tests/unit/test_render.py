@@ -12,9 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible.errors import AnsibleFilterError
+from ansible.parsing.utils.yaml import from_yaml
 
 from ansible_collections.mo.fleet.plugins.filter import render as render_filters
 from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils import verify
 
@@ -282,7 +284,7 @@ def mutate(doc, fn):
     (lambda d: d["operations"]["packages_installed"][0].update(name="nginx; rm -rf /"), "nginx; rm -rf /"),
     (lambda d: d["operations"]["users_created"][0].update(name="bad user"), "bad user"),
     (lambda d: d["operations"]["units_enabled"][0].update(unit="x; y"), "x; y"),
-    (lambda d: d["operations"]["files_created"][0].update(path="/usr/local/{{ lookup('pipe','id') }}"), "Jinja2"),
+    # A path holding Jinja is no longer refused: it is emitted inert (tests/unit/test_hostile_render.py).
 ])
 def test_bad_templates_refused_with_one_sentence(change, words):
     doc = mutate(apt_template(), change)
@@ -396,7 +398,7 @@ def test_filters(bundle):
     assert f["to_rollback_tasks"](apt_template(), verify_bundle=False)
     assert f["to_dockerfile"](str(bundle))["Dockerfile"].startswith("# Generated")
     role = f["to_role"](str(bundle), role_name="nginx")
-    assert yaml.safe_load(role["files"]["tasks/main.yml"])[0]["name"]
+    assert from_yaml(role["files"]["tasks/main.yml"])[0]["name"]  # Ansible's loader: !unsafe
     assert role["files"]["tasks/main.yml"].startswith("---\n")
     assert f["to_deb"](make_install_template())["files"][0]["path"] == "/etc/hello.conf"
     with pytest.raises(AnsibleFilterError, match=r"^mo\.fleet\.to_tasks: .*outside the allowed roots"):
@@ -558,7 +560,8 @@ def raw_template(operations):
 def check_task_list(tasks):
     assert isinstance(tasks, list)
     assert set(modules_of(tasks)) <= ALLOWED_MODULES
-    yaml.safe_load(yaml.safe_dump(tasks))  # plain data, serialisable
+    # plain data, written by the one emitter and read back the same by Ansible's loader
+    assert json.loads(json.dumps(from_yaml(inert_yaml.dump(tasks)))) == json.loads(json.dumps(tasks))
     json.dumps(tasks)
 
 

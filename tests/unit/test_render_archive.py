@@ -5,6 +5,7 @@ import tarfile
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
+from ansible.parsing.utils.yaml import from_yaml
 
 from ansible_collections.mo.fleet.plugins.filter import render as render_filters
 from ansible_collections.mo.fleet.plugins.module_utils import render
@@ -70,14 +71,14 @@ def test_role_unpacks_its_archive_and_copies_one_by_one_only_in_check_or_diff_mo
     archive.parent.mkdir(parents=True)
     role = render_filters.to_role(str(bundle), role_name="hello", files_archive=str(archive), archive_min_files=1)
     assert role["archive"] == "files/mo-fleet-files.tar" and archive.is_file()
-    main = yaml.safe_load(role["files"]["tasks/main.yml"])
+    main = from_yaml(role["files"]["tasks/main.yml"])
     unpack = by_name(main, "one archive")
     assert unpack["ansible.builtin.unarchive"] == {"src": "mo-fleet-files.tar", "dest": "/"}
     assert unpack["when"] == ["not ansible_check_mode", "not ansible_diff_mode"]
     include = by_name(main, "one by one")
     assert include["ansible.builtin.include_tasks"] == {"file": "files_per_item.yml"}
     assert include["when"] == "ansible_check_mode or ansible_diff_mode"
-    per_item = yaml.safe_load(role["files"]["tasks/files_per_item.yml"])
+    per_item = from_yaml(role["files"]["tasks/files_per_item.yml"])
     assert [t["name"] for t in per_item] == ["Create the directories the capture created",
                                              "Copy the files the capture created or changed"]
     assert not [t for t in main if t["name"] in ("Create the directories the capture created",
