@@ -91,6 +91,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import math
 import posixpath
 import re
 import tempfile
@@ -586,7 +587,8 @@ def _legacy_file(item, kind, field):
     size = _legacy_type(item.get("size"), int, field + "/size", "a whole number of bytes")
     _legacy(size is None or 0 <= size <= MAX_SIZE, field + "/size", "%s is not a size from 0 to 2**53" % size)
     modified = _legacy_type(item.get("modified"), (int, float), field + "/modified", "a time in seconds")
-    _legacy(modified is None or (modified == modified and -MAX_SIZE <= modified <= MAX_SIZE),
+    _legacy(modified is None or ((isinstance(modified, int) or math.isfinite(modified))
+                                 and -MAX_SIZE <= modified <= MAX_SIZE),
             field + "/modified", "%s is not a time within 2**53 seconds of 1970" % modified)
     entry = {
         "path": normalize_path(item["path"]),
