@@ -52,6 +52,22 @@ class BundleError(Exception):
     pass
 
 
+# a GNU long name or a pax header is read whole into memory before its member is seen: only
+# this much of one (no bundle path needs more; names are capped at 8192 characters below)
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses a long-name or pax header larger than MAX_HEADER_BYTES before reading it."""
+
+    def _proc_member(self, tarfile_):
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
+                         tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) and self.size > MAX_HEADER_BYTES:
+            raise BundleError("The bundle archive holds a header of %d bytes, more than the %d a bundle may use."
+                              % (self.size, MAX_HEADER_BYTES))
+        return super()._proc_member(tarfile_)
+
+
 def extract_bundle(archive, target, max_members=None, max_bytes=None):
     """Extract ARCHIVE into TARGET accepting only plain files/dirs under the bundle's areas.
 
@@ -60,7 +76,7 @@ def extract_bundle(archive, target, max_members=None, max_bytes=None):
     max_members = MAX_MEMBERS if max_members is None else max_members
     max_bytes = MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
     count = total = 0
-    with tarfile.open(archive, "r:*") as tar:
+    with tarfile.open(archive, "r:*", tarinfo=_BoundedTarInfo) as tar:
         for member in tar:
             count += 1
             if count > max_members:

@@ -281,6 +281,8 @@ def host_attributes(host, groups=(), hostvars=None):
     attrs = {str(g) for g in groups}
     attrs.add("all")
     attrs.add(f"HST-{host}")
+    if hostvars is not None and not isinstance(hostvars, Mapping):
+        raise ReleaseError(f"host '{host}': its hostvars must be a mapping, not {type(hostvars).__name__}")
     if hostvars is not None:
         attrs.update(network_attributes(hostvars))
         attrs.update(_extra_attributes(host, hostvars))
@@ -305,6 +307,8 @@ def fleet_attributes(hostvars, groups, hosts=None):
         hosts = groups.get("all") or sorted(member)
     elif isinstance(hosts, str):
         hosts = [hosts]
+    elif not isinstance(hosts, (list, tuple, set)):
+        raise ReleaseError(f"field 'hosts': must be a list of host names, not {type(hosts).__name__}")
     out = {}
     for host in hosts:
         host = str(host)

@@ -70,7 +70,7 @@ def check_entry(entry):
     if not names.is_valid("suite", suite):
         raise ClientError(f"{owner}: field 'suite': {suite!r} is not a suite name")
     components = entry.get("components") or ["main"]
-    if isinstance(components, str) or not all(names.is_valid("suite", c) for c in components):
+    if not isinstance(components, list) or not all(names.is_valid("suite", c) for c in components):
         raise ClientError(f"{owner}: field 'components': must be a list of component names")
     out = {"name": name, "uri": uri.rstrip("/"), "suite": suite, "components": list(components),
            "signed": bool(entry.get("signed", True))}
@@ -78,6 +78,8 @@ def check_entry(entry):
         value = entry.get(field) or []
         if isinstance(value, str):
             value = value.split()
+        if not isinstance(value, list):
+            raise ClientError(f"{owner}: field '{field}': must be a list of package names, not {type(value).__name__}")
         for index, item in enumerate(value):
             if not names.is_valid("apt_package", item):
                 raise ClientError(f"{owner}: field '{field}[{index}]': {item!r} is not a Debian package name")

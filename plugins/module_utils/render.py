@@ -377,7 +377,7 @@ def _check_doc(doc, opts):
             if op in ("excluded", "redacted"):
                 continue
             try:
-                norm = _paths.check_roots(path, roots, field)
+                norm = _paths.check_roots(path, roots, field, below=op != "permissions_changed")
             except _paths.PathError as exc:
                 raise RenderError(str(exc))
             if norm != path:
@@ -1275,41 +1275,41 @@ def _fs_script(prep, files_in_place=True):
     for e in sorted(prep.entries("directories_created"), key=lambda e: e["path"]):
         if prep.package_made(e):
             continue
-        lines.append("mkdir -p %s" % _q(e["path"]))
+        lines.append("mkdir -p -- %s" % _q(e["path"]))
         if e.get("permissions"):
-            lines.append("chmod %s %s" % (_q(e["permissions"], "The mode"), _q(e["path"])))
+            lines.append("chmod %s -- %s" % (_q(e["permissions"], "The mode"), _q(e["path"])))
         spec = _owner_spec(e)
         if spec:
-            lines.append("chown %s %s" % (_q(spec), _q(e["path"])))
+            lines.append("chown %s -- %s" % (_q(spec), _q(e["path"])))
     for op in ("files_created", "files_modified"):
         for e in prep.entries(op):
             if e.get("type") != "file" or not e.get("bundled") or prep.generated(e["path"]):
                 continue
             if e.get("permissions"):
-                lines.append("chmod %s %s" % (_q(e["permissions"], "The mode"), _q(e["path"])))
+                lines.append("chmod %s -- %s" % (_q(e["permissions"], "The mode"), _q(e["path"])))
             spec = _owner_spec(e)
             if spec:
-                lines.append("chown %s %s" % (_q(spec), _q(e["path"])))
+                lines.append("chown %s -- %s" % (_q(spec), _q(e["path"])))
     for op in ("symlinks_created", "symlinks_modified"):
         for e in prep.entries(op):
             if prep.package_made(e) or not e.get("target"):
                 continue
-            lines.append("mkdir -p %s && ln -sfn %s %s" % (_q(posixpath.dirname(e["path"])), _q(e["target"]), _q(e["path"])))
+            lines.append("mkdir -p -- %s && ln -sfn -- %s %s" % (_q(posixpath.dirname(e["path"])), _q(e["target"]), _q(e["path"])))
             spec = _owner_spec(e)
             if spec:
-                lines.append("chown -h %s %s" % (_q(spec), _q(e["path"])))
+                lines.append("chown -h %s -- %s" % (_q(spec), _q(e["path"])))
     for e in prep.entries("permissions_changed"):
         after = e.get("after") or {}
         if after.get("permissions"):
-            lines.append("chmod %s %s" % (_q(after["permissions"], "The mode"), _q(e["path"])))
+            lines.append("chmod %s -- %s" % (_q(after["permissions"], "The mode"), _q(e["path"])))
         spec = _owner_spec(after)
         if spec:
-            lines.append("chown %s %s" % (_q(spec), _q(e["path"])))
+            lines.append("chown %s -- %s" % (_q(spec), _q(e["path"])))
     for op in ("files_deleted", "symlinks_deleted"):
         for e in prep.entries(op):
-            lines.append("rm -f %s" % _q(e["path"]))
+            lines.append("rm -f -- %s" % _q(e["path"]))
     for e in sorted(prep.entries("directories_deleted"), key=lambda e: -_depth(e["path"])):
-        lines.append("rm -rf %s" % _q(e["path"]))
+        lines.append("rm -rf -- %s" % _q(e["path"]))
     return lines
 
 
@@ -1465,6 +1465,17 @@ def to_deb(source, options=None):
                 left_out.append((e["path"], "unit enablement state, made by the maintainer scripts"))
             elif not prep.package_made(e) and e.get("target"):
                 links.append((e["path"], e["target"]))
+    # where the package's own metadata goes: nothing of the template may be there, and no
+    # symlink of it may lie on the way there (the build would follow it out of its tree)
+    reserved = ("/DEBIAN", "/usr/share/doc/" + name)
+    for kind, items in (("file", files), ("directory", dirs), ("symlink", links)):
+        for item in list(items):
+            path = item[0]
+            on_the_way = kind == "symlink" and any(tpl.is_within(r, path) for r in reserved)
+            if on_the_way or any(tpl.is_within(path, r) for r in reserved):
+                items.remove(item)
+                left_out.append((path, "the package's own %s is written there" % (
+                    "control data" if tpl.is_within(path, "/DEBIAN") or path == "/" else "documentation")))
     files.sort()
     dirs.sort()
     links.sort()

@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from ansible_collections.mo.fleet.plugins.module_utils._common import names, validate
+from ansible_collections.mo.fleet.plugins.module_utils._common import names, paths, validate
 from ansible_collections.mo.fleet.plugins.module_utils._common.fields import APT_FIELDS
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import load_catalog
 from ansible_collections.mo.fleet.plugins.module_utils.release import should_halt
@@ -310,9 +310,12 @@ def sync_record_paths(reports_dir, record):
     stamp = _file_name_part(record, "time", "time").replace(":", "")
     day = _file_name_part(record, "date", "date")
     check_sync_record(record)
-    sync = os.path.join(os.path.abspath(reports_dir), "sync")
-    return (os.path.join(sync, f"{host}.json"),
-            os.path.join(sync, "history", host, f"{stamp}-{day}.json"))
+    base = os.path.abspath(reports_dir)
+    try:  # the one path guard: each part a plain file name, the result still below reports_dir
+        return (paths.join(base, ["sync", f"{host}.json"], "sync record: field 'host'"),
+                paths.join(base, ["sync", "history", host, f"{stamp}-{day}.json"], "sync record: field 'host'"))
+    except paths.PathError as exc:
+        raise RolloutError(str(exc)) from None
 
 
 def write_sync_record(reports_dir, record, history=True):

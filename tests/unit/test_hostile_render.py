@@ -383,3 +383,52 @@ def test_the_check_catches_a_task_file_written_as_plain_yaml():
     back = loaded(plain)
     comment = [t for t in back if "ansible.builtin.user" in t][0]["loop"][0]["comment"]
     assert comment == PWN and is_trusted_as_template(comment)  # Ansible would have run the lookup
+
+
+def _add(doc, op, entry):
+    doc["operations"][op].append(entry)
+    doc["summary"] = tpl.summarize(doc["operations"])
+    return doc
+
+
+@pytest.mark.parametrize("op, path", [
+    ("directories_created", "/etc"), ("directories_deleted", "/usr"), ("files_deleted", "/opt"),
+    ("directories_deleted", "/"), ("symlinks_created", "/var"),
+])
+def test_an_allowed_root_itself_is_never_created_or_deleted(op, path):
+    entry = {"path": path, "type": "symlink" if op.startswith("symlinks") else "directory"}
+    if op.startswith("symlinks"):
+        entry["target"] = "/tmp"
+    doc = _add(base(), op, entry)
+    for func in (render.to_tasks, render.to_rollback_tasks, render.to_dockerfile):
+        with pytest.raises(render.RenderError) as err:
+            func(copy.deepcopy(doc))
+        one_sentence(err.value)
+        assert op in str(err.value)
+
+
+def test_a_symlink_target_can_never_become_an_option_of_a_shell_command():
+    doc = _add(base(), "symlinks_created", {"path": "/opt/app/shadow", "type": "symlink", "target": "-t/tmp/victim"})
+    script = render.to_dockerfile(doc)["setup.sh"]
+    line = next(line for line in script.split("\n") if "/opt/app/shadow" in line)
+    words = shlex.split(line)
+    ln = words.index("ln")
+    assert words[ln:ln + 3] == ["ln", "-sfn", "--"], line
+    for line in script.split("\n"):
+        for command in ("mkdir", "chmod", "chown", "rm"):
+            if line.startswith(command + " "):
+                assert " -- " in line, line
+
+
+def test_a_deb_never_takes_a_path_where_its_own_metadata_is_written():
+    doc = base()
+    doc["MO_template"]["name"] = "evil"
+    _add(doc, "symlinks_created", {"path": "/usr/share/doc/evil", "type": "symlink", "target": "/tmp/outside"})
+    _add(doc, "symlinks_created", {"path": "/usr/share/doc2", "type": "symlink", "target": "/tmp/outside"})
+    _add(doc, "directories_created", {"path": "/DEBIAN", "type": "directory", "permissions": "0755"})
+    out = render.to_deb(doc, {"name": "evil", "allowed_roots": ["/"]})
+    kept = [p for p, _t in out["links"]] + [p for p, _m in out["dirs"]]
+    assert "/usr/share/doc/evil" not in kept and "/DEBIAN" not in kept
+    assert "/usr/share/doc2" in kept  # not on the way to /usr/share/doc/evil
+    reasons = dict(out["left_out"])
+    assert "documentation" in reasons["/usr/share/doc/evil"] and "control data" in reasons["/DEBIAN"]

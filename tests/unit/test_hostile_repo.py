@@ -490,7 +490,12 @@ def test_a_halt_that_would_poison_the_state_file_is_not_written(tmp_path, halt, 
 
 @pytest.mark.parametrize("field, value", [("suite", "bookworm\n"), ("suite", "../../x"), ("base_url", "http://m/debian\n"),
                                           ("base_url", "http://m/d ebian"), ("components", ["main\n"]),
-                                          ("components", ["main\u2028contrib"])])
+                                          ("components", ["main\u2028contrib"]),
+                                          # what nginx's proxy_pass would read as a variable or a new directive
+                                          ("base_url", "http://$http_x_upstream/"), ("base_url", "http://m/;}server{listen;#"),
+                                          ("base_url", 'http://m/"x'),
+                                          # apt refuses a whole source list for an absolute suite with components
+                                          ("suite", "bookworm/")])
 def test_catalog_external_deployments_refuse_values_that_break_a_sources_line(field, value):
     dep = {"name": "debian", "start_date": "2026-12-01", "source": "external", "base_url": "http://m/debian",
            "suite": "bookworm", "components": ["main"]}

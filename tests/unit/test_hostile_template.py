@@ -610,3 +610,18 @@ def test_a_deeply_nested_mapping_is_one_sentence():
             call(doc)
         except error as exc:
             one_sentence(str(exc))
+
+
+def test_bundle_extraction_refuses_a_huge_long_name_header_before_reading_it(tmp_path):
+    import tarfile
+    action = _action()
+    archive = str(tmp_path / "bomb.tar.gz")
+    with tarfile.open(archive, "w:gz", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("files/" + "a" * (8 * 1024 * 1024))
+        info.size = 0
+        tar.addfile(info)
+    with pytest.raises(action.BundleError) as caught:
+        action.extract_bundle(archive, str(tmp_path / "x"))
+    one_sentence(str(caught.value))
+    assert "header of 8388615 bytes" in str(caught.value)  # refused from its size, before it is read
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*"))

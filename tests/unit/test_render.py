@@ -347,7 +347,7 @@ def test_dockerfile(bundle):
     assert "apt-get install -y nginx=1.22.1-9" in text and "COPY files/ /" in text
     assert ("files/usr/local/bin/hello", str(bundle) + "/files/usr/local/bin/hello") in out["files"]
     assert "useradd --no-create-home --system --gid hello" in out["setup.sh"]
-    assert "chmod 0755 /usr/local/bin/hello" in out["setup.sh"]
+    assert "chmod 0755 -- /usr/local/bin/hello" in out["setup.sh"]
     assert "systemctl enable nginx.service" in out["setup.sh"]
     assert "FROM debian:12" in render.to_dockerfile(str(bundle), {"base_image": "debian:12"})["Dockerfile"]
 

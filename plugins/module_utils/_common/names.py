@@ -29,15 +29,17 @@ PATTERNS = {
     "apt_package": r"[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+~:_-]+)?",
     "unit": r"[A-Za-z0-9][A-Za-z0-9:_.@\\-]*\.(?:service|socket|timer|path|mount|automount|target|swap|slice|scope|device)",
     "account": r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?",
-    "suite": r"[A-Za-z0-9][A-Za-z0-9._/-]*",
+    "suite": r"[A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9._-])?",
     "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
     # a file name part: what a host name, a record or a capture name may become on disk
     "file_part": r"[A-Za-z0-9_][A-Za-z0-9._@+-]{0,254}",
     # an uploaded package's file name (pool names carry '+', '~' and an epoch as '%3a')
     "deb_file": r"[A-Za-z0-9][A-Za-z0-9._+~%-]{0,254}",
     # a repository URL (printable ASCII, no spaces: it is written into deb822 and shell lines)
-    "http_url": r"https?://[!-~]+",
-    "uri": r"(?:https?|file)://[!-~]+",
+    # RFC 3986 characters less those a web server's or apt's configuration gives a meaning
+    # ($ ; { } quotes, backslash): a URL is written into nginx and .sources files
+    "http_url": r"https?://[A-Za-z0-9._~:/?#\[\]@!&()*+,=%-]+",
+    "uri": r"(?:https?|file)://[A-Za-z0-9._~:/?#\[\]@!&()*+,=%-]+",
     # a single line of printable text (origin, label, description of a Release file)
     "line": r"[^\x00-\x1f\x7f\x85\u2028\u2029]*",
 }
@@ -50,12 +52,12 @@ RULES = {
     "apt_package": "an apt package name, optionally with ':arch' and '=version'",
     "unit": "a systemd unit name",
     "account": "a user or group name",
-    "suite": "an apt suite or component name (no '..')",
+    "suite": "an apt suite or component name (no '..', not ending in '/')",
     "date": "a date YYYY-MM-DD",
     "file_part": "a plain file name part (letters, digits, '.', '_', '@', '+' and '-', no '..')",
     "deb_file": "a plain .deb file name (letters, digits, '.', '_', '+', '~', '%' and '-', no '..')",
-    "http_url": "an http:// or https:// URL without spaces",
-    "uri": "an http://, https:// or file:// URI without spaces",
+    "http_url": "an http:// or https:// URL of RFC 3986 characters without '$', ';', braces, quotes or spaces",
+    "uri": "an http://, https:// or file:// URI of RFC 3986 characters without '$', ';', braces, quotes or spaces",
     "line": "one line of printable text",
 }
 

@@ -10,8 +10,9 @@ message is one sentence naming the field.
     PATH as a clean absolute path: a string, absolute, no NUL, no ``.``/``..`` component.
 ``within(path, root) -> bool``
     Normalised PATH equals ROOT or lies below it (component-wise, never by string prefix).
-``check_roots(path, roots, field) -> str``
-    PATH normalised and inside one of ROOTS.
+``check_roots(path, roots, field, below=False) -> str``
+    PATH normalised and inside one of ROOTS; with BELOW, strictly below one (never a root
+    itself, never ``/``): what a document may create or delete.
 ``stays_inside(base, candidate) -> bool``
     CANDIDATE, symlinks resolved, is BASE or below it.
 ``join(base, parts, field) -> str``
@@ -63,18 +64,23 @@ def within(path, root):
 _PREFIXES = {}
 
 
-def check_roots(path, roots, field):
-    """PATH normalised and inside one of ROOTS, or PathError naming FIELD."""
+def check_roots(path, roots, field, below=False):
+    """PATH normalised and inside one of ROOTS (strictly below one with BELOW), or PathError
+    naming FIELD."""
     norm = normalize(path, field)
+    if below and norm == "/":
+        raise PathError("%s is /, which no template may create or delete." % field)
     if not roots:
         return norm
     key = tuple(roots)
     prefixes = _PREFIXES.get(key)
     if prefixes is None:
         clean = ["/" + "/".join(p for p in r.split("/") if p) for r in roots]
-        if "/" in clean:
-            return norm
-        prefixes = _PREFIXES[key] = (frozenset(clean), tuple(r + "/" for r in clean))
+        prefixes = _PREFIXES[key] = (frozenset(clean), tuple(r.rstrip("/") + "/" for r in clean), "/" in clean)
+    if below and norm in prefixes[0]:
+        raise PathError("%s %s is an allowed root itself, which no template may create or delete." % (field, norm))
+    if prefixes[2]:
+        return norm
     if norm not in prefixes[0] and not norm.startswith(prefixes[1]):
         raise PathError("%s %s is outside the allowed roots (%s)." % (field, norm, ", ".join(roots)))
     return norm
