@@ -77,6 +77,28 @@ def canonical_filename(name, version, arch):
     return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
 
 
+def split_pool_name(filename):
+    """(name, version, architecture) of a file named as dpkg-deb or the pool names a package
+    (``name_version_arch.deb``, the epoch as ``%3a``, ``:`` or left out), or None."""
+    if not isinstance(filename, str) or not filename.endswith(".deb"):
+        return None
+    parts = filename[:-4].split("_")
+    if len(parts) != 3:
+        return None
+    name, version, arch = parts
+    version = version.replace("%3a", ":").replace("%3A", ":")
+    if not (names.is_valid("package", name) and names.is_valid("version", version)
+            and names.is_valid("architecture", arch)):
+        return None
+    return name, version, arch
+
+
+def version_matches(wanted, version):
+    """Whether WANTED names VERSION: the same version, or the same without its epoch (dpkg-deb
+    leaves the epoch out of the file name it writes)."""
+    return wanted == version or (":" not in wanted and version.partition(":")[2] == wanted)
+
+
 # ------------------------------------------------------------------ ar archive
 
 def _ar_members(fh, size, label):
