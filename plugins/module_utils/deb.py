@@ -153,8 +153,13 @@ def _decompress(kind, blob, label):
             return _bounded(zlib.decompressobj(16 + zlib.MAX_WBITS), blob, label, kind)
         if kind == ".xz":
             import lzma
-            return _bounded(lzma.LZMADecompressor(), blob, label, kind)
+            # the .xz format only, as dpkg's liblzma stream decoder (not the legacy .lzma one)
+            return _bounded(lzma.LZMADecompressor(format=lzma.FORMAT_XZ), blob, label, kind)
         if kind == ".zst":
+            # zstd frames only, as dpkg's libzstd (the zstd command would also inflate gzip or xz)
+            if not (blob[:4] == b"\x28\xb5\x2f\xfd" or (blob[1:4] == b"\x2a\x4d\x18" and blob[:1] >= b"\x50"
+                                                      and blob[:1] <= b"\x5f")):
+                raise DebError(f"{label} has a control.tar.zst that is not zstd data.")
             if _zstd is not None:
                 return _bounded(_zstd.ZstdDecompressor(), blob, label, kind)
             return _zstd_command(blob, label)

@@ -144,3 +144,26 @@ def test_case_twisted_and_hostile_fields_read_the_same_through_zstd(field, value
     assert outcomes[0] == outcomes[1]
     if value == "zst-ok":
         assert outcomes[0] == ("ok", "zst-ok")
+
+
+@pytest.mark.parametrize("member,blob", [
+    ("control.tar.zst", gzip.compress(control_tar(b"Package: gz-in-zst\nVersion: 1\nArchitecture: all\n"))),
+    ("control.tar.zst", lzma.compress(control_tar(b"Package: xz-in-zst\nVersion: 1\nArchitecture: all\n"))),
+    ("control.tar.xz", lzma.compress(control_tar(b"Package: lzma-in-xz\nVersion: 1\nArchitecture: all\n"),
+                                     format=lzma.FORMAT_ALONE)),
+])
+def test_a_member_in_another_format_than_its_name_is_refused_as_dpkg_does(member, blob):
+    # the zstd command would inflate gzip and xz too, and lzma's auto mode reads legacy .lzma;
+    # dpkg reads a member by its name's compression only, so mo.fleet does the same
+    data = ar_archive([("debian-binary", b"2.0\n"), (member, blob), ("data.tar", b"")])
+    with pytest.raises(DebError) as err:
+        parse_deb_bytes(data, "mislabelled.deb")
+    assert one_sentence(str(err.value)) and "mislabelled.deb" in str(err.value)
+
+
+def test_zstd_skippable_frame_first_is_still_zstd(monkeypatch):
+    monkeypatch.setattr(debmod, "_zstd", None)
+    skippable = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"skip"
+    blob = skippable + zstd(control_tar(b"Package: skip-ok\nVersion: 1\nArchitecture: all\n"))
+    data = ar_archive([("debian-binary", b"2.0\n"), ("control.tar.zst", blob), ("data.tar", b"")])
+    assert parse_deb_bytes(data, "skip.deb")["name"] == "skip-ok"
