@@ -9,6 +9,7 @@ packages=(
   apt-cacher-ng                                             # the lab's package cache
   openssh-client                                           # the SSH path into the lab
   gnupg dpkg-dev apt-utils fakeroot lintian                # signing, indexes, .deb tooling
+  zstd                                                     # reads zstd-compressed .debs
   python3-apt                                              # apt's own deb822 parser for the hostile-input tests
   strace rsync git make shellcheck                         # capture baseline, sanity tree
   chromium                                                 # status pages seen as a person would

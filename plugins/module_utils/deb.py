@@ -9,6 +9,11 @@ control text, conffiles, md5sums and the file's size, SHA256 and MD5.  :class:`D
 keeps that record content-addressed (by SHA256) plus a stat index (path, size, mtime,
 inode -> SHA256) so each .deb is read once however often it is published.
 
+Members compressed with gzip, xz, zstd or nothing are read (dpkg-deb -Z{gzip,xz,zstd,none};
+zstd is Ubuntu's default).  zstd is read by the standard library on Python 3.14+, else by
+the system's ``zstd`` command (Debian package zstd); either way the output is streamed and
+capped at MAX_CONTROL_TAR, so a bomb in any compression is refused the same way.
+
 Every problem raises :class:`DebError` with one sentence naming the file and the problem.
 """
 
@@ -19,7 +24,10 @@ import io
 import json
 import marshal
 import os
+import shutil
+import subprocess
 import tarfile
+import tempfile
 import zlib
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names
@@ -40,6 +48,8 @@ MAX_CONTROL_TAR = 16 << 20           # the control archive, decompressed
 MAX_CONTROL_MEMBERS = 1000           # entries in the control archive
 MAX_CONTROL_FILE = 1 << 20           # the control file itself
 MAX_INSTALLED_SIZE = 1 << 40         # KiB (1 PiB): Installed-Size beyond this is refused
+ZSTD_MEMORY = "128MB"                # the zstd command's window limit (its own default, said aloud)
+ZSTD_TIMEOUT = 60                    # seconds the zstd command may take for one control archive
 
 
 class DebError(ValueError):
@@ -65,6 +75,28 @@ def check_safe_name(value, what, kind="safe"):
 def canonical_filename(name, version, arch):
     """The Debian pool file name for a package: name_version_arch.deb (epoch ':' as '%3a')."""
     return f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
+
+
+def split_pool_name(filename):
+    """(name, version, architecture) of a file named as dpkg-deb or the pool names a package
+    (``name_version_arch.deb``, the epoch as ``%3a``, ``:`` or left out), or None."""
+    if not isinstance(filename, str) or not filename.endswith(".deb"):
+        return None
+    parts = filename[:-4].split("_")
+    if len(parts) != 3:
+        return None
+    name, version, arch = parts
+    version = version.replace("%3a", ":").replace("%3A", ":")
+    if not (names.is_valid("package", name) and names.is_valid("version", version)
+            and names.is_valid("architecture", arch)):
+        return None
+    return name, version, arch
+
+
+def version_matches(wanted, version):
+    """Whether WANTED names VERSION: the same version, or the same without its epoch (dpkg-deb
+    leaves the epoch out of the file name it writes)."""
+    return wanted == version or (":" not in wanted and version.partition(":")[2] == wanted)
 
 
 # ------------------------------------------------------------------ ar archive
@@ -121,17 +153,72 @@ def _decompress(kind, blob, label):
             return _bounded(zlib.decompressobj(16 + zlib.MAX_WBITS), blob, label, kind)
         if kind == ".xz":
             import lzma
-            return _bounded(lzma.LZMADecompressor(), blob, label, kind)
+            # the .xz format only, as dpkg's liblzma stream decoder (not the legacy .lzma one)
+            return _bounded(lzma.LZMADecompressor(format=lzma.FORMAT_XZ), blob, label, kind)
         if kind == ".zst":
-            if _zstd is None:
-                raise DebError(f"{label} has a zstd-compressed control archive, which this Python's standard library "
-                               "cannot read (rebuild it with dpkg-deb -Zxz or -Zgzip).")
-            return _bounded(_zstd.ZstdDecompressor(), blob, label, kind)
+            # zstd frames only, as dpkg's libzstd (the zstd command would also inflate gzip or xz)
+            if not (blob[:4] == b"\x28\xb5\x2f\xfd" or (blob[1:4] == b"\x2a\x4d\x18" and blob[:1] >= b"\x50"
+                                                      and blob[:1] <= b"\x5f")):
+                raise DebError(f"{label} has a control.tar.zst that is not zstd data.")
+            if _zstd is not None:
+                return _bounded(_zstd.ZstdDecompressor(), blob, label, kind)
+            return _zstd_command(blob, label)
     except DebError:
         raise
     except Exception as exc:  # zlib.error, lzma.LZMAError, EOFError
         raise DebError(f"{label} has a corrupt control{'.tar' + kind} ({exc}).") from None
     raise DebError(f"{label} has an unsupported control archive compression {kind!r}.")
+
+
+def zstd_command():
+    """The path of the system's zstd command, or None (Ansible runs modules with a short PATH)."""
+    return shutil.which("zstd") or shutil.which("zstd", path="/usr/bin:/bin")
+
+
+def _zstd_command(blob, label):
+    """Decompress the zstd BLOB with the system's ``zstd`` command (Debian package zstd).
+
+    The command reads the blob from a temporary file and its output is read in chunks: at
+    most MAX_CONTROL_TAR + 1 bytes are ever held, then the command is stopped, so a zstd
+    bomb is refused like a gzip one.
+    """
+    exe = zstd_command()
+    if exe is None:
+        raise DebError(f"{label} has a zstd-compressed control archive and this host has no zstd command "
+                       "to read it (install the Debian package zstd).")
+    with tempfile.TemporaryFile() as src, tempfile.TemporaryFile() as err:
+        src.write(blob)
+        src.seek(0)
+        proc = subprocess.Popen([exe, "-d", "-c", "-q", f"--memory={ZSTD_MEMORY}"], stdin=src,
+                                stdout=subprocess.PIPE, stderr=err, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+        chunks, total = [], 0
+        try:
+            while total <= MAX_CONTROL_TAR:
+                chunk = proc.stdout.read(min(1 << 20, MAX_CONTROL_TAR + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+        finally:
+            if total > MAX_CONTROL_TAR:
+                proc.kill()
+            proc.stdout.close()
+            try:
+                code = proc.wait(ZSTD_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                code = None
+        if total > MAX_CONTROL_TAR:
+            raise DebError(f"{label} has a control archive larger than {MAX_CONTROL_TAR >> 20} MiB once decompressed, "
+                           "which mo.fleet refuses to read.")
+        if code is None:
+            raise DebError(f"{label} has a control.tar.zst that zstd did not finish reading in {ZSTD_TIMEOUT} seconds.")
+        if code != 0:
+            err.seek(0)
+            why = " ".join(err.read(400).decode("utf-8", "replace").split()) or f"zstd exit status {code}"
+            raise DebError(f"{label} has a corrupt control.tar.zst ({why}).")
+    return b"".join(chunks)
 
 
 def parse_control(text, label="control"):

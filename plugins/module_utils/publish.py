@@ -50,7 +50,7 @@ from datetime import datetime, timedelta, timezone
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names, validate
 from ansible_collections.mo.fleet.plugins.module_utils.deb import (
-    DebCache, DebError, check_safe_name, record_fields, stanza_parts,
+    DebCache, DebError, check_safe_name, record_fields, split_pool_name, stanza_parts, version_matches,
 )
 from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
 
@@ -194,13 +194,58 @@ def _list_debs(directory):
         return []
 
 
+def package_ref(entry):
+    """What a ``packages`` entry names by identity: (name, version, architecture or None) for
+    a .deb file name (as uploaded, or the pool's name) or apt's ``name[:arch]=version``;
+    None when ENTRY is neither."""
+    if entry.endswith(".deb"):
+        return split_pool_name(entry)
+    if "=" not in entry:
+        return None
+    left, _, version = entry.partition("=")
+    name, _, arch = left.partition(":")
+    if not (names.is_valid("package", name) and names.is_valid("version", version)
+            and (not arch or names.is_valid("architecture", arch))):
+        return None
+    return name, version, arch or None
+
+
+def pool_matches(files, entry):
+    """The names of FILES (the .debs of one store or set directory) that ENTRY names.
+
+    ENTRY is a file name (the pool's name matches itself), the file name dpkg-deb gave the
+    package (no epoch: ``libfoo_2.0-1_amd64.deb`` names the pool's
+    ``libfoo_1%3a2.0-1_amd64.deb``), the same with the epoch as ``:``, or apt's
+    ``name[:arch]=version`` (every architecture unless one is given).  Raises PublishError
+    when ENTRY could name more than one version.
+    """
+    if entry in files:
+        return [entry]
+    ref = package_ref(entry)
+    if ref is None:
+        return []
+    name, version, arch = ref
+    found = []
+    for filename in files:
+        have = split_pool_name(filename)
+        if have and have[0] == name and (arch is None or have[2] == arch) and version_matches(version, have[1]):
+            found.append((have[1], filename))
+    if len({v for v, _ in found}) > 1:
+        raise PublishError(f"{entry!r} names several versions ({', '.join(sorted(f for _, f in found))}); "
+                           "name one with its epoch (name_EPOCH%3aVERSION_ARCH.deb or name=EPOCH:VERSION).")
+    return sorted(f for _, f in found)
+
+
 def resolve_packages(catalog, dep, stores_dir):
     """Return the sorted store-relative paths ('store/file.deb' or 'store/set/file.deb') of DEP.
 
     ``packages`` entries are ``file.deb`` (looked up in the deployment's ``store`` first,
-    otherwise in exactly one store), ``store/file.deb``, ``store/set`` or a package set name;
-    ``package_sets`` entries are package set names.  A package set lives in
-    ``stores/<store>/<set>/``; when the catalog lists its ``packages`` only those files are used.
+    otherwise in exactly one store), ``store/file.deb``, ``store/set``, a package set name,
+    or apt's ``name[:arch]=version`` (optionally ``store/name=version``).  A file is named by
+    the pool's name or by the name it was uploaded as (see :func:`pool_matches`: the epoch
+    dpkg-deb leaves out of its file names is found).  ``package_sets`` entries are package
+    set names.  A package set lives in ``stores/<store>/<set>/``; when the catalog lists its
+    ``packages`` only those files are used.
     """
     name = dep["name"]
     sets = {}
@@ -212,6 +257,19 @@ def resolve_packages(catalog, dep, stores_dir):
     except OSError:
         stores = []
     default_store = dep.get("store")
+    listings = {}
+
+    def listing(rel):
+        if rel not in listings:
+            listings[rel] = _list_debs(os.path.join(stores_dir, rel))
+        return listings[rel]
+
+    def lookup(field, rel, entry):
+        """The files of the directory stores/REL that ENTRY names (one sentence on ambiguity)."""
+        try:
+            return pool_matches(listing(rel), entry)
+        except PublishError as exc:
+            raise PublishError(f"deployment {name!r} field {field} in {rel}: {exc}") from None
 
     def set_files(field, set_name, store_hint=None):
         declared = sets.get(set_name, {})
@@ -224,15 +282,18 @@ def resolve_packages(catalog, dep, stores_dir):
         if len(found) > 1:
             raise PublishError(f"deployment {name!r} field {field} names package set {set_name!r}, "
                                f"which is in several stores ({', '.join(found)}); give the set a store.")
-        directory = os.path.join(stores_dir, found[0], set_name)
-        files = _list_debs(directory)
+        rel = f"{found[0]}/{set_name}"
+        files = listing(rel)
         wanted = declared.get("packages") or []
         if wanted:
-            missing = [w for w in wanted if w not in files]
-            if missing:
-                raise PublishError(f"deployment {name!r} field {field}: package set {set_name!r} lists {missing[0]!r}, which is not in {found[0]}/{set_name}.")
-            files = [f for f in files if f in wanted]
-        return [f"{found[0]}/{set_name}/{f}" for f in files]
+            chosen = []
+            for want in wanted:
+                matched = lookup(field, rel, want) if isinstance(want, str) else []
+                if not matched:
+                    raise PublishError(f"deployment {name!r} field {field}: package set {set_name!r} lists {want!r}, which is not in {rel}.")
+                chosen.extend(matched)
+            files = [f for f in files if f in chosen]
+        return [f"{rel}/{f}" for f in files]
 
     out = []
     for entry in _as_list(dep.get("package_sets")):
@@ -246,29 +307,40 @@ def resolve_packages(catalog, dep, stores_dir):
             raise PublishError(f"deployment {name!r} field packages has an entry that is not a package or package set name.")
         parts = entry.split("/")
         if any(p in ("", ".", "..") for p in parts) or len(parts) > 2:
-            raise PublishError(f"deployment {name!r} field packages entry {entry!r} is not 'file.deb', 'store/file.deb', a package set or 'store/set'.")
+            raise PublishError(f"deployment {name!r} field packages entry {entry!r} is not 'file.deb', 'store/file.deb', "
+                               "'name=version', a package set or 'store/set'.")
+        leaf = parts[-1]
+        by_identity = leaf.endswith(".deb") or package_ref(leaf) is not None
         if len(parts) == 2:
-            store, leaf = parts
-            path = os.path.join(stores_dir, store, leaf)
-            if leaf.endswith(".deb") and os.path.isfile(path):
-                out.append(f"{store}/{leaf}")
-                continue
-            if not leaf.endswith(".deb") and os.path.isdir(path):
+            store = parts[0]
+            if by_identity and os.path.isdir(os.path.join(stores_dir, store)):
+                matched = lookup("packages", store, leaf)
+                if matched:
+                    out.extend(f"{store}/{f}" for f in matched)
+                    continue
+            if not by_identity and os.path.isdir(os.path.join(stores_dir, store, leaf)):
                 out.extend(set_files("packages", leaf, store))
                 continue
             raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is not in the stores.")
-        if not entry.endswith(".deb"):
+        if not by_identity:
             out.extend(set_files("packages", entry))
             continue
-        if default_store and os.path.isfile(os.path.join(stores_dir, default_store, entry)):
-            out.append(f"{default_store}/{entry}")
-            continue
-        found = [s for s in stores if os.path.isfile(os.path.join(stores_dir, s, entry))]
+        if default_store and default_store in stores:
+            matched = lookup("packages", default_store, entry)
+            if matched:
+                out.extend(f"{default_store}/{f}" for f in matched)
+                continue
+        found = {}
+        for store in stores:
+            matched = lookup("packages", store, entry)
+            if matched:
+                found[store] = matched
         if not found:
             raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is in no store.")
         if len(found) > 1:
             raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is in several stores ({', '.join(found)}); write 'store/{entry}'.")
-        out.append(f"{found[0]}/{entry}")
+        store, matched = next(iter(found.items()))
+        out.extend(f"{store}/{f}" for f in matched)
     return sorted(set(out))
 
 

@@ -65,7 +65,11 @@ attributes:
     support: full
     description: The same-name action plugin transfers O(src) from the controller.
 notes:
-  - Uses only the Python standard library on the server; zstd-compressed control archives need Python 3.14 or later there.
+  - Reads C(.deb) files whose members are compressed with zstd (Ubuntu's default), xz, gzip or not at all.
+    zstd is read by the Python standard library on Python 3.14 or later, else by the C(zstd) command
+    (Debian package C(zstd)), which must then be installed on the controller and the server
+    (the C(mo.fleet.repo_server) role installs it there).
+  - A control archive larger than 16 MiB once decompressed is refused, whatever its compression.
 seealso:
   - module: mo.fleet.repo_publish
 """

@@ -61,3 +61,26 @@ def export_keyring(home, dest):
 
 def kill_agent(home):
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+
+
+def ar_archive(members):
+    """An ar archive (the .deb container) of MEMBERS: [(name, bytes)], built by hand so a
+    test can put any member, however hostile, into a .deb."""
+    out = b"!<arch>\n"
+    for name, blob in members:
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(blob):<10}`\n".encode() + blob
+        out += b"\n" if len(blob) % 2 else b""
+    return out
+
+
+def deb_members(path):
+    """The (name, bytes) members of the .deb at PATH, read with ar(1)'s layout."""
+    data = Path(path).read_bytes()
+    pos, out = 8, []
+    while pos < len(data):
+        header = data[pos:pos + 60]
+        name = header[:16].decode().strip().rstrip("/")
+        size = int(header[48:58].decode().strip())
+        out.append((name, data[pos + 60:pos + 60 + size]))
+        pos += 60 + size + (size & 1)
+    return out

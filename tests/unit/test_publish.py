@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.mo.fleet.plugins.module_utils import publish as P
 from ansible_collections.mo.fleet.plugins.module_utils.deb import DebCache
@@ -349,3 +350,42 @@ def test_check_mode_before_any_key_or_layout_exists(tmp_path):
     assert not (tmp_path / "repo" / "demo" / "repos").exists() and not (tmp_path / "nokey").exists()
     with pytest.raises(P.PublishError, match="signing keyring .* does not exist"):
         P.publish(catalog, root=str(tmp_path / "repo"), gnupg_home=str(tmp_path / "nokey"))
+
+
+# ------------------------------------------------------------------ epochs (issue 15)
+
+def test_a_catalog_naming_the_uploaded_file_publishes_the_epoch_package(repo):
+    from ansible_collections.mo.fleet.plugins.module_utils.store import store_packages
+    src = build_deb(repo.tmp / "build", "libfoo", version="1:2.0-1", arch="amd64", compress="zstd",
+                    out=repo.tmp / "out" / "libfoo_2.0-1_amd64.deb")
+    store_packages(str(repo.root), "demo", "main", [str(src)])
+    repo.catalog["deployments"][0]["packages"].append("libfoo_2.0-1_amd64.deb")
+    repo.catalog["deployments"][1]["packages"] = ["libfoo=1:2.0-1"]
+    repo.publish()
+    for dep in ("hello", "base"):
+        amd64 = (repo.dep(dep) / "dists" / dep / "main/binary-amd64/Packages").read_text()
+        assert "Filename: pool/main/libfoo_1%3a2.0-1_amd64.deb\n" in amd64 and "Version: 1:2.0-1\n" in amd64
+        assert (repo.dep(dep) / "pool/main/libfoo_1%3a2.0-1_amd64.deb").is_file()
+
+
+POOL = ["libfoo_1%3a2.0-1_amd64.deb", "libfoo_2.0-1_arm64.deb", "hello-mo_1.0-1_all.deb"]
+HOSTILE_PARTS = st.sampled_from(["{{ lookup('pipe','id') }}", "\n", "\r", "\u2028", "\u0085", "\x1c", "\x00", "..",
+                                 "1e30", "-1", "99999999999999999999", "%3a", "%3A", ":", "_", "=", "libfoo",
+                                 "2.0-1", "amd64", ".deb", "LIBFOO", "Libfoo"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(HOSTILE_PARTS, min_size=1, max_size=6))
+def test_hostile_package_entries_match_only_by_identity_or_say_one_sentence(parts):
+    entry = "".join(parts)
+    try:
+        got = P.pool_matches(POOL, entry)
+    except P.PublishError as exc:
+        assert str(exc).endswith(".") and "\n" not in str(exc)
+        return
+    assert set(got) <= set(POOL)
+    for filename in got:
+        name, version, arch = P.split_pool_name(filename)
+        assert entry == filename or name in entry and arch in entry or entry.startswith(name + "=")
+    if any(c in entry for c in "\n\r\u2028\u0085\x1c\x00{}'"):
+        assert got == []

@@ -157,3 +157,80 @@ def test_uploads_stream_through_the_shared_atomic_write(tmp_path):
     with pytest.raises(OSError):
         atomic_write(str(target), Broken(b"x"))
     assert target.read_bytes() == data and os.listdir(tmp_path) == ["big.deb"]  # old file kept, no temp left
+
+
+# ------------------------------------------------------------------ epochs (issue 15)
+
+def _epoch_upload(tmp_path):
+    """libfoo 1:2.0-1 as dpkg-deb names it (no epoch in the file name), uploaded to main."""
+    from debtools import build_deb as build
+    src = build(tmp_path / "build", "libfoo", version="1:2.0-1", arch="amd64", compress="zstd",
+                out=tmp_path / "out" / "libfoo_2.0-1_amd64.deb")
+    root = tmp_path / "repo"
+    result = store_packages(str(root), "demo", "main", [str(src)])
+    return root, result
+
+
+def test_an_epoch_package_is_stored_under_the_pool_name(tmp_path):
+    root, result = _epoch_upload(tmp_path)
+    [pkg] = result["packages"]
+    assert (pkg["source"], pkg["filename"], pkg["version"]) == (
+        "libfoo_2.0-1_amd64.deb", "main/libfoo_1%3a2.0-1_amd64.deb", "1:2.0-1")
+    assert [rel for rel, _ in tree(root / "demo" / "stores") if rel.endswith(".deb")] == ["main/libfoo_1%3a2.0-1_amd64.deb"]
+
+
+@pytest.mark.parametrize("entry", [
+    "libfoo_2.0-1_amd64.deb",           # the name dpkg-deb gave it, as uploaded
+    "libfoo_1%3a2.0-1_amd64.deb",       # the pool's name
+    "libfoo_1%3A2.0-1_amd64.deb",
+    "libfoo_1:2.0-1_amd64.deb",         # the epoch spelled as apt shows it
+    "main/libfoo_2.0-1_amd64.deb",
+    "main/libfoo_1%3a2.0-1_amd64.deb",
+    "libfoo=1:2.0-1",                   # apt's name=version
+    "libfoo=2.0-1",
+    "libfoo:amd64=1:2.0-1",
+    "main/libfoo=2.0-1",
+])
+def test_a_catalog_names_the_package_by_any_of_its_names(tmp_path, entry):
+    from ansible_collections.mo.fleet.plugins.module_utils.publish import resolve_packages
+    root, _ = _epoch_upload(tmp_path)
+    dep = {"name": "foo", "packages": [entry]}
+    assert resolve_packages({}, dep, str(root / "demo" / "stores")) == ["main/libfoo_1%3a2.0-1_amd64.deb"]
+
+
+@pytest.mark.parametrize("entry", ["libfoo_2.0-2_amd64.deb", "libfoo_2%3a2.0-1_amd64.deb", "libfoo_2.0-1_arm64.deb",
+                                   "libfoo=3.0", "libfoo:arm64=2.0-1", "libfoo_2.0-1_amd64.deb\n",
+                                   "libfoo=2.0-1\nX: y", "libfoo=2.0-1\u2028"])
+def test_other_versions_and_hostile_names_are_in_no_store(tmp_path, entry):
+    from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError, resolve_packages
+    root, _ = _epoch_upload(tmp_path)
+    with pytest.raises(PublishError) as err:
+        resolve_packages({}, {"name": "foo", "packages": [entry]}, str(root / "demo" / "stores"))
+    msg = str(err.value)
+    assert msg.endswith(".") and "\n" not in msg and ("no store" in msg or "not in the stores" in msg
+                                                      or "is not a package set" in msg or "has not been uploaded" in msg)
+
+
+def test_an_epochless_name_matching_two_epochs_is_refused_with_the_way_out(tmp_path):
+    from debtools import build_deb as build
+    from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError, resolve_packages
+    root, _ = _epoch_upload(tmp_path)
+    other = build(tmp_path / "b2", "libfoo", version="2:2.0-1", arch="amd64", out=tmp_path / "o2" / "libfoo_2.0-1_amd64.deb")
+    store_packages(str(root), "demo", "main", [str(other)])
+    stores = str(root / "demo" / "stores")
+    with pytest.raises(PublishError, match=r"names several versions .*name one with its epoch"):
+        resolve_packages({}, {"name": "foo", "packages": ["libfoo_2.0-1_amd64.deb"]}, stores)
+    assert resolve_packages({}, {"name": "foo", "packages": ["libfoo=2:2.0-1"]}, stores) == ["main/libfoo_2%3a2.0-1_amd64.deb"]
+
+
+def test_a_package_set_lists_its_packages_by_the_uploaded_names(tmp_path):
+    from debtools import build_deb as build
+    from ansible_collections.mo.fleet.plugins.module_utils.publish import resolve_packages
+    src = tmp_path / "base-set"
+    build(tmp_path / "b", "liba", version="3:1.0-1", arch="amd64", out=src / "liba_1.0-1_amd64.deb")
+    build(tmp_path / "b", "libb", version="1.0-1", arch="amd64", out=src / "libb_1.0-1_amd64.deb")
+    root = tmp_path / "repo"
+    store_packages(str(root), "demo", "base", collect_debs(str(src)), package_set="base-set")
+    catalog = {"package_sets": [{"name": "base-set", "store": "base", "packages": ["liba_1.0-1_amd64.deb"]}]}
+    got = resolve_packages(catalog, {"name": "b", "package_sets": ["base-set"]}, str(root / "demo" / "stores"))
+    assert got == ["base/base-set/liba_3%3a1.0-1_amd64.deb"]
