@@ -24,6 +24,8 @@ import io
 import json
 import marshal
 import os
+import posixpath
+import re
 import shutil
 import subprocess
 import tarfile
@@ -140,6 +142,9 @@ def _bounded(decompressor, blob, label, kind):
                        "which mo.fleet refuses to read.")
     if not getattr(decompressor, "eof", True):
         raise DebError(f"{label} has a truncated control{'.tar' + kind}.")
+    if getattr(decompressor, "unused_data", b""):
+        # dpkg reads on into a second gzip member or xz stream; mo.fleet would stop at the first
+        raise DebError(f"{label} has data after the end of its control{'.tar' + kind}, which dpkg would read too.")
     return out
 
 
@@ -235,16 +240,18 @@ def _read_control_tar(raw, label):
     except tarfile.TarError as exc:
         raise DebError(f"{label} has a corrupt control archive ({exc}).") from None
     files = {}
+    seen = set()
     try:
         for count, member in enumerate(tar, 1):
             if count > MAX_CONTROL_MEMBERS:
                 raise DebError(f"{label} has more than {MAX_CONTROL_MEMBERS} entries in its control archive.")
-            name = member.name
-            while name.startswith("./"):
-                name = name[2:]
-            if member.isfile() and name in ("control", "conffiles", "md5sums"):
-                if name in files:
+            name = posixpath.normpath(member.name).lstrip("/")  # where tar puts it: ./x, .//x, a/../x are x
+            if name in ("control", "conffiles", "md5sums"):
+                if name in seen:
                     raise DebError(f"{label} has two {name} files in its control archive.")
+                seen.add(name)
+                if not member.isfile():
+                    raise DebError(f"{label} has a {name} in its control archive that is not a plain file.")
                 if name == "control" and member.size > MAX_CONTROL_FILE:
                     raise DebError(f"{label} has a control file larger than {MAX_CONTROL_FILE >> 10} KiB.")
                 blob = tar.extractfile(member).read()
@@ -280,34 +287,53 @@ def parse_deb(path, label=None):
 
     Keys: name, version, architecture, fields (ordered control fields), control (raw
     control stanza), conffiles (list), md5sums (dict path -> md5), size, sha256, md5.
+    Only the ar headers and the control member are read into memory; the digests are
+    computed by streaming the file.
     """
     label = label or os.path.basename(str(path))
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            record = _parse(fh, os.fstat(fh.fileno()).st_size, label)
+        size, sha256, md5 = hash_file(path)
     except OSError as exc:
         raise DebError(f"{label} cannot be read ({exc.strerror}).") from None
-    return parse_deb_bytes(data, label)
+    record.update(size=size, sha256=sha256, md5=md5)
+    return record
 
 
 def parse_deb_bytes(data, label="package"):
     """Parse a .deb given as bytes (see :func:`parse_deb`)."""
-    size = len(data)
-    fh = io.BytesIO(data)
-    members = list(_ar_members(fh, size, label))
+    record = _parse(io.BytesIO(data), len(data), label)
+    record.update(size=len(data), sha256=hashlib.sha256(data).hexdigest(), md5=hashlib.md5(data).hexdigest())
+    return record
+
+
+def _members_in_dpkg_order(members, label):
+    """debian-binary, control.tar*, data.tar*, with only '_' members between, as dpkg-deb requires."""
     names = [m[0] for m in members]
     if not names or names[0] != "debian-binary":
         raise DebError(f"{label} is not a .deb (first ar member is {names[0] if names else 'missing'}, not debian-binary).")
-    start, length = members[0][1], members[0][2]
-    if not data[start:start + length].startswith(b"2."):
-        raise DebError(f"{label} has an unsupported package format version {data[start:start + length].strip()!r}.")
-    control = [m for m in members if m[0].startswith("control.tar")]
-    if not control:
-        raise DebError(f"{label} is not a .deb (no control.tar member).")
-    if not any(m[0].startswith("data.tar") for m in members):
-        raise DebError(f"{label} is truncated or incomplete (no data.tar member).")
-    cname, cstart, clen = control[0]
-    raw = _decompress(cname[len("control.tar"):], data[cstart:cstart + clen], label)
+    rest = [m for m in members[1:] if not m[0].startswith("_")]
+    if not rest or not rest[0][0].startswith("control.tar"):
+        raise DebError(f"{label} is not a .deb (its second member is not control.tar).")
+    if len(rest) < 2 or not rest[1][0].startswith("data.tar"):
+        raise DebError(f"{label} is truncated or incomplete (no data.tar member after control.tar).")
+    if len(rest) > 2:
+        raise DebError(f"{label} has the member {rest[2][0]} after data.tar, which dpkg does not read.")
+    return members[0], rest[0]
+
+
+def _parse(fh, size, label):
+    binary, control = _members_in_dpkg_order(list(_ar_members(fh, size, label)), label)
+    fh.seek(binary[1])
+    version = fh.read(min(binary[2], 64))
+    if binary[2] > 64 or not re.fullmatch(rb"2\.[0-9]+\n", version):
+        raise DebError(f"{label} has an unsupported package format version {version.strip()[:20]!r}.")
+    cname, cstart, clen = control
+    if clen > MAX_CONTROL_TAR:
+        raise DebError(f"{label} has a control archive larger than {MAX_CONTROL_TAR >> 20} MiB, which mo.fleet refuses to read.")
+    fh.seek(cstart)
+    raw = _decompress(cname[len("control.tar"):], fh.read(clen), label)
     files = _read_control_tar(raw, label)
     if "control" not in files:
         raise DebError(f"{label} has no control file in its control archive.")
@@ -321,9 +347,6 @@ def parse_deb_bytes(data, label="package"):
         if len(parts) == 2:
             md5sums[parts[1].strip()] = parts[0]
     record["md5sums"] = md5sums
-    record["size"] = size
-    record["sha256"] = hashlib.sha256(data).hexdigest()
-    record["md5"] = hashlib.md5(data).hexdigest()
     return record
 
 

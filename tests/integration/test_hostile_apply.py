@@ -66,7 +66,7 @@ def hostile_bundle(root, marker):
                            "system": True}],
         "groups_created": [{"name": "mohostile", "system": True}],
     }
-    doc = tpl.build({"argv": ["sh", "-c", pwn], "timestamp": "2026-01-01T00:00:00", "host": pwn,
+    doc = tpl.build({"argv": ["sh", "-c", pwn + "\nx"], "timestamp": "2026-01-01T00:00:00", "host": pwn,
                      "name": "hostile"}, ops)
     bundle = Path(root) / "bundle"
     for path, data, area in ((paths["file"], content, "files"), (paths["conf"], content, "files"),

@@ -511,3 +511,90 @@ def test_a_large_packages_index_is_read_whole_and_a_field_flood_is_refused():
     assert len(parse_packages_index(index)) == 5000
     flood = BASE + "".join(f"X-F{i}: v\n" for i in range(1001))
     refused(flood, "more than 1000 fields")
+
+
+# ------------------------------------------------------------------ the .deb container as dpkg reads it
+
+def _tar(entries):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, blob in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return buf.getvalue()
+
+
+def _gzip(blob):
+    z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return z.compress(blob) + z.flush()
+
+
+HELLO = b"Package: hello\nVersion: 1.0\nArchitecture: all\nDescription: d\n"
+SUDO = b"Package: sudo\nVersion: 99\nArchitecture: all\nDescription: d\n"
+
+
+def _deb(control_member, name="control.tar.gz", binary=b"2.0\n", order=None):
+    from debtools import ar_archive
+    members = order or [("debian-binary", binary), (name, control_member), ("data.tar.gz", _gzip(_tar([])))]
+    return ar_archive(members)
+
+
+@pytest.mark.parametrize("second", [".//control", "./x/../control", "control", "/control"])
+def test_a_second_control_under_any_spelling_tar_resolves_is_refused(second):
+    data = _deb(_gzip(_tar([("./control", HELLO), (second, SUDO)])))
+    with pytest.raises(DebError, match="two control files"):
+        parse_deb_bytes(data, "t.deb")
+
+
+def test_a_second_gzip_member_that_dpkg_would_read_is_refused():
+    first = _tar([("./control", HELLO)])[:-1024]  # no end blocks: dpkg reads on into the next member
+    data = _deb(_gzip(first) + _gzip(_tar([("./control", SUDO)])))
+    with pytest.raises(DebError, match="data after the end"):
+        parse_deb_bytes(data, "t.deb")
+
+
+@pytest.mark.parametrize("binary, order, words", [
+    (b"2.0garbage", None, "format version"),
+    (b"2.0\njunk", None, "format version"),
+    (b"2.0\n", [("debian-binary", b"2.0\n"), ("data.tar.gz", b""), ("control.tar.gz", b"")], "second member"),
+    (b"2.0\n", [("debian-binary", b"2.0\n"), ("control.tar.gz", b"")], "no data.tar"),
+    (b"2.0\n", "extra", "after data.tar"),
+])
+def test_containers_dpkg_refuses_are_refused(binary, order, words):
+    control = _gzip(_tar([("./control", HELLO)]))
+    if order == "extra":
+        order = [("debian-binary", b"2.0\n"), ("control.tar.gz", control), ("data.tar.gz", _gzip(_tar([]))),
+                 ("control.tar.xz", b"x")]
+    elif order is not None:
+        order = [(n, control if n.startswith("control") else b) for n, b in order]
+    with pytest.raises(DebError, match=words):
+        parse_deb_bytes(_deb(control, binary=binary, order=order), "t.deb")
+    assert parse_deb_bytes(_deb(control, order=[("debian-binary", b"2.0\n"), ("_sig", b"s"), ("control.tar.gz", control),
+                                                 ("data.tar.gz", _gzip(_tar([])))]), "t.deb")["name"] == "hello"
+
+
+@pytest.mark.parametrize("version, valid", [
+    ("1.0-", False), ("1:1.0-", False), ("99999999999999999999:1", False), ("abc", False), ("1.0-1", True),
+    ("1:2.0-1", True), ("2.36-9+deb12u1", True), ("1.0-a-b", True), ("1.22.1-9", True), ("0.9~rc1", True),
+])
+def test_versions_are_what_dpkg_validates(version, valid):
+    assert names.is_valid("version", version) is valid
+    rc = subprocess.run(["dpkg", "--validate-version", version], capture_output=True).returncode
+    assert (rc == 0) is valid
+
+
+def test_a_large_deb_is_parsed_without_reading_it_whole(tmp_path):
+    import tracemalloc
+    path = tmp_path / "big.deb"
+    control = _gzip(_tar([("./control", HELLO)]))
+    path.write_bytes(_deb(control, order=[("debian-binary", b"2.0\n"), ("control.tar.gz", control),
+                                          ("data.tar", b"\0" * (64 << 20))]))
+    tracemalloc.start()
+    try:
+        record = debmod.parse_deb(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert record["name"] == "hello" and record["size"] == path.stat().st_size
+    assert peak < 8 << 20  # well below the 64 MiB data member: only headers and control are read

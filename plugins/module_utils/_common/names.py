@@ -23,7 +23,9 @@ PATTERNS = {
     # a Debian package name (Debian Policy 5.6.7)
     "package": r"[a-z0-9][a-z0-9+.-]+",
     # a Debian version (Policy 5.6.12): optional epoch, upstream version, optional revision
-    "version": r"(?:[0-9]+:)?[0-9A-Za-z][A-Za-z0-9.+~-]*",
+    # (as dpkg --validate-version: an epoch of at most nine digits, an upstream version
+    # starting with a digit, a non-empty revision after the last '-')
+    "version": r"(?:[0-9]{1,9}:)?[0-9][A-Za-z0-9.+~]*(?:-[A-Za-z0-9.+~]+)*",
     "architecture": r"[a-z0-9][a-z0-9-]*",
     # apt's name[:arch][=version]
     "apt_package": r"[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+~:_-]+)?",
