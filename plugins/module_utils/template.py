@@ -408,8 +408,9 @@ def schema():
 
 
 def schema_json():
-    """The schema as the canonical text of schemas/template.schema.json."""
-    return json.dumps(SCHEMA, indent=2, sort_keys=True) + "\n"
+    """The schema as the canonical text of schemas/template.schema.json (patterns anchored
+    so every JSON Schema tool matches them whole, as the one validator does)."""
+    return _validate.export(SCHEMA)
 
 
 # --------------------------------------------------------------------------- the one validator

@@ -20,10 +20,13 @@ break (Python's ``re.search`` with ``$`` would accept ``"name\\n"``).
 ``errors(doc, schema, limit=20) -> list[str]``
     Every problem as one sentence naming the field (``operations/users_created/0/gid``).
 ``first_error(doc, schema) -> str or None``
+``export(schema, schema_id, title) -> str``
+    The text of SCHEMA's file in ``schemas/`` (patterns anchored for other JSON Schema tools).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -214,6 +217,39 @@ def _compile(sch, root, cache):
 
 
 _CHECKERS = {}
+
+
+_END = r"(?![\s\S])"  # the end of the input in ECMA-262 and Python alike ($ is not, in Python)
+
+
+def anchored(schema):
+    """SCHEMA with every pattern made a whole-string match for any JSON Schema tool:
+    ``^(?:body)(?![\\s\\S])``, which ECMA-262 and Python's re read the same way (Python's ``$``
+    also matches before a final line break, so ``^...$`` would not do)."""
+    if isinstance(schema, dict):
+        out = {}
+        for key, value in schema.items():
+            if key == "pattern" and isinstance(value, str) and not value.endswith(_END):
+                body = value[1:] if value.startswith("^") else value
+                if body.endswith("$") and not body.endswith("\\$"):
+                    body = body[:-1]
+                value = "^(?:%s)%s" % (body, _END)
+            out[key] = anchored(value)
+        return out
+    if isinstance(schema, list):
+        return [anchored(v) for v in schema]
+    return schema
+
+
+def export(schema, schema_id=None, title=None):
+    """SCHEMA as the canonical text of its file in schemas/ (draft 2020-12, patterns anchored)."""
+    doc = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
+    if schema_id:
+        doc["$id"] = schema_id
+    if title:
+        doc["title"] = title
+    doc.update(anchored(schema))
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
 def checker(schema):
