@@ -18,25 +18,13 @@ from pathlib import Path
 from labhosts import run_playbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+from debtools import gzip_bytes, tar_bytes  # noqa: E402
 from test_repo_server import (  # noqa: E402  (helpers shared with the repository server test)
     PROJECT, add_source, catalog, clean_update, failed_msg, store_state, trust_server,
 )
 
 
-def _gz(blob):
-    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    return comp.compress(blob) + comp.flush()
-
-
-def _tar(entries):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, blob in entries:
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(blob))
-    return buf.getvalue()
+_gz, _tar = gzip_bytes, tar_bytes
 
 
 def crafted_deb(path, control):

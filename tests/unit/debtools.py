@@ -84,3 +84,24 @@ def deb_members(path):
         out.append((name, data[pos + 60:pos + 60 + size]))
         pos += 60 + size + (size & 1)
     return out
+
+
+def tar_bytes(entries):
+    """A tar archive (GNU format) of ENTRIES: [(name, bytes)], each a 0644 regular file."""
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, blob in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(blob))
+    return buf.getvalue()
+
+
+def gzip_bytes(blob):
+    """BLOB as one gzip member."""
+    import zlib
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return comp.compress(blob) + comp.flush()

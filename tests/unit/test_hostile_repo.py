@@ -29,7 +29,7 @@ from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
 )
 from ansible_collections.mo.fleet.plugins.module_utils.store import store_packages
 
-from debtools import build_deb
+from debtools import build_deb, gzip_bytes, tar_bytes
 
 HOSTILE = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\r", "\x00", "\x0b", "\x0c", "\x7f"]
 JINJA = "{{ lookup('pipe','id') }}"
@@ -515,19 +515,7 @@ def test_a_large_packages_index_is_read_whole_and_a_field_flood_is_refused():
 
 # ------------------------------------------------------------------ the .deb container as dpkg reads it
 
-def _tar(entries):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, blob in entries:
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    return buf.getvalue()
-
-
-def _gzip(blob):
-    z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    return z.compress(blob) + z.flush()
+_tar, _gzip = tar_bytes, gzip_bytes
 
 
 HELLO = b"Package: hello\nVersion: 1.0\nArchitecture: all\nDescription: d\n"
