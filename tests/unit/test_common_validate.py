@@ -114,3 +114,14 @@ def test_applicators_agree_with_jsonschema(value, kind):
         assert not theirs, theirs[0].message
     if theirs:
         assert ours
+
+
+class _TaggedInt(int):
+    """Stands in for ansible-core's tagged values (a subclass with a private class name)."""
+
+
+@pytest.mark.parametrize("value, words", [(_TaggedInt(5), "an integer"), (5, "an integer"), (True, "a boolean"),
+                                          ([], "a list"), ({}, "an object"), (math.nan, "a non-finite number"),
+                                          (1.5, "a number"), (None, "null"), (b"x", "a value of another kind")])
+def test_describe_never_shows_a_class_name(value, words):
+    assert validate.describe(value) == words

@@ -25,6 +25,8 @@ break (Python's ``re.search`` with ``$`` would accept ``"name\\n"``).
 ``problems(doc, schema, limit=20) -> list[(path tuple, str)]``
     The same problems with the path apart from the words that follow it.
 ``first_error(doc, schema) -> str or None``
+``describe(value) -> str``
+    What a value is in words ("an integer"), for sentences that must not show a class name.
 """
 
 from __future__ import annotations
@@ -67,6 +69,19 @@ def _type_of(value):
         return "a non-finite number"
     return {dict: "an object", list: "a list", str: "a string", int: "an integer",
             float: "a number"}.get(type(value), type(value).__name__)
+
+
+def describe(value):
+    """What VALUE is, in words for a sentence ("an integer", "a list"), never a Python class name."""
+    for kind, words in (("object", "an object"), ("array", "a list"), ("string", "a string"),
+                        ("boolean", "a boolean"), ("null", "null"), ("integer", "an integer")):
+        if _is(kind, value):
+            return words
+    if isinstance(value, float):
+        return "a number" if math.isfinite(value) else "a non-finite number"
+    if isinstance(value, (tuple, set, frozenset)):
+        return "a list"
+    return "a value of another kind"
 
 
 def _short(value):
