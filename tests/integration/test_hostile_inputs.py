@@ -39,7 +39,8 @@ def one_sentence(msg):
 def served_state(server):
     """Every file of the project's repository tree except the server's own bookkeeping (state/)."""
     return server.sh(f"cd /var/lib/mo-fleet/repo/{PROJECT} && find . -path ./state -prune -o -type f -print "
-                     "| sort | xargs -r sha256sum; find . -path ./state -prune -o -printf '%y %p -> %l\\n' | sort").stdout
+                     "| sort | xargs -r sha256sum; "
+                     "find . -path ./state -prune -o -printf '%y %p -> %l\\n' | sort").stdout
 
 
 def converged_server(lab, deployments):

@@ -67,6 +67,9 @@ def mutate(path, value=None, delete=False):
     return cat
 
 
+SAFE = ("is not a safe name (letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 "
+        "characters, no '..').")
+
 # (catalog, expected first sentence, whether the JSON Schema alone can also see it)
 BAD = [
     (mutate(["deployments", 0, "start_date"], "2026-13-01"),
@@ -104,45 +107,43 @@ BAD = [
     (mutate(["deployments", 1, "name"], "firefox-12"),
      "deployment 'firefox-12': field 'name': duplicate deployment name 'firefox-12'", False),
     (mutate(["deployments", 0, "package_sets"], ["nope"]),
-     "deployment 'firefox-12': field 'package_sets[0]': names the package set 'nope', which is not in 'package_sets'", False),
+     "deployment 'firefox-12': field 'package_sets[0]': names the package set 'nope', which is not in "
+     "'package_sets'", False),
     (mutate(["deployments", 0, "store"], "other"),
      "deployment 'firefox-12': field 'store': names the store 'other', which is not in 'stores'", False),
     (mutate(["deployments", 0, "shedule"], "slow"), "deployment 'firefox-12': has an unknown field 'shedule'.", True),
-    (mutate(["deployments", 0, "enabled"], "yes"), "deployment 'firefox-12': field 'enabled': must be true or false, not a string.", True),
+    (mutate(["deployments", 0, "enabled"], "yes"),
+     "deployment 'firefox-12': field 'enabled': must be true or false, not a string.", True),
     (mutate(["deployments", 0, "packages_to_install"], ["rm -rf /"]),
      "deployment 'firefox-12': field 'packages_to_install[0]': 'rm -rf /' is not an apt package name, optionally "
-     "with ':arch' and "
-     "'=version'.", True),
+     "with ':arch' and '=version'.", True),
     (mutate(["deployments", 0, "halt_after_failures"], 150),
      "deployment 'firefox-12': field 'halt_after_failures': must be at most 100, not 150.", True),
     (mutate(["deployments", 0, "halt_after_failures"], float("nan")),
      "deployment 'firefox-12': field 'halt_after_failures': must be a number, not a non-finite number.", False),
     (mutate(["deployments", 0, "name"], "../etc"),
-     "deployment '../etc': field 'name': '../etc' is not a safe name (letters, digits, '.', '_' and '-', starting with a letter "
-     "or digit, at most 64 characters, no '..').", True),
+     "deployment '../etc': field 'name': '../etc' " + SAFE, True),
     (mutate(["deployments", 0, "name"], "firefox-12\n"),
-     "deployment 'firefox-12\\n': field 'name': 'firefox-12\\n' is not a safe name (letters, digits, '.', '_' and '-', starting with a "
-     "letter or digit, at most 64 characters, no '..').", False),  # re.search lets $ match before \n
+     "deployment 'firefox-12\\n': field 'name': 'firefox-12\\n' " + SAFE, False),  # re.search: $ before \n
     (mutate(["deployments", 0, "comment"], "one\u2028two"),
      "deployment 'firefox-12': field 'comment': 'one\\u2028two' is not one line of printable text.", True),
     (mutate(["schedules", 0, "name"], "slow\x1c"),
-     "schedule 'slow\\x1c': field 'name': 'slow\\x1c' is not a safe name (letters, digits, '.', '_' and '-', starting with a "
-     "letter or digit, at most 64 characters, no '..').", True),
+     "schedule 'slow\\x1c': field 'name': 'slow\\x1c' " + SAFE, True),
     (mutate(["deployments", 1, "base_url"], delete=True),
      "deployment 'debian-frozen': is missing the required field 'base_url'.", True),
     (mutate(["deployments", 1, "base_url"], "http://x/debian stable main\nURIs: http://evil"),
-     "deployment 'debian-frozen': field 'base_url': 'http://x/debian stable main\\nURIs: http://evil' is not an http:// or https:// URL "
-     "without spaces.", True),
+     "deployment 'debian-frozen': field 'base_url': 'http://x/debian stable main\\nURIs: http://evil' is not an "
+     "http:// or https:// URL without spaces.", True),
     (mutate(["deployments", 0, "suite"], "bookworm"),
      "deployment 'firefox-12': field 'suite': 'bookworm' is only valid with 'source: external'.", True),
-    (mutate(["deployments", 1, "components"], []), "deployment 'debian-frozen': field 'components': must hold at least 1 items.", True),
+    (mutate(["deployments", 1, "components"], []),
+     "deployment 'debian-frozen': field 'components': must hold at least 1 items.", True),
     (mutate(["deployments", 1, "suite"], "../../etc"),
      "deployment 'debian-frozen': field 'suite': '../../etc' is not an apt suite or component name (no '..').", True),
     (mutate(["deployments", 0, "source"], "upstream"),
      "deployment 'firefox-12': field 'source': must be one of internal, external, not 'upstream'.", True),
     (mutate(["stores", 1, "name"], "a..b"),
-     "store 'a..b': field 'name': 'a..b' is not a safe name (letters, digits, '.', '_' and '-', starting with a letter or digit, "
-     "at most 64 characters, no '..').", True),
+     "store 'a..b': field 'name': 'a..b' " + SAFE, True),
     (mutate(["holidays", 1], "2026-12-32"), "catalog: field 'holidays[1]': '2026-12-32' is not a valid YYYY-MM-DD date",
      False),
     (mutate(["schedules", 1, "name"], "slow"), "schedule 'slow': field 'name': duplicate schedule name 'slow'", False),
@@ -231,7 +232,8 @@ def test_normalization_is_idempotent():
     assert load_catalog(once) == once
     assert jsonschema_errors(catalog_mod._plain(once)) == []
     internal = mutate(["deployments", 0, "frozen"], True)
-    with pytest.raises(CatalogError, match="^deployment 'firefox-12': field 'frozen': True is only valid with 'source: external'.$"):
+    with pytest.raises(CatalogError,
+                       match="^deployment 'firefox-12': field 'frozen': True is only valid with 'source: external'.$"):
         load_catalog(internal)
     assert jsonschema_errors(internal)
 
@@ -255,6 +257,26 @@ def test_all_errors_are_collected():
     errors = validate_catalog(cat)
     assert len(errors) == 2
     assert errors[1] == "deployment 'debian-frozen': field 'enabled': must be true or false, not a string."
+
+
+def test_a_catalog_nested_too_deeply_is_one_sentence():
+    deep = []
+    for _ in range(100000):
+        deep = [deep]
+    cat = mutate(["deployments", 0, "comment"], deep)
+    with pytest.raises(CatalogError, match=r"^catalog: is nested too deeply to be read"):
+        load_catalog(cat)
+
+
+def test_non_string_keys_and_twisted_case_are_unknown_fields():
+    cat = good_catalog()
+    cat["deployments"][0][7] = "x"
+    cat["deployments"][1]["Start_Date"] = cat["deployments"][1].pop("start_date")
+    assert validate_catalog(cat) == [
+        "deployment 'firefox-12': has an unknown field '7'.",
+        "deployment 'debian-frozen': is missing the required field 'start_date'.",
+        "deployment 'debian-frozen': has an unknown field 'Start_Date'.",
+    ]
 
 
 def test_parse_date():

@@ -98,7 +98,8 @@ def test_applicators_accept(doc):
 
 
 def test_whole_document_is_named_as_asked():
-    assert validate.errors([], {"type": "object"}, whole="The catalog") == ["The catalog must be an object, not a list."]
+    found = validate.errors([], {"type": "object"}, whole="The catalog")
+    assert found == ["The catalog must be an object, not a list."]
 
 
 @given(st.one_of(st.text(max_size=6), st.integers(), st.none(), st.lists(st.integers(), max_size=2)),
