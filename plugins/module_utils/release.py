@@ -68,6 +68,7 @@ from collections.abc import Mapping
 from itertools import compress, repeat
 from operator import le, methodcaller, mod
 
+from ansible_collections.mo.fleet.plugins.module_utils._common import validate as _validate
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import (
     CatalogError, load_catalog, parse_date,
 )
@@ -332,7 +333,7 @@ def _names(halted):
         return frozenset([halted])
     if not isinstance(halted, (list, tuple, set, frozenset, Mapping)):
         raise ReleaseError(f"field 'halted': must be a list of deployment names or the release state's "
-                           f"mapping of them, not {type(halted).__name__}")
+                           f"mapping of them, not {_validate.describe(halted)}")
     for name in halted:
         if not isinstance(name, str):
             raise ReleaseError(f"field 'halted': {name!r} is not a deployment name")

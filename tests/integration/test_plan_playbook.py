@@ -154,7 +154,7 @@ def test_bad_catalog_fails_with_one_sentence_and_writes_nothing(tmp_path):
     run = run_playbook("playbooks/plan.yml", inventory, extra_vars={"plan_html": str(html)})
     assert run.rc != 0
     sentence = ("schedule 'normal' (used by deployment 'firefox-12'): field 'delays[1].duration': "
-                "0 is below the minimum 1")
+                "must be at least 1, not 0.")
     task = "Validate the catalog (one sentence naming the deployment and field on error)"
     failed = [r for r in run.task_results("localhost", task) if r.get("failed")]
     assert failed and sentence in failed[0]["msg"]

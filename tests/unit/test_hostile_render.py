@@ -330,7 +330,7 @@ def test_property_emitter_round_trips_every_value_untrusted(data):
     assert text.splitlines() == text.split("\n")[:-1]  # only \n breaks lines in the file
 
 
-@pytest.mark.parametrize("value", ["0644", "", "yes", "null", "1.5e+3", "12\n", "2001-01-01", "~", "0x1c"])
+@pytest.mark.parametrize("value", ["0644", "", "yes", "null", "1.5e+3", "12\n", "2001-01-01", "~", "0x1c", "*", "!", "&", "="])
 def test_yaml_typed_strings_stay_strings(value):
     assert_inert([{"loop": [{"mode": value}]}], loaded(inert_yaml.dump([{"loop": [{"mode": value}]}])))
     with pytest.raises(ValueError):

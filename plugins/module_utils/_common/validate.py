@@ -10,18 +10,25 @@ schemas use, in plain Python, so controller and targets run the same rules:
 ``type`` (with booleans never counting as numbers, and NaN/infinity never numbers at all),
 ``const``, ``enum``, ``pattern``, ``minLength``, ``maxLength``, ``minimum``, ``maximum``,
 ``minItems``, ``maxItems``, ``maxProperties``, ``x-rule`` (the words a pattern refusal uses), ``uniqueItems`` (for strings), ``required``, ``properties``,
-``additionalProperties`` (false or a schema), ``propertyNames``, ``items`` and ``$ref`` to
-``#/$defs/<name>``.
+``additionalProperties`` (false or a schema), ``propertyNames``, ``items``, ``$ref`` to
+``#/$defs/<name>``, the applicators ``not``, ``anyOf`` and ``if``/``then``/``else`` (a refusal
+by ``not`` or ``anyOf`` uses the node's ``x-rule`` words), and the boolean schemas ``true`` and
+``false``.  Annotations (``title``, ``description``, ``default``, ``format``, ``$schema``,
+``$id``) are not checked.
 
 ``pattern`` is matched against the WHOLE string: a pattern written ``^...$`` means what it
 means in JSON Schema's ECMA-262 dialect, where ``$`` never matches before a trailing line
 break (Python's ``re.search`` with ``$`` would accept ``"name\\n"``).
 
-``errors(doc, schema, limit=20) -> list[str]``
+``errors(doc, schema, limit=20, whole="The document") -> list[str]``
     Every problem as one sentence naming the field (``operations/users_created/0/gid``).
+``problems(doc, schema, limit=20) -> list[(path tuple, str)]``
+    The same problems with the path apart from the words that follow it.
 ``first_error(doc, schema) -> str or None``
 ``export(schema, schema_id, title) -> str``
     The text of SCHEMA's file in ``schemas/`` (patterns anchored for other JSON Schema tools).
+``describe(value) -> str``
+    What a value is in words ("an integer"), for sentences that must not show a class name.
 """
 
 from __future__ import annotations
@@ -67,6 +74,19 @@ def _type_of(value):
             float: "a number"}.get(type(value), type(value).__name__)
 
 
+def describe(value):
+    """What VALUE is, in words for a sentence ("an integer", "a list"), never a Python class name."""
+    for kind, words in (("object", "an object"), ("array", "a list"), ("string", "a string"),
+                        ("boolean", "a boolean"), ("null", "null"), ("integer", "an integer")):
+        if _is(kind, value):
+            return words
+    if isinstance(value, float):
+        return "a number" if math.isfinite(value) else "a non-finite number"
+    if isinstance(value, (tuple, set, frozenset)):
+        return "a list"
+    return "a value of another kind"
+
+
 def _short(value):
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -89,15 +109,18 @@ def _whole(pattern):
 
 
 class _Out(object):
-    def __init__(self, limit):
+    def __init__(self, limit, whole="The document"):
         self.limit = limit
+        self.whole = whole
         self.out = []
+        self.pairs = []
 
     def add(self, path, key, text):
         if len(self.out) < self.limit:
             if key is not _NO_KEY:
                 path = path + (key,)
-            self.out.append("%s %s" % ("/".join(str(p) for p in path) or "The document", text))
+            self.out.append("%s %s" % ("/".join(str(p) for p in path) or self.whole, text))
+            self.pairs.append((tuple(path), text))
 
 
 _NO_KEY = object()
@@ -110,8 +133,12 @@ def _compile(sch, root, cache):
 
     Compiled once per node (cached by identity), so a big document only pays for the
     comparisons, not for reading the schema again per value."""
-    while "$ref" in sch:
+    while isinstance(sch, dict) and "$ref" in sch:
         sch = root["$defs"][sch["$ref"].rsplit("/", 1)[-1]]
+    if sch is True:
+        return _accept
+    if sch is False:
+        return _refuse
     cached = cache.get(id(sch))
     if cached is not None:
         return cached[1]
@@ -142,8 +169,32 @@ def _compile(sch, root, cache):
     min_items, max_items = sch.get("minItems", 0), sch.get("maxItems")
     items = _compile(sch["items"], root, cache) if isinstance(sch.get("items"), dict) else None
     unique = sch.get("uniqueItems")
+    negated = _compile(sch["not"], root, cache) if "not" in sch else None
+    any_of = tuple(_compile(s, root, cache) for s in sch.get("anyOf", ()))
+    condition = _compile(sch["if"], root, cache) if "if" in sch else None
+    then_ = _compile(sch["then"], root, cache) if "then" in sch else None
+    else_ = _compile(sch["else"], root, cache) if "else" in sch else None
+    applicators = negated is not None or any_of or condition is not None
 
     def check(value, path, key, out):
+        before = len(out.out)
+        _check(value, path, key, out)
+        if applicators and len(out.out) == before:
+            _apply(value, path, key, out)
+
+    def _apply(value, path, key, out):
+        if negated is not None and _passes(negated, value):
+            out.add(path, key, "%s %s." % (_short(value), sch.get("x-rule") or "matches a shape that is not allowed"))
+            return
+        if any_of and not any(_passes(sub, value) for sub in any_of):
+            out.add(path, key, "%s %s." % (_short(value), sch.get("x-rule") or "matches none of the allowed shapes"))
+            return
+        if condition is not None:
+            branch = then_ if _passes(condition, value) else else_
+            if branch is not None:
+                branch(value, path, key, out)
+
+    def _check(value, path, key, out):
         kind = type(value)
         if kinds is not None and kind not in exact and not any(_is(k, value) for k in kinds):
             out.add(path, key, "must be %s, not %s." % (type_words, _type_of(value)))
@@ -216,6 +267,20 @@ def _compile(sch, root, cache):
     return check
 
 
+def _passes(sub, value):
+    probe = _Out(1)
+    sub(value, (), _NO_KEY, probe)
+    return not probe.out
+
+
+def _accept(value, path, key, out):
+    return None
+
+
+def _refuse(value, path, key, out):
+    out.add(path, key, "is not allowed here.")
+
+
 _CHECKERS = {}
 
 
@@ -260,11 +325,23 @@ def checker(schema):
     return found[1]
 
 
-def errors(doc, schema, limit=20):
-    """Every problem of DOC against SCHEMA, one sentence each naming the field (at most LIMIT)."""
-    out = _Out(limit)
+def errors(doc, schema, limit=20, whole="The document"):
+    """Every problem of DOC against SCHEMA, one sentence each naming the field (at most LIMIT).
+
+    A problem of the document itself (not of one field) is named WHOLE ("The catalog")."""
+    out = _Out(limit, whole)
     checker(schema)(doc, (), _NO_KEY, out)
     return out.out
+
+
+def problems(doc, schema, limit=20):
+    """Every problem of DOC as (path, words): the field's path as a tuple of keys and indexes
+    (``()`` for the document itself) and the sentence that follows the path in ``errors``.
+
+    For a caller that names fields its own way (the catalog names the deployment by its name)."""
+    out = _Out(limit)
+    checker(schema)(doc, (), _NO_KEY, out)
+    return out.pairs
 
 
 def first_error(doc, schema):
