@@ -1217,11 +1217,12 @@ def _q(text, what="A value"):
 
 def _one_line(text):
     """TEXT for a comment or a free-text line: every character that is not printable (line
-    breaks of any kind, controls) is written as a visible escape, so it stays one line."""
+    breaks of any kind, controls) and every backslash is written as a visible escape, so it
+    stays one line and never ends in the Dockerfile's line-continuation character."""
     text = str(text)
-    if text.isprintable():
+    if text.isprintable() and "\\" not in text:
         return text
-    return "".join(ch if ch.isprintable() else
+    return "".join(ch if ch.isprintable() and ch != "\\" else
                    ("\\x%02x" % ord(ch) if ord(ch) < 0x100 else "\\u%04x" % ord(ch) if ord(ch) < 0x10000
                     else "\\U%08x" % ord(ch)) for ch in text)
 

@@ -432,3 +432,12 @@ def test_a_deb_never_takes_a_path_where_its_own_metadata_is_written():
     assert "/usr/share/doc2" in kept  # not on the way to /usr/share/doc/evil
     reasons = dict(out["left_out"])
     assert "documentation" in reasons["/usr/share/doc/evil"] and "control data" in reasons["/DEBIAN"]
+
+
+@pytest.mark.parametrize("arguments", ["\\", "x \\", "a\\\nRUN id"])
+def test_a_header_value_never_continues_a_dockerfile_comment(arguments):
+    doc = base()
+    doc["MO_template"]["arguments"] = arguments
+    text = render.to_dockerfile(doc)["Dockerfile"]
+    check_dockerfile(text)
+    assert not any(line.startswith("#") and line.endswith("\\") for line in text.split("\n"))
