@@ -35,7 +35,10 @@ play playbooks/template_to_deb.yml -e template="$OUT/captures/web1/hello" -e deb
   -e deb_name=mo-hello -e deb_version=2.10-1
 
 step "5. Stand up the repository server on repo1, upload the .deb, publish the deployment"
-play playbooks/repo_server.yml -e @demo/server.yml
+# the natural order: the server comes up with the real catalog before the .deb is uploaded
+# (the 'hello' deployment is reported pending, naming the missing .deb); the publish after
+# the upload completes it
+play playbooks/repo_server.yml "${CATALOG[@]}"
 play playbooks/upload.yml "${CATALOG[@]}" -e upload_src="$OUT/debs/mo-hello_2.10-1_amd64.deb" -e upload_store=main
 play playbooks/publish.yml "${CATALOG[@]}"
 

@@ -67,6 +67,26 @@ class PublishError(Exception):
     """Publishing failed; the message is one sentence."""
 
 
+class PackagesMissing(PublishError):
+    """A deployment names packages or package sets that are not in the stores (yet).
+
+    ``deployment`` is its name, ``missing`` the catalog entries not found (in catalog
+    order), ``reasons`` one sentence per entry; the message is the only sentence when one
+    entry is missing, otherwise one sentence naming them all.
+    """
+
+    def __init__(self, deployment, missing):
+        self.deployment = deployment
+        self.missing = [entry for entry, _ in missing]
+        self.reasons = [reason for _, reason in missing]
+        if len(missing) == 1:
+            message = self.reasons[0]
+        else:
+            message = (f"deployment {deployment!r} names {len(missing)} packages or package sets that are not in the "
+                       f"stores yet: {', '.join(repr(e) for e in self.missing)}.")
+        super().__init__(message)
+
+
 # ------------------------------------------------------------------ paths and lock
 
 def project_paths(root, project):
@@ -246,8 +266,13 @@ def resolve_packages(catalog, dep, stores_dir):
     dpkg-deb leaves out of its file names is found).  ``package_sets`` entries are package
     set names.  A package set lives in ``stores/<store>/<set>/``; when the catalog lists its
     ``packages`` only those files are used.
+
+    Every entry that names something not in the stores is collected and, when any is,
+    :class:`PackagesMissing` is raised naming them all (anything else wrong, such as an
+    entry naming several versions or stores, raises :class:`PublishError` at once).
     """
     name = dep["name"]
+    missing = []
     sets = {}
     for item in catalog.get("package_sets") or []:
         if isinstance(item, dict) and item.get("name"):
@@ -278,7 +303,9 @@ def resolve_packages(catalog, dep, stores_dir):
         found = [s for s in candidates if os.path.isdir(os.path.join(stores_dir, s, set_name))]
         if not found:
             where = f"store {store}" if store else "any store"
-            raise PublishError(f"deployment {name!r} field {field} names package set {set_name!r}, which has not been uploaded to {where}.")
+            missing.append((set_name, f"deployment {name!r} field {field} names package set {set_name!r}, "
+                                      f"which has not been uploaded to {where}."))
+            return []
         if len(found) > 1:
             raise PublishError(f"deployment {name!r} field {field} names package set {set_name!r}, "
                                f"which is in several stores ({', '.join(found)}); give the set a store.")
@@ -290,7 +317,10 @@ def resolve_packages(catalog, dep, stores_dir):
             for want in wanted:
                 matched = lookup(field, rel, want) if isinstance(want, str) else []
                 if not matched:
-                    raise PublishError(f"deployment {name!r} field {field}: package set {set_name!r} lists {want!r}, which is not in {rel}.")
+                    if not isinstance(want, str):
+                        raise PublishError(f"deployment {name!r} field {field}: package set {set_name!r} lists {want!r}, which is not a file name.")
+                    missing.append((f"{rel}/{want}", f"deployment {name!r} field {field}: package set {set_name!r} lists {want!r}, "
+                                                     f"which is not in {rel}."))
                 chosen.extend(matched)
             files = [f for f in files if f in chosen]
         return [f"{rel}/{f}" for f in files]
@@ -321,7 +351,8 @@ def resolve_packages(catalog, dep, stores_dir):
             if not by_identity and os.path.isdir(os.path.join(stores_dir, store, leaf)):
                 out.extend(set_files("packages", leaf, store))
                 continue
-            raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is not in the stores.")
+            missing.append((entry, f"deployment {name!r} field packages names {entry!r}, which is not in the stores."))
+            continue
         if not by_identity:
             out.extend(set_files("packages", entry))
             continue
@@ -336,11 +367,14 @@ def resolve_packages(catalog, dep, stores_dir):
             if matched:
                 found[store] = matched
         if not found:
-            raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is in no store.")
+            missing.append((entry, f"deployment {name!r} field packages names {entry!r}, which is in no store."))
+            continue
         if len(found) > 1:
             raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is in several stores ({', '.join(found)}); write 'store/{entry}'.")
         store, matched = next(iter(found.items()))
         out.extend(f"{store}/{f}" for f in matched)
+    if missing:
+        raise PackagesMissing(name, missing)
     return sorted(set(out))
 
 
@@ -850,13 +884,21 @@ def _options(opts):
     return out
 
 
-def plan(catalog, root=DEFAULT_ROOT, cache=None, check_catalog=True, strict_disabled=False, report_disabled=False):
+MISSING_CHOICES = ("fail", "skip")
+
+
+def plan(catalog, root=DEFAULT_ROOT, cache=None, check_catalog=True, strict_disabled=False, report_disabled=False,
+         missing="fail"):
     """Resolve every deployment to its packages (reading new .debs); no writes.
 
-    Returns (project, {deployment: {"dep", "entries"}}, cache).  Disabled deployments are
-    resolved best effort (their packages may have been deleted since) unless
-    STRICT_DISABLED.
+    Returns (project, {deployment: {"dep", "entries"[, "pending"]}}, cache).  Disabled
+    deployments are resolved best effort (their packages may have been deleted since) unless
+    STRICT_DISABLED.  An enabled deployment naming packages not in the stores raises
+    :class:`PackagesMissing` when MISSING is ``fail``; with ``skip`` it gets no entries and
+    ``pending`` ({"deployment", "missing", "reason"}) instead.
     """
+    if missing not in MISSING_CHOICES:
+        raise PublishError(f"missing must be 'fail' or 'skip', not {missing!r}.")
     if check_catalog:
         catalog = prepare_catalog(catalog)
     project = validate_catalog_for_publish(catalog)
@@ -869,6 +911,15 @@ def plan(catalog, root=DEFAULT_ROOT, cache=None, check_catalog=True, strict_disa
             continue
         try:
             rels = resolve_packages(catalog, dep, paths["stores"])
+        except PackagesMissing as exc:
+            if dep.get("enabled", True) and missing == "skip":
+                resolved[dep["name"]] = {"dep": dep, "entries": [], "pending": {
+                    "deployment": dep["name"], "missing": exc.missing, "reason": str(exc)}}
+                continue
+            if dep.get("enabled", True) or strict_disabled:
+                raise
+            resolved[dep["name"]] = {"dep": dep, "entries": []}
+            continue
         except PublishError:
             if dep.get("enabled", True) or strict_disabled:
                 raise
@@ -897,13 +948,21 @@ def plan(catalog, root=DEFAULT_ROOT, cache=None, check_catalog=True, strict_disa
 
 
 def publish(catalog, root=DEFAULT_ROOT, gnupg_home=None, signing_key=None, options=None,
-            check_mode=False, lock_timeout=600.0, now=None, _after_build=None):
+            check_mode=False, lock_timeout=600.0, now=None, _after_build=None, missing="fail"):
     """Publish every enabled internal deployment of CATALOG; return a report.
 
-    Report: {"changed": bool, "project": name, "deployments": {name: {...}}} where each
-    deployment has changed, action (published | unchanged | unpublished | external |
-    absent), reason, added, removed, packages, generation, suite, path.
+    Report: {"changed": bool, "project": name, "deployments": {name: {...}}, "pending": [...]}
+    where each deployment has changed, action (published | unchanged | unpublished |
+    external | pending), reason, added, removed, packages, generation, suite, path.
+
+    MISSING says what a deployment naming packages not in the stores yet does: ``fail``
+    (the publish fails with one sentence before anything is written) or ``skip`` (the
+    deployment is ``pending``: listed in ``pending`` as {"deployment", "missing", "reason"},
+    left as it is served, or not created when it never was, and published by the first
+    publish that finds all its packages; the other deployments are published as usual).
     """
+    if missing not in MISSING_CHOICES:
+        raise PublishError(f"missing must be 'fail' or 'skip', not {missing!r}.")
     opts = _options(options)
     catalog = prepare_catalog(catalog)
     project = catalog["project"]
@@ -915,19 +974,20 @@ def publish(catalog, root=DEFAULT_ROOT, gnupg_home=None, signing_key=None, optio
         for key in ("stores", "repos", "disabled", "state"):
             os.makedirs(paths[key], exist_ok=True)
         os.chmod(paths["state"], 0o750)
-    report = {"changed": False, "project": name, "deployments": {}}
+    report = {"changed": False, "project": name, "deployments": {}, "pending": []}
+    args = (catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, _after_build, missing)
     if check_mode and not os.path.isdir(paths["state"]):
-        return _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, _after_build)
+        return _publish_locked(*args)
     with RepoLock(paths["lock"], lock_timeout):
-        return _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, _after_build)
+        return _publish_locked(*args)
 
 
-def _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, after_build):
+def _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, after_build, missing):
     cache = DebCache(paths["cache"])
-    resolved, cache = plan(catalog, root, cache, check_catalog=False)[1:]
+    resolved, cache = plan(catalog, root, cache, check_catalog=False, missing=missing)[1:]
     state = load_state(paths["publish"])
     fpr = None
-    if resolved and any(d["dep"].get("enabled", True) for d in resolved.values()):
+    if any(d["dep"].get("enabled", True) and "pending" not in d for d in resolved.values()):
         try:
             fpr = signing_key_fingerprint(gnupg_home, signing_key)
         except PublishError:
@@ -956,6 +1016,18 @@ def _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts
                     _unpublish(paths, dname, state, now)
             else:
                 entry.update(action="unchanged", reason="deployment is disabled and not served")
+            continue
+        pending = resolved[dname].get("pending")
+        if pending is not None:
+            # nothing of it is written: a served deployment keeps its last complete
+            # generation, a new one is not created
+            served_gen = _current_generation(dep_dir)
+            entry.update(action="pending", reason=pending["reason"], missing=list(pending["missing"]),
+                         packages=len(old_pkgs))
+            if served_gen is not None:
+                entry["generation"] = served_gen
+            report["pending"].append({"deployment": dname, "missing": list(pending["missing"]),
+                                      "reason": pending["reason"], "generation": served_gen})
             continue
         entries = resolved[dname]["entries"]
         suite = entry["suite"]

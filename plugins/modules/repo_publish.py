@@ -77,6 +77,24 @@ options:
       - C(Label) field of the Release files; defaults to C(<project> <deployment>).
       - Must be one line of printable text without leading or trailing spaces, as O(origin).
     type: str
+  missing:
+    description:
+      - What a deployment whose C(packages) or C(package_sets) name something not in the stores
+        yet does.
+      - V(fail) fails the publish with one sentence naming the deployment and the entry, before
+        anything is written (an explicit publish says the packages are there, so a name that
+        is not is most likely a mistake).
+      - V(skip) publishes every deployment that can be published and leaves the others
+        pending. A pending deployment is not written at all. If it was never published it is
+        not created. If it is served, it keeps its last complete generation. It is listed in
+        RV(pending) with one warning each, and the first publish that finds all of its packages
+        publishes it. The M(mo.fleet.repo_server) role uses V(skip) because a server's first
+        setup comes before anything is uploaded.
+      - Anything else wrong with a deployment (an entry naming several versions or stores, a
+        broken C(.deb), a wrong architecture) fails the publish in both cases.
+    type: str
+    choices: [fail, skip]
+    default: fail
   validate_only:
     description:
       - Only validate O(catalog) (schema, references, unique names, what publishing needs) and
@@ -89,7 +107,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reports which deployments would change and which packages would enter or leave.
+    description: Reports which deployments would change, which packages would enter or leave, and which would be pending.
   diff_mode:
     support: full
     description: The package list of each changed deployment before and after.
@@ -104,6 +122,11 @@ EXAMPLES = r"""
 - name: Publish every enabled deployment
   mo.fleet.repo_publish:
     catalog: "{{ mo_fleet_catalog }}"
+
+- name: Publish what can be published; deployments waiting for an upload stay pending
+  mo.fleet.repo_publish:
+    catalog: "{{ mo_fleet_catalog }}"
+    missing: skip
 
 - name: Publish with a one-week Valid-Until and only xz indexes
   mo.fleet.repo_publish:
@@ -139,7 +162,7 @@ deployments:
       description: Whether the deployment's served repository changed.
       type: bool
     action:
-      description: One of C(published), C(unchanged), C(unpublished), C(external).
+      description: One of C(published), C(unchanged), C(unpublished), C(external), C(pending).
       type: str
     reason:
       description: Why it was (or was not) rebuilt.
@@ -153,10 +176,16 @@ deployments:
       type: list
       elements: str
     packages:
-      description: Number of packages in the deployment.
+      description: Number of packages in the deployment (for a pending one, in the generation it still serves).
       type: int
+    missing:
+      description: Only for a pending deployment, the catalog entries not in the stores yet.
+      type: list
+      elements: str
     generation:
-      description: The generation now served (absent in check mode for changed deployments).
+      description:
+        - The generation now served (absent in check mode for changed deployments, and for a
+          pending deployment that was never published).
       type: int
     suite:
       description: The APT suite clients use.
@@ -169,6 +198,32 @@ changed_deployments:
   returned: always
   type: list
   elements: str
+pending:
+  description:
+    - The deployments not published because they name packages or package sets that are not in
+      the stores yet (only with O(missing=skip)), in catalog order.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - deployment: hello
+      missing: [mo-hello_2.10-1_amd64.deb]
+      reason: deployment 'hello' field packages names 'mo-hello_2.10-1_amd64.deb', which is in no store.
+      generation: null
+  contains:
+    deployment:
+      description: The deployment's name.
+      type: str
+    missing:
+      description: Its catalog entries that are not in the stores yet.
+      type: list
+      elements: str
+    reason:
+      description: One sentence naming what is missing.
+      type: str
+    generation:
+      description: The generation it still serves, or null when it was never published.
+      type: int
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -177,6 +232,14 @@ from ansible_collections.mo.fleet.plugins.module_utils.publish import prepare_ca
 from ansible_collections.mo.fleet.plugins.module_utils.store import (
     CATALOG_OPTION, LOCK_TIMEOUT_OPTION, repo_argument_spec, run_engine,
 )
+
+
+def pending_warning(item):
+    """One line for a pending deployment: what is missing, and what is served meanwhile."""
+    served = (f"it keeps serving generation {item['generation']}" if item.get("generation") is not None
+              else "it is not served yet")
+    return (f"Deployment {item['deployment']!r} is pending: {item['reason']} "
+            f"Upload what it names and publish again; until then {served}.")
 
 
 def build_diff(report):
@@ -208,6 +271,7 @@ def main():
             origin=dict(type="str"),
             label=dict(type="str"),
             lock_timeout=LOCK_TIMEOUT_OPTION,
+            missing=dict(type="str", choices=["fail", "skip"], default="fail"),
             validate_only=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -217,13 +281,16 @@ def main():
         module.fail_json(msg="xz_preset must be between 0 and 9.")
     if p["validate_only"]:
         catalog = run_engine(module, "validating", prepare_catalog, p["catalog"])
-        module.exit_json(changed=False, project=catalog["project"]["name"], deployments={}, changed_deployments=[])
+        module.exit_json(changed=False, project=catalog["project"]["name"], deployments={}, changed_deployments=[], pending=[])
     options = {k: p[k] for k in ("keep_generations", "valid_for_days", "compressions", "xz_preset", "origin", "label")}
     report = run_engine(module, "publishing", publish, p["catalog"], root=p["root"], gnupg_home=p["gnupg_home"],
                         signing_key=p["signing_key"], options=options, check_mode=module.check_mode,
-                        lock_timeout=p["lock_timeout"])
+                        lock_timeout=p["lock_timeout"], missing=p["missing"])
+    for item in report["pending"]:
+        module.warn(pending_warning(item))
     result = dict(changed=report["changed"], project=report["project"], deployments=report["deployments"],
-                  changed_deployments=sorted(n for n, d in report["deployments"].items() if d["changed"]))
+                  changed_deployments=sorted(n for n, d in report["deployments"].items() if d["changed"]),
+                  pending=report["pending"])
     if module._diff:
         result["diff"] = build_diff(report)
     module.exit_json(**result)

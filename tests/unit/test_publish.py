@@ -389,3 +389,116 @@ def test_hostile_package_entries_match_only_by_identity_or_say_one_sentence(part
         assert entry == filename or name in entry and arch in entry or entry.startswith(name + "=")
     if any(c in entry for c in "\n\r\u2028\u0085\x1c\x00{}'"):
         assert got == []
+
+
+# ------------------------------------------------------------------ pending deployments (issue 15)
+
+def _served(repo, dep):
+    """(generation, Packages text of amd64) of DEP as served, or None."""
+    if not (repo.dep(dep) / "dists").is_symlink():
+        return None
+    gen = int(os.readlink(repo.dep(dep) / "dists").rstrip("/").rsplit("/", 1)[-1])
+    return gen, (repo.dep(dep) / "dists" / dep / "main/binary-amd64/Packages").read_text()
+
+
+def _tree(root):
+    return sorted(str(p) + str(p.stat().st_mtime_ns) for p in root.rglob("*") if not p.is_symlink() or p.exists())
+
+
+def test_pending_deployments_wait_for_their_packages_and_the_rest_is_published(repo):
+    repo.publish()
+    hello_before = _served(repo, "hello")
+    repo.catalog["package_sets"].append({"name": "late-set", "store": "main"})
+    repo.catalog["deployments"].append({"name": "later", "start_date": "2026-11-23",
+                                        "packages": ["late-mo_1.0-1_all.deb", "late-b=2.0-1"],
+                                        "package_sets": ["late-set"]})
+    repo.catalog["deployments"][0]["packages"].append("main/new-mo_3.0-1_all.deb")  # hello: served, now waits
+    snapshot = _tree(repo.root)
+
+    # strict: one sentence naming the deployment and everything it misses; nothing written
+    with pytest.raises(P.PackagesMissing) as err:
+        repo.publish()
+    assert str(err.value) == "deployment 'hello' field packages names 'main/new-mo_3.0-1_all.deb', which is not in the stores."
+    assert _tree(repo.root) == snapshot
+
+    # check mode reports what would be pending and writes nothing
+    dry = repo.publish(check_mode=True, missing="skip")
+    assert not dry["changed"] and [p["deployment"] for p in dry["pending"]] == ["hello", "later"]
+    assert _tree(repo.root) == snapshot
+
+    report = repo.publish(missing="skip")
+    assert not report["changed"] and report["deployments"]["base"]["action"] == "unchanged"
+    hello, later = report["pending"]
+    assert hello == {"deployment": "hello", "missing": ["main/new-mo_3.0-1_all.deb"], "generation": hello_before[0],
+                     "reason": "deployment 'hello' field packages names 'main/new-mo_3.0-1_all.deb', which is not in the stores."}
+    assert later["missing"] == ["late-set", "late-mo_1.0-1_all.deb", "late-b=2.0-1"] and later["generation"] is None
+    assert later["reason"] == ("deployment 'later' names 3 packages or package sets that are not in the stores yet: "
+                               "'late-set', 'late-mo_1.0-1_all.deb', 'late-b=2.0-1'.")
+    assert report["deployments"]["later"]["action"] == "pending" and not report["deployments"]["later"]["changed"]
+    assert report["deployments"]["hello"]["generation"] == hello_before[0]
+    # a pending deployment is not served half-made: the new one does not exist, the served
+    # one keeps its last complete generation
+    assert not repo.dep("later").exists() and _served(repo, "hello") == hello_before
+    state = json.loads((repo.root / "demo/state/publish.json").read_text())
+    assert "later" not in state["deployments"]
+    assert not repo.publish(missing="skip")["changed"]
+
+    # upload (part of) what it waits for: still pending, naming only what is still missing
+    build_deb(repo.stores / "main", "late-mo")
+    partial = repo.publish(missing="skip")
+    assert [p["missing"] for p in partial["pending"]] == [["main/new-mo_3.0-1_all.deb"], ["late-set", "late-b=2.0-1"]]
+    assert not partial["changed"] and not repo.dep("later").exists()
+
+    # upload the rest; publish completes both
+    build_deb(repo.stores / "main", "new-mo", version="3.0-1")
+    build_deb(repo.stores / "main", "late-b", version="2.0-1", arch="amd64")
+    build_deb(repo.stores / "main" / "late-set", "late-set-a")
+    done = repo.publish(missing="skip")
+    assert done["pending"] == [] and done["changed"]
+    assert sorted(n for n, d in done["deployments"].items() if d["changed"]) == ["hello", "later"]
+    assert done["deployments"]["later"]["reason"] == "first publish" and done["deployments"]["later"]["packages"] == 3
+    gen, text = _served(repo, "hello")
+    assert gen == hello_before[0] + 1 and "Package: new-mo\n" in text
+    later_text = _served(repo, "later")[1]
+    assert all(f"Package: {p}\n" in later_text for p in ("late-mo", "late-b", "late-set-a"))
+    assert not repo.publish(missing="skip")["changed"] and not repo.publish()["changed"]
+
+
+def test_skip_still_fails_on_everything_that_is_not_a_missing_package(repo):
+    build_deb(repo.stores / "main", "twice", version="1:1.0-1")
+    build_deb(repo.stores / "main", "twice", version="2:1.0-1")
+    repo.catalog["deployments"].append({"name": "amb", "start_date": "2026-11-23", "packages": ["twice=1.0-1", "gone.deb"]})
+    with pytest.raises(P.PublishError, match="names several versions") as err:
+        repo.publish(missing="skip")
+    assert not isinstance(err.value, P.PackagesMissing) and not (repo.root / "demo" / "repos" / "hello").exists()
+    with pytest.raises(P.PublishError, match=r"^missing must be 'fail' or 'skip', not \['skip'\]\.$"):
+        repo.publish(missing=["skip"])
+
+
+PENDING_PARTS = st.sampled_from(["{{ lookup('pipe','id') }}", "\n", "\r", "\u2028", "\u0085", "\x1c", "\x00", "..",
+                                 "/", "=", ":", "1e30", "-1", "99999999999999999999", "gone", "_1.0_all", ".deb",
+                                 "GONE", "main/", "set"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(entries=st.lists(st.lists(PENDING_PARTS, min_size=1, max_size=5).map("".join), min_size=1, max_size=4))
+def test_hostile_missing_entries_are_one_sentence_or_pending_with_inert_reasons(tmp_path_factory, entries):
+    root = tmp_path_factory.mktemp("pending")
+    build_deb(root / "demo" / "stores" / "main", "here-mo")
+    catalog = {"project": {"name": "demo", "architectures": ["amd64"]},
+               "deployments": [{"name": "hostile", "start_date": "2026-11-23", "packages": entries},
+                               {"name": "fine", "start_date": "2026-11-23", "packages": ["here-mo_1.0-1_all.deb"]}]}
+    try:
+        report = P.publish(catalog, root=str(root), gnupg_home=str(root / "nokey"), check_mode=True, missing="skip")
+    except P.PublishError as exc:
+        msg = str(exc)
+        assert msg.endswith(".") and msg.isprintable(), msg
+        return
+    assert report["deployments"]["fine"]["action"] == "published"
+    for item in report["pending"]:
+        assert item["deployment"] == "hostile" and set(item["missing"]) <= set(entries)
+        # the reason names entries by repr: no line break or control character survives (the
+        # result is data: ansible-core never templates a module result)
+        assert item["reason"].endswith(".") and item["reason"].isprintable(), item["reason"]
+        assert all(e in entries for e in item["missing"])
+    assert not (root / "demo" / "repos").exists()

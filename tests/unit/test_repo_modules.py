@@ -61,3 +61,36 @@ def test_upload_then_publish_through_ansible(tmp_path):
         assert info["orphans"] == [] and info["packages"][0]["deployments"] == ["mod"]
     finally:
         kill_agent(home)
+
+
+def test_publish_with_missing_skip_warns_per_pending_deployment_and_stays_honest(tmp_path):
+    root = tmp_path / "repo"
+    ok = ansible(tmp_path, "mo.fleet.repo_package", {"src": str(build_deb(tmp_path / "src", "here-mo")), "store": "main",
+                                                      "project": "demo", "root": str(root)})
+    assert ok["changed"]
+    home, _ = make_gpg_home(tmp_path / "gnupg")
+    try:
+        catalog = {"project": {"name": "demo", "architectures": ["amd64"]},
+                   "deployments": [{"name": "here", "start_date": "2026-11-23", "packages": ["here-mo_1.0-1_all.deb"]},
+                                   {"name": "later", "start_date": "2026-11-23",
+                                    "packages": ["late-mo_1.0-1_all.deb", "late-b=2.0-1"]}]}
+        pub = {"catalog": catalog, "root": str(root), "gnupg_home": str(home), "missing": "skip"}
+        dry = ansible(tmp_path, "mo.fleet.repo_publish", pub, check=True, diff=True)
+        assert dry["changed"] and dry["changed_deployments"] == ["here"]
+        assert [p["deployment"] for p in dry["pending"]] == ["later"] and not (root / "demo" / "repos").exists()
+        done = ansible(tmp_path, "mo.fleet.repo_publish", pub)
+        assert done["changed"] and done["changed_deployments"] == ["here"]
+        assert done["pending"] == [{"deployment": "later", "missing": ["late-mo_1.0-1_all.deb", "late-b=2.0-1"], "generation": None,
+                                    "reason": "deployment 'later' names 2 packages or package sets that are not in the "
+                                              "stores yet: 'late-mo_1.0-1_all.deb', 'late-b=2.0-1'."}]
+        assert done["deployments"]["later"]["action"] == "pending"
+        assert done["warnings"] == [
+            "Deployment 'later' is pending: deployment 'later' names 2 packages or package sets that are not in the stores yet: "
+            "'late-mo_1.0-1_all.deb', 'late-b=2.0-1'. Upload what it names and publish again; until then it is not served yet."]
+        assert not (root / "demo" / "repos" / "later").exists()
+        again = ansible(tmp_path, "mo.fleet.repo_publish", pub)
+        assert not again["changed"] and len(again["warnings"]) == 1
+        strict = ansible(tmp_path, "mo.fleet.repo_publish", dict(pub, missing="fail"))
+        assert strict["failed"] and strict["msg"] == again["pending"][0]["reason"]
+    finally:
+        kill_agent(home)
