@@ -412,24 +412,10 @@ def _check_doc(doc, opts):
 
 
 def _verify_content(doc, bundle):
-    """Every file the template says the bundle holds is there with its sha256, and the bundle
-    holds nothing else (a file the template does not list is never rendered from)."""
-    if not os.path.isdir(bundle):
-        raise RenderError("The bundle directory %s does not exist." % bundle)
-    expected = set()
-    for path, rel, digest in tpl.bundled_files(doc):
-        area = rel.split("/", 1)[0]
-        try:
-            local = tpl.safe_join(bundle, path, area)
-        except tpl.TemplateError as exc:
-            raise RenderError(str(exc))
-        expected.add(os.path.normpath(local))
-        if not os.path.isfile(local) or os.path.islink(local):
-            raise RenderError("The bundle %s lacks %s, which the template says it holds." % (bundle, rel))
-        if digest and tpl.sha256_file(local) != digest:
-            raise RenderError("The bundled file %s does not match its sha256 in the template." % rel)
+    """The one bundle check (template.check_bundle_content): every file the template says the
+    bundle holds is there with its sha256, and nothing else (an unlisted file is never used)."""
     try:
-        tpl.unlisted_bundle_file(bundle, expected)
+        tpl.check_bundle_content(doc, bundle)
     except tpl.TemplateError as exc:
         raise RenderError(str(exc))
 

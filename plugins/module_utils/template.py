@@ -858,16 +858,24 @@ def sha256_file(path):
 def verify_bundle(directory):
     """Validate a bundle directory (template + content); return the template or raise TemplateError."""
     doc = load_file(os.path.join(directory, BUNDLE_TEMPLATE))
+    check_bundle_content(doc, directory)
+    return doc
+
+
+def check_bundle_content(doc, directory):
+    """TemplateError unless DIRECTORY holds every file DOC says the bundle holds, with its
+    sha256, and nothing else (the one bundle check: verify_bundle and every renderer)."""
+    if not os.path.isdir(directory):
+        raise TemplateError("The bundle directory %s does not exist." % directory)
     expected = set()
     for path, rel, digest in bundled_files(doc):
         local = safe_join(directory, path, rel.split("/", 1)[0])
         expected.add(os.path.normpath(local))
         if not os.path.isfile(local) or os.path.islink(local):
-            raise TemplateError("The bundle lacks %s, which the template says it holds." % rel)
+            raise TemplateError("The bundle %s lacks %s, which the template says it holds." % (directory, rel))
         if digest and sha256_file(local) != digest:
-            raise TemplateError("The bundled copy %s does not match its sha256 in the template." % rel)
+            raise TemplateError("The bundled file %s does not match its sha256 in the template." % rel)
     unlisted_bundle_file(directory, expected)
-    return doc
 
 
 def unlisted_bundle_file(directory, expected):
