@@ -55,17 +55,18 @@ class BundleError(Exception):
 # a GNU long name or a pax header is read whole into memory before its member is seen: only
 # this much of one (no bundle path needs more; names are capped at 8192 characters below)
 MAX_HEADER_BYTES = 64 * 1024
+_HEADER_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                 tarfile.SOLARIS_XHDTYPE)
 
 
 class _BoundedTarInfo(tarfile.TarInfo):
     """Refuses a long-name or pax header larger than MAX_HEADER_BYTES before reading it."""
 
-    def _proc_member(self, tarfile_):
-        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
-                         tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) and self.size > MAX_HEADER_BYTES:
+    def _proc_member(self, tarfile):  # pylint: disable=redefined-outer-name
+        if self.type in _HEADER_TYPES and self.size > MAX_HEADER_BYTES:
             raise BundleError("The bundle archive holds a header of %d bytes, more than the %d a bundle may use."
                               % (self.size, MAX_HEADER_BYTES))
-        return super()._proc_member(tarfile_)
+        return super()._proc_member(tarfile)
 
 
 def extract_bundle(archive, target, max_members=None, max_bytes=None):

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 import os
 from collections.abc import Mapping
 
@@ -95,16 +94,17 @@ _SAFE = {"$ref": "#/$defs/safe_name"}
 _TEXT = {"$ref": "#/$defs/text"}
 _ONLY_EXTERNAL = "is only valid with 'source: external'"
 
+_DESCRIPTION = ("Stores, package sets, schedules (calendars of delays in working days) and deployments "
+                "(migasfree repositories). Generated from plugins/module_utils/catalog.py SCHEMA, which "
+                "also checks what a schema cannot say: real calendar dates, references between objects "
+                "(a deployment naming a schedule, a package set or a store) and duplicate names. Every "
+                "list holds at most %d items, every comment or description at most %d characters."
+                % (MAX_ITEMS, MAX_TEXT))
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "urn:mo.fleet:schema:catalog:1",
     "title": "mo.fleet release catalog (mo_fleet_catalog)",
-    "description": "Stores, package sets, schedules (calendars of delays in working days) and deployments "
-                   "(migasfree repositories). Generated from plugins/module_utils/catalog.py SCHEMA, which "
-                   "also checks what a schema cannot say: real calendar dates, references between objects "
-                   "(a deployment naming a schedule, a package set or a store) and duplicate names. Every "
-                   "list holds at most %d items, every comment or description at most %d characters."
-                   % (MAX_ITEMS, MAX_TEXT),
+    "description": _DESCRIPTION,
     "type": "object",
     "additionalProperties": False,
     "required": ["deployments"],

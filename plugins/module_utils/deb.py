@@ -162,8 +162,8 @@ def _decompress(kind, blob, label):
             return _bounded(lzma.LZMADecompressor(format=lzma.FORMAT_XZ), blob, label, kind)
         if kind == ".zst":
             # zstd frames only, as dpkg's libzstd (the zstd command would also inflate gzip or xz)
-            if not (blob[:4] == b"\x28\xb5\x2f\xfd" or (blob[1:4] == b"\x2a\x4d\x18" and blob[:1] >= b"\x50"
-                                                      and blob[:1] <= b"\x5f")):
+            skippable = blob[1:4] == b"\x2a\x4d\x18" and b"\x50" <= blob[:1] <= b"\x5f"
+            if not (blob[:4] == b"\x28\xb5\x2f\xfd" or skippable):
                 raise DebError(f"{label} has a control.tar.zst that is not zstd data.")
             if _zstd is not None:
                 return _bounded(_zstd.ZstdDecompressor(), blob, label, kind)

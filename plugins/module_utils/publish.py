@@ -77,8 +77,8 @@ class PackagesMissing(PublishError):
 
     def __init__(self, deployment, missing):
         self.deployment = deployment
-        self.missing = [entry for entry, _ in missing]
-        self.reasons = [reason for _, reason in missing]
+        self.missing = [entry for entry, _reason in missing]
+        self.reasons = [reason for _entry, reason in missing]
         if len(missing) == 1:
             message = self.reasons[0]
         else:
@@ -222,8 +222,8 @@ def package_ref(entry):
         return split_pool_name(entry)
     if "=" not in entry:
         return None
-    left, _, version = entry.partition("=")
-    name, _, arch = left.partition(":")
+    left, _sep, version = entry.partition("=")
+    name, _sep, arch = left.partition(":")
     if not (names.is_valid("package", name) and names.is_valid("version", version)
             and (not arch or names.is_valid("architecture", arch))):
         return None
@@ -250,10 +250,10 @@ def pool_matches(files, entry):
         have = split_pool_name(filename)
         if have and have[0] == name and (arch is None or have[2] == arch) and version_matches(version, have[1]):
             found.append((have[1], filename))
-    if len({v for v, _ in found}) > 1:
-        raise PublishError(f"{entry!r} names several versions ({', '.join(sorted(f for _, f in found))}); "
+    if len({v for v, _file in found}) > 1:
+        raise PublishError(f"{entry!r} names several versions ({', '.join(sorted(f for _v, f in found))}); "
                            "name one with its epoch (name_EPOCH%3aVERSION_ARCH.deb or name=EPOCH:VERSION).")
-    return sorted(f for _, f in found)
+    return sorted(f for _v, f in found)
 
 
 def resolve_packages(catalog, dep, stores_dir):
