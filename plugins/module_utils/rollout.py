@@ -127,7 +127,7 @@ def client_entries(catalog, names, server_url):
     if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)):
         raise RolloutError("field 'names': must be a list of deployment names")
     norm = load_catalog(catalog)
-    project = norm["project"].get("name", "default")
+    project = (norm["project"] or {}).get("name", "default")
     by_name = {d["name"]: d for d in norm["deployments"]}
     base = server_url.rstrip("/")
     out = []

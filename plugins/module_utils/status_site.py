@@ -85,7 +85,7 @@ def build_site(catalog, hosts, records, halted, repo, start, end, generated, tod
     today = to_date(today, "today") if today else start
     timeline = engine.timeline(hosts, start, end)
     plan_today = engine.plan(hosts, today)
-    project = engine.catalog["project"].get("name", "default")
+    project = (engine.catalog["project"] or {}).get("name", "default")
     holidays = engine.catalog["holidays"]
     counts = summarize({h: records.get(h) for h in hosts})
 

@@ -586,3 +586,10 @@ def test_a_large_deb_is_parsed_without_reading_it_whole(tmp_path):
         tracemalloc.stop()
     assert record["name"] == "hello" and record["size"] == path.stat().st_size
     assert peak < 8 << 20  # well below the 64 MiB data member: only headers and control are read
+
+
+def test_a_catalog_without_project_is_planned_and_rendered_without_a_traceback():
+    from ansible_collections.mo.fleet.plugins.module_utils.rollout import client_entries
+    cat = {"deployments": [{"name": "app", "start_date": "2026-11-02", "packages_to_install": ["hello"]}]}
+    entries = client_entries(cat, ["app"], "http://repo1")
+    assert entries[0]["uri"] == "http://repo1/pub/default/repos/app"
