@@ -22,17 +22,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mo.fleet.plugins.module_utils import render
 from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml
-
-
-def _plain(value):
-    """Ansible's lazy/tagged containers -> plain dict/list/str (the engine checks types)."""
-    if isinstance(value, Mapping):
-        return dict((str(k), _plain(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
+from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain as _plain
 
 
 def _source(name, template):

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError
-from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseEngine, ReleaseError, plain as _plain
+from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain as _plain
+from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseEngine, ReleaseError
 from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
     RolloutError, client_entries, halt_decisions, wave_batches,
 )

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError
-from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseError, plain as _plain
+from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain as _plain
+from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseError
 from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError
 from ansible_collections.mo.fleet.plugins.module_utils.status_site import build_site, default_range
 

@@ -48,6 +48,7 @@ from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap
 from ansible_collections.mo.fleet.plugins.module_utils import trace as tr
 from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, StoreError
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 
 TRACE_MODES = ("auto", "fanotify", "strace", "none")
 # before-copies of config files held in memory up to this many bytes (the rest go to disk)
@@ -461,7 +462,7 @@ def capture(options, store=None):
             doc = tpl.build(meta, operations, metadata, use_jsonschema=False)
         except tpl.TemplateError as exc:
             raise CaptureError("The capture produced an invalid template: %s" % exc)
-        tpl.atomic_write(os.path.join(bundle, tpl.BUNDLE_TEMPLATE), tpl.dump(doc))
+        atomic_write(os.path.join(bundle, tpl.BUNDLE_TEMPLATE), tpl.dump(doc))
 
         archive_tmp = os.path.join(work, "bundle.tar.gz")
         _make_archive(bundle, archive_tmp)

@@ -19,17 +19,16 @@ Standard library only.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import shutil
 import sqlite3
 import time
 
-from ansible_collections.mo.fleet.plugins.module_utils._common import paths
+from ansible_collections.mo.fleet.plugins.module_utils._common import layout, paths
+from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock, LockBusy as _LockBusy, held_by_other
 
-STORE_DIR = "/var/lib/mo-fleet"
+STORE_DIR = layout.CAPTURE_DIR
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -72,8 +71,8 @@ class StoreError(Exception):
     """A store problem; the message is one sentence."""
 
 
-class LockBusy(StoreError):
-    pass
+class LockBusy(StoreError, _LockBusy):
+    """Another capture holds the store lock."""
 
 
 class Store(object):
@@ -84,7 +83,7 @@ class Store(object):
         self.work = os.path.join(root, "work")
         self.db_path = os.path.join(root, "index.db")
         self.lock_path = os.path.join(root, "lock")
-        self._lock_fd = None
+        self._lock = None
 
     def exists(self):
         return os.path.isdir(self.root)
@@ -109,43 +108,18 @@ class Store(object):
     def lock(self, wait=60.0):
         """Take the store lock (flock; released by the kernel if the process dies)."""
         self.ensure()
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise LockBusy("Another capture holds the lock %s; wait for it to finish." % self.lock_path)
-                time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.write(fd, ("%d\n" % os.getpid()).encode())
-        self._lock_fd = fd
+        lock = FileLock(self.lock_path, wait, holder="Another capture", error=LockBusy, dir_mode=0o755)
+        self._lock = lock.acquire()
         return self
 
     def unlock(self):
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def locked_by_other(self):
         """True when some live process holds the lock now."""
-        if not os.path.exists(self.lock_path):
-            return False
-        fd = os.open(self.lock_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return held_by_other(self.lock_path)
 
     def __enter__(self):
         return self

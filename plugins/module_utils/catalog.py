@@ -251,12 +251,12 @@ def _show(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _plain(value):
+def _json_ready(value):
     """Plain JSON-like copy: dates -> ISO strings, None-valued mapping keys dropped."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items() if v is not None}
+        return {str(k): _json_ready(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_json_ready(v) for v in value]
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, (datetime.date, datetime.datetime)):
@@ -381,7 +381,7 @@ _TOO_DEEP = "catalog: is nested too deeply to be read (a catalog is at most a fe
 def validate_catalog(data):
     """Every problem of DATA as one-sentence strings; [] when the catalog is valid."""
     try:
-        return _check(_plain(data))
+        return _check(_json_ready(data))
     except RecursionError:
         return [_TOO_DEEP]
 
@@ -432,4 +432,4 @@ def load_catalog(data):
     errors = validate_catalog(data)
     if errors:
         raise CatalogError(errors)
-    return _normalize(_plain(data))
+    return _normalize(_json_ready(data))

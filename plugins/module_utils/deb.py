@@ -33,7 +33,7 @@ import tempfile
 import zlib
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names
-from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 
 try:  # Python 3.14+ ships zstd in the standard library
     from compression import zstd as _zstd  # type: ignore

@@ -33,7 +33,6 @@ deployments whose fingerprint changed are rebuilt.
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import hashlib
 import json
@@ -44,18 +43,18 @@ import shutil
 import subprocess
 import struct
 import tempfile
-import time
 import zlib
 from datetime import datetime, timedelta, timezone
 
-from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names, validate
+from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, layout, names, validate
+from ansible_collections.mo.fleet.plugins.module_utils._common.layout import project_paths
+from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock
 from ansible_collections.mo.fleet.plugins.module_utils.deb import (
     DebCache, DebError, check_safe_name, record_fields, split_pool_name, stanza_parts, version_matches,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 
-DEFAULT_ROOT = "/var/lib/mo-fleet/repo"
-DEFAULT_GNUPG_ROOT = "/var/lib/mo-fleet/gnupg"
+DEFAULT_ROOT = layout.REPO_ROOT
 COMPONENT = "main"
 STATE_VERSION = 1
 INDEX_FILES = ("Packages", "Packages.gz", "Packages.xz")
@@ -87,50 +86,9 @@ class PackagesMissing(PublishError):
         super().__init__(message)
 
 
-# ------------------------------------------------------------------ paths and lock
-
-def project_paths(root, project):
-    base = os.path.join(root, project)
-    return {
-        "base": base,
-        "stores": os.path.join(base, "stores"),
-        "repos": os.path.join(base, "repos"),
-        "disabled": os.path.join(base, "disabled"),
-        "state": os.path.join(base, "state"),
-        "lock": os.path.join(base, "state", "lock"),
-        "cache": os.path.join(base, "state", "cache.bin"),
-        "publish": os.path.join(base, "state", "publish.json"),
-    }
-
-
-class RepoLock:
-    """An exclusive ``flock`` on the project's lock file (released by the kernel on death)."""
-
-    def __init__(self, path, timeout=600.0):
-        self.path = path
-        self.timeout = timeout
-        self.fd = None
-
-    def __enter__(self):
-        os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    self.fd = None
-                    raise PublishError(f"another publish or upload held {self.path} for more than {self.timeout:g} seconds.") from None
-                time.sleep(0.05)
-
-    def __exit__(self, *exc):
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+def repo_lock(path, timeout=600.0):
+    """The project lock that publish and upload share (PublishError when it stays busy)."""
+    return FileLock(path, timeout, holder="another publish or upload", error=PublishError)
 
 
 # ------------------------------------------------------------------ catalog
@@ -968,7 +926,7 @@ def publish(catalog, root=DEFAULT_ROOT, gnupg_home=None, signing_key=None, optio
     project = catalog["project"]
     name = project["name"]
     paths = project_paths(root, name)
-    gnupg_home = gnupg_home or os.path.join(DEFAULT_GNUPG_ROOT, name)
+    gnupg_home = gnupg_home or layout.gnupg_home(name)
     now = now or datetime.now(timezone.utc).replace(microsecond=0)
     if not check_mode:
         for key in ("stores", "repos", "disabled", "state"):
@@ -978,7 +936,7 @@ def publish(catalog, root=DEFAULT_ROOT, gnupg_home=None, signing_key=None, optio
     args = (catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, _after_build, missing)
     if check_mode and not os.path.isdir(paths["state"]):
         return _publish_locked(*args)
-    with RepoLock(paths["lock"], lock_timeout):
+    with repo_lock(paths["lock"], lock_timeout):
         return _publish_locked(*args)
 
 

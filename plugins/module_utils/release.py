@@ -80,16 +80,6 @@ __all__ = [
 ]
 
 
-def plain(value):
-    """Plain dicts and lists of Ansible's mappings and sequences (tagged, lazy, sets), for the
-    release filters to hand to the engines; keys become strings, scalars stay as they are."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [plain(v) for v in value]
-    return value
-
-
 class ReleaseError(ValueError):
     """Bad input to the release engine (not the catalog): one sentence naming the field."""
 

@@ -79,6 +79,7 @@ from datetime import datetime, timezone
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths as _paths
 from ansible_collections.mo.fleet.plugins.module_utils._common.inert_yaml import Expr
 
@@ -922,7 +923,7 @@ def write_files_archive(source, options=None):
         return 0
     dest = prep.options["files_archive"]
     try:
-        tpl.atomic_write(dest, lambda handle: _write_tar(handle, prep, members), mode=0o600)
+        atomic_write(dest, lambda handle: _write_tar(handle, prep, members), mode=0o600)
     except OSError as exc:
         raise RenderError("Cannot write the files archive %s: %s." % (dest, exc.strerror or exc))
     return len(members)

@@ -19,7 +19,6 @@ API::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -29,7 +28,8 @@ from ansible_collections.mo.fleet.plugins.module_utils._common import names, pat
 from ansible_collections.mo.fleet.plugins.module_utils._common.fields import APT_FIELDS
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import load_catalog
 from ansible_collections.mo.fleet.plugins.module_utils.release import should_halt
-from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock
 
 __all__ = ["RolloutError", "client_entries", "wave_batches", "halt_decisions", "read_state",
            "update_state", "sync_record_paths", "write_sync_record", "STATE_VERSION"]
@@ -241,11 +241,12 @@ def _write_json(path, data):
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def update_state(path, halt=None, resume=(), check=False):
+def update_state(path, halt=None, resume=(), check=False, lock_timeout=600.0):
     """Add HALT ({name: details}) and clear RESUME (names) in the state at PATH, atomically.
 
     Returns (changed, new state, names halted now, names resumed now).  An already halted
-    deployment keeps its first details.  With CHECK nothing is written.
+    deployment keeps its first details.  With CHECK nothing is written.  Another run holding
+    the state lock longer than LOCK_TIMEOUT seconds is refused in one sentence.
     """
     halt = dict(halt or {})
     if isinstance(resume, str):
@@ -261,11 +262,11 @@ def update_state(path, halt=None, resume=(), check=False):
     directory = os.path.dirname(os.path.abspath(path))
     if not check:
         os.makedirs(directory, exist_ok=True)
-    lock_fd = None
+    lock = FileLock(os.path.abspath(path) + ".lock", lock_timeout, holder="another rollout or resume",
+                    error=RolloutError)
+    if not check:
+        lock.acquire()
     try:
-        if not check:
-            lock_fd = os.open(os.path.abspath(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
         state = read_state(path)
         halted_now = [n for n in sorted(halt) if n not in state["halted"]]
         resumed = [n for n in sorted(set(resume)) if n in state["halted"]]
@@ -278,9 +279,7 @@ def update_state(path, halt=None, resume=(), check=False):
             _write_json(path, state)
         return changed, state, halted_now, resumed
     finally:
-        if lock_fd is not None:
-            fcntl.flock(lock_fd, fcntl.LOCK_UN)
-            os.close(lock_fd)
+        lock.release()
 
 
 _TIME = re.compile(SYNC_RECORD_SCHEMA["properties"]["time"]["pattern"])

@@ -16,8 +16,9 @@ import os
 from ansible_collections.mo.fleet.plugins.module_utils.deb import (
     DebCache, DebError, canonical_filename, check_safe_name, parse_deb,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.publish import DEFAULT_ROOT, PublishError, RepoLock, project_paths
-from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.layout import REPO_ROOT, project_paths
+from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError, repo_lock
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 
 
 # ------------------------------------------------------------------ module glue
@@ -32,7 +33,7 @@ LOCK_TIMEOUT_OPTION = dict(type="float", default=600)
 def repo_argument_spec(**options):
     """The argument spec of a repository server module: OPTIONS plus the shared ``root``."""
     spec = {name: dict(option) for name, option in options.items()}
-    spec["root"] = dict(type="path", default=DEFAULT_ROOT)
+    spec["root"] = dict(type="path", default=REPO_ROOT)
     return spec
 
 
@@ -137,7 +138,7 @@ def store_packages(root, project, store, files, package_set=None, force=False, c
         result["created_store"] = not os.path.isdir(os.path.join(paths["stores"], store))
     else:
         os.makedirs(paths["state"], mode=0o750, exist_ok=True)
-        with RepoLock(paths["lock"], lock_timeout):
+        with repo_lock(paths["lock"], lock_timeout):
             planned = _plan(records, dest_dir, store, force)
             result["created_store"] = not os.path.isdir(os.path.join(paths["stores"], store))
             os.makedirs(dest_dir, mode=0o755, exist_ok=True)

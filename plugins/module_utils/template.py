@@ -94,9 +94,9 @@ import os
 import math
 import posixpath
 import re
-import tempfile
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths as _paths
 from ansible_collections.mo.fleet.plugins.module_utils._common import validate as _validate
 
@@ -747,38 +747,6 @@ def load(source):
 def dump(doc):
     """Canonical JSON text of DOC."""
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def atomic_write(path, data, mode=0o644):
-    """Write DATA to PATH via a temp file in the same directory + fsync + chmod MODE + rename.
-
-    DATA is bytes, text (written as UTF-8), a binary file object, whose rest is copied in
-    blocks (a large file never sits in memory whole), or a function that writes to the open
-    binary handle it is given.
-    """
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if hasattr(data, "read"):
-                for block in iter(lambda: data.read(1 << 20), b""):
-                    handle.write(block)
-            elif callable(data):
-                data(handle)
-            else:
-                handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def dump_file(doc, path):

@@ -158,7 +158,7 @@ from ansible_collections.mo.fleet.plugins.module_utils.release_client import (
     is_installed, is_present, parse_dpkg_query, parse_packages_index,
     parse_simulation, source_file_name, sources_text, state_changes,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C", "LANG": "C"}
 DPKG_OPTS = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]

@@ -150,7 +150,7 @@ def test_lock_keeps_two_captures_apart(area):
     base, _root = area
     first = Store(base + "/store").lock(wait=0)
     try:
-        with pytest.raises(LockBusy, match="Another capture holds the lock"):
+        with pytest.raises(LockBusy, match="Another capture held the lock"):
             Store(base + "/store").lock(wait=0.3)
         assert Store(base + "/store").locked_by_other()
     finally:

@@ -98,7 +98,7 @@ def test_cleanup_reset_removes_everything(store):
 
 def test_cleanup_waits_for_a_running_capture_then_says_so(store):
     with store.lock(wait=0):
-        with pytest.raises(LockBusy, match="Another capture holds the lock"):
+        with pytest.raises(LockBusy, match="Another capture held the lock"):
             Store(store.root).cleanup(keep=0, wait=0.3)
     assert len(store.list_templates()) == 4
 

@@ -175,7 +175,7 @@ def test_jsonschema_agrees_on_structural_problems(cat, sentence, schema_sees):
     # jsonschema is a test-only second opinion on the same schema: what it sees, the one
     # validator sees; the one validator also refuses NaN and a name with a trailing line break
     # (jsonschema's re.search lets "$" match before it); the rest are semantic checks.
-    assert bool(jsonschema_errors(catalog_mod._plain(cat))) == schema_sees
+    assert bool(jsonschema_errors(catalog_mod._json_ready(cat))) == schema_sees
 
 
 def test_no_jsonschema_at_run_time():
@@ -230,7 +230,7 @@ def test_normalized_catalog_fills_defaults_and_keeps_input_untouched():
 def test_normalization_is_idempotent():
     once = load_catalog(good_catalog())
     assert load_catalog(once) == once
-    assert jsonschema_errors(catalog_mod._plain(once)) == []
+    assert jsonschema_errors(catalog_mod._json_ready(once)) == []
     internal = mutate(["deployments", 0, "frozen"], True)
     with pytest.raises(CatalogError,
                        match="^deployment 'firefox-12': field 'frozen': True is only valid with 'source: external'.$"):
@@ -328,7 +328,7 @@ def catalogs(draw):
 @settings(max_examples=300, deadline=None)
 @given(catalogs())
 def test_builtin_checker_agrees_with_jsonschema(cat):
-    raw = catalog_mod._plain(cat)
+    raw = catalog_mod._json_ready(cat)
     ours = validate.errors(raw, catalog_mod.SCHEMA)
     theirs = jsonschema_errors(raw)
     if not ours:

@@ -276,7 +276,7 @@ def test_status_site_filter_defaults():
 
 def test_plain_turns_ansible_containers_into_dicts_and_lists():
     from collections import OrderedDict
-    from ansible_collections.mo.fleet.plugins.module_utils.release import plain
+    from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain
     value = OrderedDict([(1, ("a", frozenset({"b"}))), ("n", None), ("d", {"x": [OrderedDict(y=2)]})])
     out = plain(value)
     assert out == {"1": ["a", ["b"]], "n": None, "d": {"x": [{"y": 2}]}}

@@ -144,7 +144,7 @@ def test_run_engine_turns_engine_errors_into_one_sentence(tmp_path):
 
 def test_uploads_stream_through_the_shared_atomic_write(tmp_path):
     import io
-    from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
+    from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
     data = os.urandom(3 * (1 << 20) + 5)  # several blocks and a short tail
     target = tmp_path / "big.deb"
     atomic_write(str(target), io.BytesIO(data), mode=0o644)

@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+"""The common layer: the one atomic writer, the one file lock, the one plain helper."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+
+from ansible_collections.mo.fleet.plugins.module_utils._common import fs, layout, lock, plain
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "f"
+    fs.atomic_write(str(target), "one\n", mode=0o600)
+    assert target.read_text() == "one\n" and (target.stat().st_mode & 0o777) == 0o600
+
+    def boom(handle):
+        handle.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        fs.atomic_write(str(target), boom)
+    assert target.read_text() == "one\n"
+    assert sorted(os.listdir(tmp_path)) == ["f"]  # no temp file left behind
+
+
+def _hold(path, ready, release):
+    with lock.FileLock(path, 1):
+        ready.set()
+        release.wait(10)
+
+
+def test_lock_refuses_in_one_sentence_after_the_timeout_and_frees_on_exit(tmp_path):
+    path = str(tmp_path / "state" / "lock")
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold, args=(path, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        assert lock.held_by_other(path)
+        with pytest.raises(lock.LockBusy) as err:
+            lock.FileLock(path, 0.2, holder="another publish").acquire()
+        assert str(err.value) == f"another publish held the lock {path} for more than 0.2 seconds; wait for it to finish."
+    finally:
+        release.set()
+        holder.join(10)
+    assert not lock.held_by_other(path)
+    with lock.FileLock(path, 0) as taken:
+        assert taken.fd is not None
+    assert os.path.getsize(path) == 0  # taking the lock writes nothing
+
+
+def test_lock_raises_the_callers_error_class(tmp_path):
+    class Mine(Exception):
+        pass
+
+    path = str(tmp_path / "lock")
+    with lock.FileLock(path, 0):
+        with pytest.raises(Mine, match="held the lock"):
+            # flock locks belong to the open file description: a second open conflicts
+            lock.FileLock(path, 0, error=Mine).acquire()
+
+
+def test_plain_gives_plain_containers():
+    class Tagged(str):
+        pass
+
+    value = plain.plain({1: (Tagged("a"), {"b"}), "c": None})
+    assert value == {"1": ["a", ["b"]], "c": None}
+    assert type(value["1"][0]) is str
+
+
+def test_layout_is_the_one_place_for_paths():
+    paths = layout.project_paths("/r", "demo")
+    assert paths["lock"] == "/r/demo/state/lock" and paths["stores"] == "/r/demo/stores"
+    assert layout.gnupg_home("demo") == "/var/lib/mo-fleet/gnupg/demo"
