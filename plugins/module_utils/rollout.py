@@ -15,6 +15,7 @@ API::
     halt_decisions(catalog, records, halted=(), threshold=None) -> {deployment: details}
     read_state(path) -> state ; update_state(path, halt={}, resume=[], check=False) -> (changed, state)
     sync_record_paths(reports_dir, record) -> (last, history) ; write_sync_record(reports_dir, record)
+    read_sync_records(reports_dir, hosts) -> {host: record}
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock
 
 __all__ = ["RolloutError", "client_entries", "wave_batches", "halt_decisions", "read_state",
-           "update_state", "sync_record_paths", "write_sync_record", "STATE_VERSION"]
+           "update_state", "sync_record_paths", "write_sync_record", "read_sync_records", "STATE_VERSION"]
 
 STATE_VERSION = 1
 
@@ -315,6 +316,30 @@ def sync_record_paths(reports_dir, record):
                 paths.join(base, ["sync", "history", host, f"{stamp}-{day}.json"], "sync record: field 'host'"))
     except paths.PathError as exc:
         raise RolloutError(str(exc)) from None
+
+
+def read_sync_records(reports_dir: str, hosts) -> dict:
+    """{host: last sync record} of HOSTS that have one under REPORTS_DIR/sync/ (the one reader).
+
+    A host name that is no plain file name, an unreadable file or a record that does not match
+    SYNC_RECORD_SCHEMA raises RolloutError in one sentence naming the file (never an empty
+    record in its place).
+    """
+    base = os.path.abspath(reports_dir)
+    records = {}
+    for host in hosts:
+        if not names.is_valid("file_part", host):
+            raise RolloutError(f"sync records: host {host!r} is not {names.RULES['file_part']}")
+        path = paths.join(base, ["sync", f"{host}.json"], "sync records: host")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            raise RolloutError(f"sync record {path}: cannot be read ({exc})") from None
+        records[host] = check_sync_record(record, f"sync record {path}")
+    return records
 
 
 def write_sync_record(reports_dir, record, history=True):

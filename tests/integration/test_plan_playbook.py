@@ -165,5 +165,5 @@ def test_missing_catalog_is_one_sentence(tmp_path):
     inventory = write_inventory(tmp_path / "inventory.yml", catalog=None)
     run = run_playbook("playbooks/plan.yml", inventory, extra_vars={"plan_html": str(tmp_path / "p.html")})
     assert run.rc != 0
-    failed = run.task_results("localhost", "Fail when no catalog was found")
+    failed = run.task_results("localhost", "mo.fleet.common : Fail when no catalog was found")
     assert failed and failed[0]["msg"].startswith("No release catalog: define mo_fleet_catalog")

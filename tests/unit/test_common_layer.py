@@ -76,3 +76,32 @@ def test_layout_is_the_one_place_for_paths():
     paths = layout.project_paths("/r", "demo")
     assert paths["lock"] == "/r/demo/state/lock" and paths["stores"] == "/r/demo/stores"
     assert layout.gnupg_home("demo") == "/var/lib/mo-fleet/gnupg/demo"
+
+
+# ---------------------------------------------------------------- the readers behind the lookups
+
+def test_sync_records_reader_reads_what_the_writer_wrote_and_refuses_a_corrupt_record(tmp_path):
+    from ansible_collections.mo.fleet.plugins.module_utils import rollout
+
+    record = {"host": "web1", "time": "2026-12-02T01:00:00Z", "date": "2026-12-02", "deployments": ["base"]}
+    rollout.write_sync_record(str(tmp_path), record)
+    assert rollout.read_sync_records(str(tmp_path), ["web1", "web2"]) == {"web1": record}
+    (tmp_path / "sync" / "web2.json").write_text('{"host": "web2", "deployments": "base"}')
+    with pytest.raises(rollout.RolloutError, match=r"^sync record .*/sync/web2.json: field 'deployments'"):
+        rollout.read_sync_records(str(tmp_path), ["web2"])
+    (tmp_path / "sync" / "web2.json").write_text("{not json")
+    with pytest.raises(rollout.RolloutError, match=r"^sync record .*/sync/web2.json: cannot be read"):
+        rollout.read_sync_records(str(tmp_path), ["web2"])
+    with pytest.raises(rollout.RolloutError, match="host '../x' is not a plain file name part"):
+        rollout.read_sync_records(str(tmp_path), ["../x"])
+
+
+def test_release_state_update_waits_for_the_lock_then_refuses_in_one_sentence(tmp_path):
+    from ansible_collections.mo.fleet.plugins.module_utils import rollout
+
+    path = str(tmp_path / "release-state.json")
+    with lock.FileLock(path + ".lock", 0):
+        with pytest.raises(rollout.RolloutError, match="another rollout or resume held the lock .* for more than 0.1 seconds"):
+            rollout.update_state(path, halt={"base": {"rate": 1}}, lock_timeout=0.1)
+    changed, state, halted, _resumed = rollout.update_state(path, halt={"base": {"rate": 1}}, lock_timeout=0.1)
+    assert changed and halted == ["base"] and rollout.read_state(path) == state
