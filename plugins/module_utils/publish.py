@@ -568,6 +568,21 @@ def gpg_env(gnupg_home):
     return env
 
 
+def secret_key_fingerprints(colons: str) -> list[str]:
+    """Fingerprints of the secret (primary) keys in gpg's ``--with-colons`` output (the one parser:
+    the repo_server role reads it through the mo.fleet.gpg_fingerprints filter)."""
+    fprs = []
+    expect_fpr = False
+    for line in colons.splitlines():
+        cols = line.split(":")
+        if cols[0] == "sec":
+            expect_fpr = True
+        elif cols[0] == "fpr" and expect_fpr and len(cols) > 9:
+            fprs.append(cols[9])
+            expect_fpr = False
+    return fprs
+
+
 def signing_key_fingerprint(gnupg_home, key=None):
     """The fingerprint of the secret signing key in GNUPG_HOME (KEY selects one)."""
     if not os.path.isdir(gnupg_home):
@@ -579,15 +594,7 @@ def signing_key_fingerprint(gnupg_home, key=None):
         proc = subprocess.run(cmd, env=gpg_env(gnupg_home), capture_output=True, text=True, timeout=60, check=False)
     except FileNotFoundError:
         raise PublishError("gpg is not installed on the repository server.") from None
-    fprs = []
-    expect_fpr = False
-    for line in proc.stdout.splitlines():
-        cols = line.split(":")
-        if cols[0] == "sec":
-            expect_fpr = True
-        elif cols[0] == "fpr" and expect_fpr:
-            fprs.append(cols[9])
-            expect_fpr = False
+    fprs = secret_key_fingerprints(proc.stdout)
     if not fprs:
         raise PublishError(f"no secret signing key{' ' + repr(key) if key else ''} in {gnupg_home}.")
     if len(fprs) > 1 and not key:

@@ -105,3 +105,18 @@ def test_release_state_update_waits_for_the_lock_then_refuses_in_one_sentence(tm
             rollout.update_state(path, halt={"base": {"rate": 1}}, lock_timeout=0.1)
     changed, state, halted, _resumed = rollout.update_state(path, halt={"base": {"rate": 1}}, lock_timeout=0.1)
     assert changed and halted == ["base"] and rollout.read_state(path) == state
+
+
+def test_gpg_fingerprints_are_parsed_once_for_the_role_and_the_publisher():
+    from ansible_collections.mo.fleet.plugins.filter.repo import gpg_fingerprints
+    from ansible_collections.mo.fleet.plugins.module_utils.publish import secret_key_fingerprints
+
+    colons = ("sec:u:255:22:AAAA1111:1700000000:::u:::scESC:::+:::ed25519:::0:\n"
+              "fpr:::::::::0123456789ABCDEF0123456789ABCDEF01234567:\n"
+              "grp:::::::::ABCDEF:\n"
+              "uid:u::::1700000000::HASH::mo.fleet <repo@example>::::::::::0:\n"
+              "ssb:u:255:18:BBBB2222:1700000000::::::e:::+:::cv25519::\n"
+              "fpr:::::::::FEDCBA9876543210FEDCBA9876543210FEDCBA98:\n")
+    assert secret_key_fingerprints(colons) == ["0123456789ABCDEF0123456789ABCDEF01234567"]
+    assert gpg_fingerprints(colons) == secret_key_fingerprints(colons)
+    assert secret_key_fingerprints("fpr:::::::::X:\n") == []  # a subkey's fpr alone is no secret key
