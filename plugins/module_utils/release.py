@@ -451,40 +451,6 @@ class ReleaseEngine:
         return {h for h in hosts if dep.name in already.get(h, ())}
 
     # -- one day -----------------------------------------------------------------------------
-    def reached(self, dep, index, day, total=None):
-        """The set of hosts (of INDEX) that DEP reaches on DAY (an ordinal).
-
-        TOTAL, the number of hosts, lets the union stop as soon as every host is reached.
-        """
-        if not dep.enabled:
-            return set()
-        reached = set()
-        if dep.start <= day:
-            for attr in dep.included:
-                found = index.get(attr)
-                if found:
-                    reached |= found
-        last = self.calendar.last_index(dep.start, day)
-        if last >= 0 and len(reached) != total:
-            present = [(index[attr], pairs) for attr, pairs in dep.attr_delays.items() if attr in index]
-            present.sort(key=lambda item: -len(item[0]))  # big groups first: 'all' ends it early
-            for found, pairs in present:
-                for delay, duration in pairs:
-                    if delay > last:
-                        break
-                    if delay + duration - 1 <= last:
-                        reached |= found
-                        break
-                    reached.update(self._spread_reached(dep, list(found.difference(reached)), duration,
-                                                        last - delay))
-                if len(reached) == total:
-                    break
-        for attr in dep.excluded:
-            found = index.get(attr)
-            if found:
-                reached -= found
-        return self._allowed(dep, reached)
-
     def profiles(self, hosts):
         """Hosts grouped by the attributes of theirs that the catalog names: ([group's hosts],
         {attribute: set of group numbers}).  The rule looks at nothing else, so every host of a

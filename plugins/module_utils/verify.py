@@ -13,7 +13,8 @@ Standard library only (runs on targets, Python 3.9+).
     PROBE supplies the host's state (``HostProbe`` by default: lstat, sha256, dpkg-query,
     systemctl, pwd/grp); tests pass their own.
 
-Options: ``include``/``exclude`` (paths or globs), ``check_content`` (sha256, default true),
+Options: ``include``/``exclude`` (paths or globs, matched by ``_common/paths.matches`` as the
+renderers match them: a path or a glob's match also selects everything below it), ``check_content`` (sha256, default true),
 ``check_versions`` (package versions, default true), ``skip_services`` (true or unit names),
 ``skip_generated`` (do not compare the content of account databases and ld.so.cache, which
 the system writes itself; default true).
@@ -21,13 +22,14 @@ the system writes itself; default true).
 
 from __future__ import annotations
 
-import fnmatch
 import grp
 import hashlib
 import os
 import pwd
 import stat
 import subprocess
+
+from ansible_collections.mo.fleet.plugins.module_utils._common import paths
 
 GENERATED = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/subuid", "/etc/subgid",
              "/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-", "/etc/subuid-", "/etc/subgid-",
@@ -39,18 +41,8 @@ class VerifyError(ValueError):
     """Bad verify input; the message is one sentence."""
 
 
-def _within(path, pattern):
-    if any(c in pattern for c in "*?["):
-        return fnmatch.fnmatchcase(path, pattern)
-    root = "/" + "/".join(p for p in pattern.split("/") if p)
-    return root == "/" or path == root or path.startswith(root + "/")
-
-
 def _selected(path, options):
-    inc, exc = options.get("include") or [], options.get("exclude") or []
-    if inc and not any(_within(path, p) for p in inc):
-        return False
-    return not any(_within(path, p) for p in exc)
+    return paths.selected(path, options.get("include") or [], options.get("exclude") or [])
 
 
 def expectations(doc, options=None):

@@ -120,3 +120,21 @@ def test_gpg_fingerprints_are_parsed_once_for_the_role_and_the_publisher():
     assert secret_key_fingerprints(colons) == ["0123456789ABCDEF0123456789ABCDEF01234567"]
     assert gpg_fingerprints(colons) == secret_key_fingerprints(colons)
     assert secret_key_fingerprints("fpr:::::::::X:\n") == []  # a subkey's fpr alone is no secret key
+
+
+@pytest.mark.parametrize("path, pattern, expected", [
+    ("/opt/app1/x", "/opt/app?", True),   # a glob's match selects what lies below it
+    ("/opt/app1", "/opt/app?", True),
+    ("/opt/app12", "/opt/app?", False),
+    ("/opt/app/x", "/opt/app", True),     # a plain path selects itself and below
+    ("/opt/apple", "/opt/app", False),
+    ("/etc/x.conf", "/etc/*.conf", True),
+    ("/ETC/x.conf", "/etc/*.conf", False),  # case-sensitive
+])
+def test_one_include_exclude_matcher_for_render_and_verify(path, pattern, expected):
+    from ansible_collections.mo.fleet.plugins.module_utils import verify
+    from ansible_collections.mo.fleet.plugins.module_utils._common import paths
+
+    assert paths.matches(path, pattern) is expected
+    assert verify._selected(path, {"include": [pattern]}) is expected
+    assert verify._selected(path, {"exclude": [pattern]}) is not expected

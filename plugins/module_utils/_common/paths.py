@@ -29,6 +29,7 @@ message is one sentence naming the field.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
@@ -59,6 +60,25 @@ def within(path, root):
     """True when normalised PATH equals ROOT or lies below it."""
     root = "/" + "/".join(p for p in root.split("/") if p)
     return root == "/" or path == root or path.startswith(root + "/")
+
+
+def matches(path: str, pattern: str) -> bool:
+    """True when PATH is selected by PATTERN, the one include/exclude rule of render and verify.
+
+    A plain path selects itself and everything below it; a shell glob (``*``, ``?``, ``[``)
+    selects the paths it matches and everything below them (``/opt/app?`` selects
+    ``/opt/app1/x``).  Matching is case-sensitive, as file names are.
+    """
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*")
+    return within(path, pattern)
+
+
+def selected(path: str, include=(), exclude=()) -> bool:
+    """True when PATH matches one of INCLUDE (or INCLUDE is empty) and none of EXCLUDE."""
+    if include and not any(matches(path, p) for p in include):
+        return False
+    return not any(matches(path, p) for p in exclude or ())
 
 
 _PREFIXES = {}
