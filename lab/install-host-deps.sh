@@ -13,6 +13,7 @@ packages=(
   python3-apt                                              # apt's own deb822 parser for the hostile-input tests
   strace rsync git make shellcheck                         # capture baseline, sanity tree
   chromium                                                 # status pages seen as a person would
+  graphviz                                                 # docs/architecture.svg (tools/import_graph.py)
 )
 missing=()
 for p in "${packages[@]}"; do

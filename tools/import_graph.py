@@ -22,8 +22,8 @@ LAYERS = (
     ("plugins/module_utils", "engines (module_utils)", "#e8eef8"),
     ("plugins/modules", "modules (target side)", "#fdf2e0"),
     ("plugins/action", "action plugins (controller)", "#f8e8f0"),
-    ("plugins/filter", "filters (pure)", "#f0f0f0"),
-    ("plugins/lookup", "lookups (controller)", "#f0f0f0"),
+    ("plugins/filter", "filters and tests (pure)", "#f0f0f0"),
+    ("plugins/lookup", "lookups (controller, read only)", "#eef6f6"),
 )
 
 
@@ -71,7 +71,7 @@ def graph(root: str) -> dict[str, tuple[int, list[str]]]:
 
 
 def _layer(node: str) -> int:
-    path = "plugins/" + node
+    path = "plugins/" + node.replace("test/", "filter/", 1)  # Jinja tests sit with the filters
     for index, (prefix, _label, _colour) in enumerate(LAYERS):
         if path.startswith(prefix + "/"):
             return index
@@ -84,19 +84,38 @@ def to_text(nodes: dict[str, tuple[int, list[str]]]) -> str:
 
 
 def to_dot(nodes: dict[str, tuple[int, list[str]]]) -> str:
-    out = ["digraph imports {", "  rankdir=BT; node [shape=box, fontname=Helvetica, fontsize=10];"]
+    """Graphviz source: plugins on top, engines below, the common layer (one box) at the bottom."""
+    common = "module_utils/_common"
+
+    def box(name: str) -> str:
+        return common if name.startswith(common + "/") else name
+
+    out = ["digraph imports {", "  rankdir=TB; concentrate=true; newrank=true; nodesep=0.15; ranksep=0.6;",
+           '  node [shape=box, fontname=Helvetica, fontsize=10]; edge [color="#7a7a7a", arrowsize=0.5];']
+    shared = [f"{name.split('/')[-1]}: {lines} lines" for name, (lines, _deps) in nodes.items() if box(name) == common]
     for index, (_prefix, label, colour) in enumerate(LAYERS):
-        members = [name for name in nodes if _layer(name) == index]
+        members = [name for name in nodes if _layer(name) == index and box(name) != common
+                   and not name.startswith("doc_fragments/")]
+        if index == 0:
+            out.append(f'  subgraph cluster_0 {{ label="{label}"; style=filled; color="{colour}";')
+            joined = "\\n".join(["common layer (_common/)"] + shared)
+            out.append(f'    "{common}" [label="{joined}"];')
+            out.append("  }")
+            continue
         if not members:
             continue
         out.append(f'  subgraph cluster_{index} {{ label="{label}"; style=filled; color="{colour}";')
         for name in members:
             out.append(f'    "{name}" [label="{name.split("/")[-1]}\\n{nodes[name][0]} lines"];')
         out.append("  }")
+    edges = set()
     for name, (_lines, deps) in nodes.items():
+        if name.startswith("doc_fragments/"):
+            continue
         for dep in deps:
-            if dep in nodes:
-                out.append(f'  "{name}" -> "{dep}";')
+            if dep in nodes and box(name) != box(dep):
+                edges.add((box(name), box(dep)))
+    out.extend(f'  "{a}" -> "{b}";' for a, b in sorted(edges))
     out.append("}")
     return "\n".join(out) + "\n"
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError
+from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
 from ansible_collections.mo.fleet.plugins.module_utils.store import (
     UPLOAD_ARGUMENT_SPEC, check_upload, collect_debs, package_set_of,
 )
@@ -33,15 +34,10 @@ class ActionModule(ActionBase):
         src = args.get("src")
         if not src or not args.get("store"):
             return self._fail(result, "src and store are required.")
-        src = os.path.expanduser(to_text(src))
-        if not os.path.isabs(src):
-            if os.path.exists(src):
-                src = os.path.abspath(src)
-            else:
-                try:
-                    src = self._find_needle("files", src)
-                except AnsibleError:
-                    return self._fail(result, f"src {src} does not exist on the controller.")
+        found = controller_path(to_text(src), self)
+        if found is None:
+            return self._fail(result, f"src {src} does not exist on the controller.")
+        src = found
         package_set = package_set_of(src, args.get("set"))
         is_dir = os.path.isdir(src)
         try:

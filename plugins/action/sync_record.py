@@ -9,10 +9,9 @@ writes its records without a module round trip per host and file (two per host b
 
 from __future__ import annotations
 
-import os
-
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
 from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
     RolloutError, sync_record_paths, write_sync_record,
 )
@@ -31,7 +30,7 @@ class ActionModule(ActionBase):
             record=dict(type="dict", required=True),
             history=dict(type="bool", default=True),
         ))
-        reports_dir = os.path.abspath(args["dir"])
+        reports_dir = controller_path(args["dir"])
         record = args["record"]
         # A record reports on the host; writing it is no change to the host, so a second
         # converge of an unchanged host stays changed=0.

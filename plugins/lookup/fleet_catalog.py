@@ -20,8 +20,8 @@ options:
   file:
     description:
       - A YAML or JSON file holding the catalog (for example C(-e catalog_file=PATH)).
-      - A relative path is looked up as M(ansible.builtin.include_vars) looks it up (the playbook's
-        C(vars/) directory, then the playbook directory).  An empty string is no file.
+      - A relative path is taken from the current directory (docs/architecture.md, controller paths).
+        An empty string is no file.
     type: str
 """
 
@@ -41,13 +41,14 @@ _raw:
   elements: dict
 """
 
-import os
 from collections.abc import Mapping
 
 import yaml
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
 
 MAX_FILE = 16 << 20  # bytes read from a catalog file
 
@@ -73,12 +74,10 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         variables = variables or {}
-        path = os.path.expanduser(self.get_option("file") or "")
+        path = self.get_option("file")
         catalog = None
         if path:
-            if not os.path.isabs(path):  # where include_vars looks: the role's or playbook's vars/, then beside it
-                path = self.find_file_in_search_path(variables, "vars", path, ignore_missing=True) or path
-            catalog = _from_file(path)
+            catalog = _from_file(controller_path(path))
         else:
             catalog = variables.get("mo_fleet_catalog")
             hosts = (variables.get("groups") or {}).get("all") or []

@@ -35,10 +35,10 @@ _raw:
   elements: dict
 """
 
-import os
-
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
 
 from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError, read_state
 
@@ -49,6 +49,6 @@ class LookupModule(LookupBase):
         if len(terms) != 1 or not isinstance(terms[0], str) or not terms[0]:
             raise AnsibleLookupError("mo.fleet.release_state: give exactly one path of a release state file.")
         try:
-            return [read_state(os.path.abspath(str(terms[0])))]
+            return [read_state(controller_path(terms[0]))]
         except RolloutError as exc:
             raise AnsibleLookupError(str(exc)) from None

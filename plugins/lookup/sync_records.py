@@ -49,10 +49,10 @@ _raw:
   elements: dict
 """
 
-import os
-
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
 
 from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain
 from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError, read_sync_records
@@ -65,7 +65,7 @@ class LookupModule(LookupBase):
             raise AnsibleLookupError("mo.fleet.sync_records: give exactly one reports directory.")
         field, default = self.get_option("field"), plain(self.get_option("default"))
         try:
-            records = read_sync_records(os.path.abspath(str(terms[0])), plain(self.get_option("hosts")))
+            records = read_sync_records(controller_path(terms[0]), plain(self.get_option("hosts")))
         except RolloutError as exc:
             raise AnsibleLookupError(str(exc)) from None
         if field:
