@@ -109,7 +109,7 @@ def test_release_state_update_waits_for_the_lock_then_refuses_in_one_sentence(tm
 
 def test_gpg_fingerprints_are_parsed_once_for_the_role_and_the_publisher():
     from ansible_collections.mo.fleet.plugins.filter.repo import gpg_fingerprints
-    from ansible_collections.mo.fleet.plugins.module_utils.publish import secret_key_fingerprints
+    from ansible_collections.mo.fleet.plugins.module_utils.repo_index import secret_key_fingerprints
 
     colons = ("sec:u:255:22:AAAA1111:1700000000:::u:::scESC:::+:::ed25519:::0:\n"
               "fpr:::::::::0123456789ABCDEF0123456789ABCDEF01234567:\n"

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ansible_collections.mo.fleet.plugins.module_utils import deb as debmod
 from ansible_collections.mo.fleet.plugins.module_utils import publish as P
+from ansible_collections.mo.fleet.plugins.module_utils import repo_index as RI
 from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names
 from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError, load_catalog
 from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError, parse_deb_bytes
@@ -154,14 +155,14 @@ def test_case_twisted_identity_fields_are_read_as_apt_reads_them(apt):
     assert (rec["name"], rec["version"], rec["architecture"]) == ("mo-twisted", "2.0", "all")
     section = apt.read(text)[0]
     assert deb822.get(section, "Package") == rec["name"] and deb822.get(section, "Version") == rec["version"]
-    served = apt.read(P.packages_stanza(debmod.slim(rec), "pool/main/x.deb"))[0]
+    served = apt.read(RI.packages_stanza(debmod.slim(rec), "pool/main/x.deb"))[0]
     assert deb822.get(served, "Package") == "mo-twisted" and deb822.get(served, "Version") == "2.0"
 
 
 def test_a_control_file_cannot_bring_its_own_filename_or_hashes(apt):
     text = BASE + "filename: pool/../../etc/shadow\nsha256: " + "0" * 64 + "\nSize: 1\nDescription: x\n"
     rec = debmod.slim(parse_deb_bytes(raw_deb(text.encode()), "evil.deb"))
-    stanza = P.packages_stanza(rec, "pool/main/mo-hostile_1.0-1_all.deb")
+    stanza = RI.packages_stanza(rec, "pool/main/mo-hostile_1.0-1_all.deb")
     section = apt.read(stanza)[0]
     assert section["Filename"] == "pool/main/mo-hostile_1.0-1_all.deb"
     assert section["SHA256"] == rec["sha256"] and section["Size"] == str(rec["size"])
@@ -209,7 +210,7 @@ def test_hostile_control_files_are_refused_or_read_exactly_as_apt_reads_them(apt
         (rec["name"], rec["version"], rec["architecture"])
     # what apt reads from the Packages stanza mo.fleet writes is what mo.fleet reports
     slim = debmod.slim(rec)
-    stanza = P.packages_stanza(slim, "pool/main/x.deb")
+    stanza = RI.packages_stanza(slim, "pool/main/x.deb")
     served = apt.read(stanza)
     assert served is not None and len(served) == 1
     reported = debmod.record_fields(slim)

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ansible_collections.mo.fleet.plugins.module_utils import publish as P
+from ansible_collections.mo.fleet.plugins.module_utils import repo_index as RI
 from ansible_collections.mo.fleet.plugins.module_utils.deb import DebCache
 
 from debtools import build_deb, export_keyring, kill_agent, make_gpg_home
@@ -75,7 +76,7 @@ def test_full_publish_release_hashes_signatures_and_pool(repo):
         assert field in release
     assert "\nDate: " in release
     sha = P.parse_release_sha256(release)
-    assert set(sha) == {f"main/binary-{a}/{f}" for a in ("amd64", "arm64") for f in P.INDEX_FILES}
+    assert set(sha) == {f"main/binary-{a}/{f}" for a in ("amd64", "arm64") for f in RI.INDEX_FILES}
     for rel, digest in sha.items():
         blob = (suite / rel).read_bytes()
         assert hashlib.sha256(blob).hexdigest() == digest
@@ -310,7 +311,7 @@ def test_chunked_indexes_are_valid_gzip_and_xz_and_reused(tmp_path):
     store = P.ChunkStore(str(tmp_path / "chunks.bin"), 6)
     blobs = P.compress_indexes(chunks, store, ["gz", "xz"])
     raw = blobs["Packages"]
-    assert raw == P.build_packages_text(entries).encode()
+    assert raw == RI.build_packages_text(entries).encode()
     assert raw.count(b"\nPackage: ") + raw.startswith(b"Package: ") == 700
     assert gzip.decompress(blobs["Packages.gz"]) == raw
     assert lzma.decompress(blobs["Packages.xz"]) == raw
