@@ -75,7 +75,7 @@ class LockBusy(StoreError, _LockBusy):
     """Another capture holds the store lock."""
 
 
-class Store(object):
+class Store:
     def __init__(self, root=STORE_DIR):
         self.root = root
         self.templates = os.path.join(root, "templates")
@@ -180,8 +180,8 @@ class Store(object):
         except paths.PathError as exc:
             raise StoreError(str(exc))
         if recorded is not None and os.path.normpath(recorded) != os.path.normpath(path):
-            raise StoreError("The index records %r for the template %s, which is not %s; nothing was removed."
-                             % (recorded, template_id, path))
+            raise StoreError(f"The index records {recorded!r} for the template {template_id}, which is not {path}; "
+                             "nothing was removed.")
         return path
 
     def forget_template(self, template_id):
@@ -274,7 +274,7 @@ class Store(object):
         return removed, kept
 
 
-class _Conn(object):
+class _Conn:
     """sqlite3 connection as a context manager that commits and closes."""
 
     def __init__(self, conn):

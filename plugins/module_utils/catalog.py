@@ -77,8 +77,8 @@ _NO_DOTDOT = {"pattern": "^[\\s\\S]*\\.\\.[\\s\\S]*$"}
 
 def _kind(kind, rule=None, max_length=None):
     """A string of KIND (``_common/names``), matched whole; refused with RULE's words."""
-    node = {"type": "string", "pattern": "^%s$" % names.PATTERNS[kind],
-            "x-rule": rule or "is not %s" % names.RULES[kind]}
+    node = {"type": "string", "pattern": f"^{names.PATTERNS[kind]}$",
+            "x-rule": rule or f"is not {names.RULES[kind]}"}
     if kind in ("safe", "suite"):
         node["not"] = _NO_DOTDOT
     if max_length is not None:
@@ -158,7 +158,7 @@ SCHEMA = {
     "$defs": {
         "date": dict(_kind("date"), format="date"),
         "percent": {"type": "number", "minimum": 0, "maximum": 100},
-        "safe_name": _kind("safe", "is not a safe name (%s)" % names.RULES["safe"]),
+        "safe_name": _kind("safe", f"is not a safe name ({names.RULES['safe']})"),
         "text": _kind("line", max_length=MAX_TEXT),
         "entries": _list(dict(_kind("line", max_length=MAX_ENTRY), minLength=1)),
         "apt_packages": _list(_kind("apt_package")),
@@ -173,7 +173,7 @@ SCHEMA = {
                     "enabled": {"type": "boolean", "default": True},
                     "comment": _TEXT,
                     "start_date": {"$ref": "#/$defs/date"},
-                    "schedule": dict(_kind("safe", "is not a safe name (%s)" % names.RULES["safe"]),
+                    "schedule": dict(_kind("safe", f"is not a safe name ({names.RULES['safe']})"),
                                      type=["string", "null"]),
                     "packages": {"$ref": "#/$defs/entries"},
                     "package_sets": {"$ref": "#/$defs/entries"},

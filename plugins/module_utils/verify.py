@@ -118,7 +118,7 @@ def expectations(doc, options=None):
     return out
 
 
-class HostProbe(object):
+class HostProbe:
     """The live host's state, read-only."""
 
     def __init__(self):
@@ -222,7 +222,7 @@ def check_item(item, probe):
         if ftype in _TYPES and not _TYPES[ftype](st.st_mode):
             return [_drift(item, "type", ftype, next((t for t, f in _TYPES.items() if f(st.st_mode)), "other"))]
         if "mode" in item and not stat.S_ISLNK(st.st_mode):
-            actual = "%04o" % stat.S_IMODE(st.st_mode)
+            actual = f"{stat.S_IMODE(st.st_mode):04o}"
             if int(item["mode"], 8) != stat.S_IMODE(st.st_mode):
                 out.append(_drift(item, "mode", item["mode"].zfill(4), actual))
         if "owner" in item or "uid" in item:
@@ -290,5 +290,5 @@ def check(doc, options=None, probe=None):
 
 def describe_drift(record):
     """One readable line for a drift record."""
-    return "%s %s: %s is %r, the template says %r" % (
-        record["kind"], record["name"], record["check"], record["actual"], record["expected"])
+    return (f"{record['kind']} {record['name']}: {record['check']} is {record['actual']!r}, "
+            f"the template says {record['expected']!r}")

@@ -88,7 +88,7 @@ def main():
     if wanted:
         match = [t for t in store.list_templates() if t["id"] == wanted]
         if not match:
-            module.fail_json(msg="template %s is not in the capture index." % wanted, **result)
+            module.fail_json(msg=f"template {wanted} is not in the capture index.", **result)
         try:
             result["template"] = tpl.load_file(os.path.join(match[0]["path"], tpl.BUNDLE_TEMPLATE))
         except tpl.TemplateError as exc:

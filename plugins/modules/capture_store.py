@@ -92,16 +92,16 @@ def main():
         module.fail_json(msg="max_age_days must be zero or more.")
     store = Store(p["store"])
     if not store.exists():
-        module.exit_json(changed=False, removed=[], kept=[], msg="The store %s does not exist." % store.root)
+        module.exit_json(changed=False, removed=[], kept=[], msg=f"The store {store.root} does not exist.")
     try:
         removed, kept = store.cleanup(reset=p["state"] == "reset", keep=p["keep"], max_age_days=p["max_age_days"],
                                       check_mode=module.check_mode)
     except StoreError as exc:
         module.fail_json(msg=str(exc))
     if module.check_mode:
-        msg = "check mode: would remove %d item(s)." % len(removed)
+        msg = f"check mode: would remove {len(removed)} item(s)."
     else:
-        msg = "Removed %d item(s), kept %d template(s)." % (len(removed), len(kept))
+        msg = f"Removed {len(removed)} item(s), kept {len(kept)} template(s)."
     module.exit_json(changed=bool(removed), removed=removed, kept=kept, msg=msg)
 
 
