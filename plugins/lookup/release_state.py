@@ -38,7 +38,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
+from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import single_path_term
 
 from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError, read_state
 
@@ -46,9 +46,8 @@ from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutErr
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        if len(terms) != 1 or not isinstance(terms[0], str) or not terms[0]:
-            raise AnsibleLookupError("mo.fleet.release_state: give exactly one path of a release state file.")
+        path = single_path_term(terms, "release_state", "path of a release state file")
         try:
-            return [read_state(controller_path(terms[0]))]
+            return [read_state(path)]
         except RolloutError as exc:
             raise AnsibleLookupError(str(exc)) from None

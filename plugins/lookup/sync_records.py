@@ -52,7 +52,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
+from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import single_path_term
 
 from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain
 from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError, read_sync_records
@@ -61,11 +61,10 @@ from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutErr
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        if len(terms) != 1 or not isinstance(terms[0], str) or not terms[0]:
-            raise AnsibleLookupError("mo.fleet.sync_records: give exactly one reports directory.")
+        reports_dir = single_path_term(terms, "sync_records", "reports directory")
         field, default = self.get_option("field"), plain(self.get_option("default"))
         try:
-            records = read_sync_records(controller_path(terms[0]), plain(self.get_option("hosts")))
+            records = read_sync_records(reports_dir, plain(self.get_option("hosts")))
         except RolloutError as exc:
             raise AnsibleLookupError(str(exc)) from None
         if field:

@@ -28,3 +28,10 @@ def controller_path(path: str, action=None, subdir: str = "files") -> str | None
         return action._find_needle(subdir, path)
     except AnsibleError:
         return None
+
+
+def single_path_term(terms, plugin: str, what: str) -> str:
+    """The one controller path a lookup takes as its term (absolute), or AnsibleError naming PLUGIN."""
+    if len(terms) != 1 or not isinstance(terms[0], str) or not terms[0]:
+        raise AnsibleError(f"mo.fleet.{plugin}: give exactly one {what}.")
+    return controller_path(terms[0])
