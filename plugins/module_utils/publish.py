@@ -644,138 +644,187 @@ def publish(catalog, root=DEFAULT_ROOT, gnupg_home=None, signing_key=None, optio
         return _publish_locked(*args)
 
 
-def _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, after_build, missing):
-    cache = DebCache(paths["cache"])
-    resolved, cache = plan(catalog, root, cache, check_catalog=False, missing=missing)[1:]
-    state = load_state(paths["publish"])
-    fpr = None
-    if any(d["dep"].get("enabled", True) and "pending" not in d for d in resolved.values()):
-        try:
-            fpr = signing_key_fingerprint(gnupg_home, signing_key)
-        except PublishError:
-            if not check_mode:  # a first check-mode run may come before the key exists
-                raise
-    catalog_names = {d["name"] for d in catalog.get("deployments") or []}
-    arches = list(project["architectures"])
-    chunk_store = ChunkStore(os.path.join(paths["state"], "chunks.bin"), opts["xz_preset"])
-    for dep in catalog.get("deployments") or []:
+class _Run:
+    """What one locked publish works with; its steps are the methods below."""
+
+    def __init__(self, catalog, project, paths, gnupg_home, signing_key, opts, check_mode, now, report,
+                 after_build, missing, root):
+        self.catalog, self.project, self.paths, self.opts = catalog, project, paths, opts
+        self.gnupg_home, self.check_mode, self.now, self.report, self.after_build = (
+            gnupg_home, check_mode, now, report, after_build)
+        self.cache = DebCache(paths["cache"])
+        self.resolved, self.cache = plan(catalog, root, self.cache, check_catalog=False, missing=missing)[1:]
+        self.state = load_state(paths["publish"])
+        self.fpr = None
+        if any(d["dep"].get("enabled", True) and "pending" not in d for d in self.resolved.values()):
+            try:
+                self.fpr = signing_key_fingerprint(gnupg_home, signing_key)
+            except PublishError:
+                if not check_mode:  # a first check-mode run may come before the key exists
+                    raise
+        self.arches = list(project["architectures"])
+        self.chunk_store = ChunkStore(os.path.join(paths["state"], "chunks.bin"), opts["xz_preset"])
+
+    def deployment(self, dep):
+        """Publish, keep, unpublish or skip one deployment of the catalog; fills its report entry."""
         dname = dep["name"]
-        entry = {"changed": False, "added": [], "removed": [], "suite": dname if dep.get("source", "internal") == "internal" else dep.get("suite"),
-                 "path": f"{project['name']}/repos/{dname}", "source": dep.get("source", "internal")}
-        report["deployments"][dname] = entry
-        dep_dir = os.path.join(paths["repos"], dname)
-        old = state["deployments"].get(dname, {})
-        old_pkgs = old.get("packages", [])
-        if entry["source"] == "external":
+        source = dep.get("source", "internal")
+        entry = {"changed": False, "added": [], "removed": [], "suite": dname if source == "internal" else dep.get("suite"),
+                 "path": f"{self.project['name']}/repos/{dname}", "source": source}
+        self.report["deployments"][dname] = entry
+        dep_dir = os.path.join(self.paths["repos"], dname)
+        old = self.state["deployments"].get(dname, {})
+        if source == "external":
             entry.update(action="external", reason="served by the nginx caching proxy, not published here")
-            continue
-        if not dep.get("enabled", True):
-            entry["packages"] = len(resolved[dname]["entries"])
-            if os.path.isdir(dep_dir):
-                entry.update(changed=True, action="unpublished", reason="deployment is disabled",
-                             removed=sorted(old_pkgs))
-                if not check_mode:
-                    _unpublish(paths, dname, state, now)
-            else:
-                entry.update(action="unchanged", reason="deployment is disabled and not served")
-            continue
-        pending = resolved[dname].get("pending")
-        if pending is not None:
-            # nothing of it is written: a served deployment keeps its last complete
-            # generation, a new one is not created
-            served_gen = _current_generation(dep_dir)
-            entry.update(action="pending", reason=pending["reason"], missing=list(pending["missing"]),
-                         packages=len(old_pkgs))
-            if served_gen is not None:
-                entry["generation"] = served_gen
-            report["pending"].append({"deployment": dname, "missing": list(pending["missing"]),
-                                      "reason": pending["reason"], "generation": served_gen})
-            continue
-        entries = resolved[dname]["entries"]
-        suite = entry["suite"]
-        labels = sorted(_pkg_label(rel, rec) for rel, rec in entries)
-        meta = {
+        elif not dep.get("enabled", True):
+            self.disabled(dname, entry, dep_dir, old)
+        elif self.resolved[dname].get("pending") is not None:
+            self.pending(dname, entry, dep_dir, old)
+        else:
+            self.enabled(dname, entry, dep_dir, old)
+
+    def disabled(self, dname, entry, dep_dir, old):
+        entry["packages"] = len(self.resolved[dname]["entries"])
+        if os.path.isdir(dep_dir):
+            entry.update(changed=True, action="unpublished", reason="deployment is disabled",
+                         removed=sorted(old.get("packages", [])))
+            if not self.check_mode:
+                _unpublish(self.paths, dname, self.state, self.now)
+        else:
+            entry.update(action="unchanged", reason="deployment is disabled and not served")
+
+    def pending(self, dname, entry, dep_dir, old):
+        # nothing of it is written: a served deployment keeps its last complete generation, a
+        # new one is not created
+        pending = self.resolved[dname]["pending"]
+        served_gen = _current_generation(dep_dir)
+        entry.update(action="pending", reason=pending["reason"], missing=list(pending["missing"]),
+                     packages=len(old.get("packages", [])))
+        if served_gen is not None:
+            entry["generation"] = served_gen
+        self.report["pending"].append({"deployment": dname, "missing": list(pending["missing"]),
+                                       "reason": pending["reason"], "generation": served_gen})
+
+    def _meta(self, dname, suite):
+        project, opts = self.project, self.opts
+        return {
             "origin": opts["origin"] or project["name"],
             "label": opts["label"] or f"{project['name']} {dname}",
             "suite": suite,
-            "architectures": arches,
+            "architectures": self.arches,
             "description": f"mo.fleet deployment {dname} of project {project['name']}",
         }
-        fingerprint = _fingerprint({
-            "files": [(rel, rec["sha256"]) for rel, rec in entries], "meta": meta,
-            "key": fpr, "options": {k: opts[k] for k in ("valid_for_days", "compressions", "xz_preset")},
-        })
-        entry["packages"] = len(entries)
-        entry["added"] = sorted(set(labels) - set(old_pkgs))
-        entry["removed"] = sorted(set(old_pkgs) - set(labels))
-        disabled_dir = os.path.join(paths["disabled"], dname)
+
+    def _reasons(self, dname, dep_dir, old, fingerprint, suite):
+        """Why DNAME is rebuilt (empty: it is not) and whether its tree is served now."""
         reasons = []
-        if not os.path.isdir(dep_dir) and os.path.isdir(disabled_dir):
+        if not os.path.isdir(dep_dir) and os.path.isdir(os.path.join(self.paths["disabled"], dname)):
             reasons.append("re-enabled")
         served = os.path.islink(os.path.join(dep_dir, "dists")) and os.path.isdir(os.path.join(dep_dir, "dists", suite))
         if old.get("fingerprint") != fingerprint:
             reasons.append("package list or options changed" if old else "first publish")
         elif not served and "re-enabled" not in reasons:
             reasons.append("published tree missing")
-        if opts["valid_for_days"] and old.get("date"):
-            age = now.timestamp() - old["date"]
-            if age > opts["valid_for_days"] * 86400 / 2:
+        if self.opts["valid_for_days"] and old.get("date"):
+            age = self.now.timestamp() - old["date"]
+            if age > self.opts["valid_for_days"] * 86400 / 2:
                 reasons.append("Valid-Until refresh due")
+        return reasons, served
+
+    def enabled(self, dname, entry, dep_dir, old):
+        entries = self.resolved[dname]["entries"]
+        suite = entry["suite"]
+        labels = sorted(_pkg_label(rel, rec) for rel, rec in entries)
+        meta = self._meta(dname, suite)
+        fingerprint = _fingerprint({
+            "files": [(rel, rec["sha256"]) for rel, rec in entries], "meta": meta,
+            "key": self.fpr, "options": {k: self.opts[k] for k in ("valid_for_days", "compressions", "xz_preset")},
+        })
+        old_pkgs = old.get("packages", [])
+        entry["packages"] = len(entries)
+        entry["added"] = sorted(set(labels) - set(old_pkgs))
+        entry["removed"] = sorted(set(old_pkgs) - set(labels))
+        reasons, served = self._reasons(dname, dep_dir, old, fingerprint, suite)
         if not reasons:
             entry.update(action="unchanged", reason="fingerprint unchanged", generation=_current_generation(dep_dir))
-            continue
+            return
         entry.update(changed=True, action="published", reason=", ".join(reasons))
-        if check_mode:
-            continue
+        if self.check_mode:
+            return
         if "re-enabled" in reasons:
-            os.rename(disabled_dir, dep_dir)
+            os.rename(os.path.join(self.paths["disabled"], dname), dep_dir)
         os.makedirs(dep_dir, exist_ok=True)
         _clean_leftovers(dep_dir)
         _ensure_pool_link(dep_dir)
-        per_arch = {}
-        for arch in arches:
-            per_arch[arch] = build_packages_chunks([(r, rec) for r, rec in entries if rec["architecture"] in (arch, "all")])
         if "re-enabled" in reasons and old.get("fingerprint") == fingerprint and served:
             number = _current_generation(dep_dir)
         else:
-            chunk_store.owner = dname
-            number, tmp = build_generation(dep_dir, suite, meta, per_arch, opts, gnupg_home, fpr, now, chunk_store)
-            if after_build is not None:
-                after_build(dname, tmp)
-            switch_generation(dep_dir, number, tmp)
-            prune_generations(dep_dir, opts["keep_generations"])
+            number = self._build(dname, dep_dir, suite, meta, entries)
         entry["generation"] = number
+        self._record(dname, entry, old, fingerprint, labels, number, suite)
+
+    def _build(self, dname, dep_dir, suite, meta, entries):
+        per_arch = {arch: build_packages_chunks([(r, rec) for r, rec in entries if rec["architecture"] in (arch, "all")])
+                    for arch in self.arches}
+        self.chunk_store.owner = dname
+        number, tmp = build_generation(dep_dir, suite, meta, per_arch, self.opts, self.gnupg_home, self.fpr, self.now,
+                                       self.chunk_store)
+        if self.after_build is not None:
+            self.after_build(dname, tmp)
+        switch_generation(dep_dir, number, tmp)
+        prune_generations(dep_dir, self.opts["keep_generations"])
+        return number
+
+    def _record(self, dname, entry, old, fingerprint, labels, number, suite):
+        now = int(self.now.timestamp())
         history = list(old.get("history", []))
-        history.append({"generation": number, "date": int(now.timestamp()), "fingerprint": fingerprint,
+        history.append({"generation": number, "date": now, "fingerprint": fingerprint,
                         "added": entry["added"], "removed": entry["removed"], "reason": entry["reason"]})
-        state["deployments"][dname] = {
+        chunk_store = self.chunk_store
+        self.state["deployments"][dname] = {
             "fingerprint": fingerprint, "packages": labels, "generation": number, "suite": suite,
             "chunks": sorted(chunk_store.used_by(dname)) if dname in chunk_store.by_owner else old.get("chunks", []),
-            "date": int(now.timestamp()), "enabled": True, "history": history[-50:],
+            "date": now, "enabled": True, "history": history[-50:],
         }
-        save_state(paths["publish"], state)
-    # deployments that left the catalog stop being served too (history kept)
-    for dname in sorted(os.listdir(paths["repos"])) if os.path.isdir(paths["repos"]) else []:
-        if dname in catalog_names or dname.startswith("."):
-            continue
-        report["deployments"][dname] = {"changed": True, "action": "unpublished", "reason": "not in the catalog any more",
-                                        "added": [], "removed": sorted(state["deployments"].get(dname, {}).get("packages", [])),
-                                        "source": "internal", "path": f"{project['name']}/repos/{dname}"}
-        if not check_mode:
-            _unpublish(paths, dname, state, now)
-    if not check_mode:
-        # forget cache entries of files that left the stores (used ones are known to exist;
-        # the others, such as fresh uploads and orphans, are checked)
-        prefix = os.path.abspath(paths["stores"]) + os.sep
-        used = {prefix + entry[0] for d in resolved.values() for entry in d["entries"]}
+        save_state(self.paths["publish"], self.state)
+
+    def gone(self):
+        """Deployments that left the catalog stop being served too (history kept)."""
+        repos = self.paths["repos"]
+        names_now = {d["name"] for d in self.catalog.get("deployments") or []}
+        for dname in sorted(os.listdir(repos)) if os.path.isdir(repos) else []:
+            if dname in names_now or dname.startswith("."):
+                continue
+            self.report["deployments"][dname] = {
+                "changed": True, "action": "unpublished", "reason": "not in the catalog any more", "added": [],
+                "removed": sorted(self.state["deployments"].get(dname, {}).get("packages", [])),
+                "source": "internal", "path": f"{self.project['name']}/repos/{dname}"}
+            if not self.check_mode:
+                _unpublish(self.paths, dname, self.state, self.now)
+
+    def prune_caches(self):
+        """Forget cache entries of files that left the stores (used ones are known to exist; the
+        others, such as fresh uploads and orphans, are checked) and chunks no deployment uses."""
+        cache, chunk_store = self.cache, self.chunk_store
+        prefix = os.path.abspath(self.paths["stores"]) + os.sep
+        used = {prefix + entry[0] for d in self.resolved.values() for entry in d["entries"]}
         cache.prune(used | {p for p in cache.paths if p not in used and os.path.isfile(p)})
         cache.save()
         keep_chunks = set()
-        for dname, rec in state["deployments"].items():
+        for rec in self.state["deployments"].values():
             if rec.get("enabled", True):
                 keep_chunks.update(rec.get("chunks", []))
         chunk_store.prune(keep_chunks | chunk_store.used)
         chunk_store.save()
+
+
+def _publish_locked(catalog, root, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, after_build, missing):
+    run = _Run(catalog, project, paths, gnupg_home, signing_key, opts, check_mode, now, report, after_build, missing, root)
+    for dep in catalog.get("deployments") or []:
+        run.deployment(dep)
+    run.gone()
+    if not check_mode:
+        run.prune_caches()
     report["changed"] = any(d["changed"] for d in report["deployments"].values())
     return report
 
