@@ -60,10 +60,9 @@ def _cell_list(items):
     return ", ".join(escape(i) for i in items) if items else '<span class="muted">-</span>'
 
 
-def build_site(catalog, hosts, records, halted, repo, start, end, generated, today=None):
-    """The files of the status site as {name: text}."""
-    # the documents come from files anyone with the reports directory could have written:
-    # checked against the same schemas as when they are read for a rollout (one sentence)
+def _checked_inputs(halted, records, repo):
+    """HALTED, RECORDS and REPO as plain dicts, checked against the schemas they are read with
+    for a rollout (they come from files anyone with the reports directory could have written)."""
     from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
         STATE_SCHEMA, RolloutError, _quote_field, check_sync_record,
     )
@@ -78,30 +77,12 @@ def build_site(catalog, hosts, records, halted, repo, start, end, generated, tod
     for host, record in records.items():
         if record is not None:
             check_sync_record(record, f"status site: records: host '{host}'")
-    engine = ReleaseEngine(catalog, halted=halted, already={
-        h: _list((r or {}).get("deployments")) for h, r in records.items() if isinstance(r, dict)})
-    start = to_date(start, "start")
-    end = to_date(end, "end")
-    today = to_date(today, "today") if today else start
-    timeline = engine.timeline(hosts, start, end)
-    plan_today = engine.plan(hosts, today)
-    project = (engine.catalog["project"] or {}).get("name", "default")
-    holidays = engine.catalog["holidays"]
-    counts = summarize({h: records.get(h) for h in hosts})
+    return halted, records, repo
 
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>mo.fleet status: {escape(project)}</title>",
-           f"<style>{SITE_CSS}</style></head><body>",
-           f'<h1>mo.fleet status: <span id="project">{escape(project)}</span></h1>',
-           f'<p class="muted">Generated {escape(generated)}; plan day <span id="today">{today.isoformat()}</span>; '
-           f'{len(hosts)} host(s): <span class="ok" id="hosts-ok">{counts["ok"]} ok</span>, '
-           f'<span class="error" id="hosts-error">{counts["error"]} error</span>, '
-           f'<span class="never" id="hosts-never">{counts["never"]} never synced</span>.</p>',
-           '<nav><a href="#halted">Halted</a><a href="#deployments">Deployments</a>'
-           '<a href="#timeline">Timeline</a><a href="#hosts">Hosts</a><a href="#packages">Packages</a>'
-           '<a href="#orphans">Orphans</a></nav>']
 
-    # halted deployments
+def _halted_section(halted):
+    """The halted deployments table (HTML lines)."""
+    out = []
     out.append('<section id="halted"><h2>Halted deployments</h2>')
     if halted:
         out.append('<table class="grid"><thead><tr><th>deployment</th><th>halted on</th><th>failed</th>'
@@ -118,8 +99,12 @@ def build_site(catalog, hosts, records, halted, repo, start, end, generated, tod
     else:
         out.append('<p class="muted" id="no-halted">No deployment is halted.</p>')
     out.append("</section>")
+    return out
 
-    # deployments
+
+def _deployments_section(engine, halted, plan_today):
+    """The deployments table: state, start, schedule, hosts today."""
+    out = []
     out.append('<section id="deployments"><h2>Deployments</h2><table class="grid"><thead><tr>'
                "<th>deployment</th><th>state</th><th>start</th><th>schedule</th><th>hosts today</th>"
                "<th>packages</th><th>install</th><th>remove</th><th>comment</th></tr></thead><tbody>")
@@ -135,13 +120,12 @@ def build_site(catalog, hosts, records, halted, repo, start, end, generated, tod
                    f'<td>{_cell_list(dep["packages_to_install"])}</td>'
                    f'<td>{_cell_list(dep["packages_to_remove"])}</td><td>{escape(dep["comment"])}</td></tr>')
     out.append("</tbody></table></section>")
+    return out
 
-    out.append('<section id="timeline">')
-    out.append(timeline_section(timeline, holidays=holidays,
-                                heading=f"Timeline {start.isoformat()} to {end.isoformat()} (hosts having each deployment)"))
-    out.append("</section>")
 
-    # hosts
+def _hosts_section(hosts, records):
+    """The hosts' last sync table."""
+    out = []
     out.append('<section id="hosts"><h2>Hosts (last sync)</h2><table class="grid"><thead><tr>'
                "<th>host</th><th>status</th><th>time</th><th>plan day</th><th>deployments</th>"
                "<th>installed</th><th>upgraded</th><th>removed</th><th>message</th></tr></thead><tbody>")
@@ -161,10 +145,12 @@ def build_site(catalog, hosts, records, halted, repo, start, end, generated, tod
                    f'<td>{_cell_list(_list(record.get("removed")))}</td>'
                    f'<td>{escape(str(record.get("message", "")))}</td></tr>')
     out.append("</tbody></table></section>")
+    return out
 
-    # stores and packages
-    packages = [p for p in _list(repo.get("packages")) if isinstance(p, dict)]
-    orphans = [str(o) for o in _list(repo.get("orphans"))]
+
+def _packages_sections(packages, orphans):
+    """The stores and packages table and the orphans list, and the end of the page."""
+    out = []
     out.append('<section id="packages"><h2>Stores and packages</h2>')
     if packages:
         out.append('<table class="grid"><thead><tr><th>store</th><th>file</th><th>package</th><th>version</th>'
@@ -189,6 +175,46 @@ def build_site(catalog, hosts, records, halted, repo, start, end, generated, tod
     else:
         out.append('<p class="muted" id="no-orphans">No orphan package.</p>')
     out.append("</section></body></html>")
+    return out
+
+
+def build_site(catalog, hosts, records, halted, repo, start, end, generated, today=None):
+    """The files of the status site as {name: text}."""
+    halted, records, repo = _checked_inputs(halted, records, repo)
+    engine = ReleaseEngine(catalog, halted=halted, already={
+        h: _list((r or {}).get("deployments")) for h, r in records.items() if isinstance(r, dict)})
+    start = to_date(start, "start")
+    end = to_date(end, "end")
+    today = to_date(today, "today") if today else start
+    timeline = engine.timeline(hosts, start, end)
+    plan_today = engine.plan(hosts, today)
+    project = (engine.catalog["project"] or {}).get("name", "default")
+    holidays = engine.catalog["holidays"]
+    counts = summarize({h: records.get(h) for h in hosts})
+
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>mo.fleet status: {escape(project)}</title>",
+           f"<style>{SITE_CSS}</style></head><body>",
+           f'<h1>mo.fleet status: <span id="project">{escape(project)}</span></h1>',
+           f'<p class="muted">Generated {escape(generated)}; plan day <span id="today">{today.isoformat()}</span>; '
+           f'{len(hosts)} host(s): <span class="ok" id="hosts-ok">{counts["ok"]} ok</span>, '
+           f'<span class="error" id="hosts-error">{counts["error"]} error</span>, '
+           f'<span class="never" id="hosts-never">{counts["never"]} never synced</span>.</p>',
+           '<nav><a href="#halted">Halted</a><a href="#deployments">Deployments</a>'
+           '<a href="#timeline">Timeline</a><a href="#hosts">Hosts</a><a href="#packages">Packages</a>'
+           '<a href="#orphans">Orphans</a></nav>']
+
+    out += _halted_section(halted)
+    out += _deployments_section(engine, halted, plan_today)
+    out.append('<section id="timeline">')
+    out.append(timeline_section(timeline, holidays=holidays,
+                                heading=f"Timeline {start.isoformat()} to {end.isoformat()} (hosts having each deployment)"))
+    out.append("</section>")
+
+    out += _hosts_section(hosts, records)
+    packages = [p for p in _list(repo.get("packages")) if isinstance(p, dict)]
+    orphans = [str(o) for o in _list(repo.get("orphans"))]
+    out += _packages_sections(packages, orphans)
 
     data = {
         "project": project, "generated": generated, "today": today.isoformat(),
