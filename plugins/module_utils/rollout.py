@@ -312,10 +312,15 @@ def sync_record_paths(reports_dir, record):
     check_sync_record(record)
     base = os.path.abspath(reports_dir)
     try:  # the one path guard: each part a plain file name, the result still below reports_dir
-        return (paths.join(base, ["sync", f"{host}.json"], "sync record: field 'host'"),
+        return (_last_record_path(base, host, "sync record: field 'host'"),
                 paths.join(base, ["sync", "history", host, f"{stamp}-{day}.json"], "sync record: field 'host'"))
     except paths.PathError as exc:
         raise RolloutError(str(exc)) from None
+
+
+def _last_record_path(base, host, field):
+    """<base>/sync/<host>.json: where a host's last sync record is written and read."""
+    return paths.join(base, ["sync", f"{host}.json"], field)
 
 
 def read_sync_records(reports_dir: str, hosts) -> dict:
@@ -330,7 +335,10 @@ def read_sync_records(reports_dir: str, hosts) -> dict:
     for host in hosts:
         if not names.is_valid("file_part", host):
             raise RolloutError(f"sync records: host {host!r} is not {names.RULES['file_part']}")
-        path = paths.join(base, ["sync", f"{host}.json"], "sync records: host")
+        try:
+            path = _last_record_path(base, host, "sync records: host")
+        except paths.PathError as exc:
+            raise RolloutError(str(exc)) from None
         try:
             with open(path, encoding="utf-8") as handle:
                 record = json.load(handle)
