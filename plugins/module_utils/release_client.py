@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 SOURCE_PREFIX = "mo-fleet-"
-LIST_FIELDS = APT_FIELDS  # one list: _common/fields.py
 
 
 class ClientError(ValueError):
@@ -74,7 +73,7 @@ def check_entry(entry):
         raise ClientError(f"{owner}: field 'components': must be a list of component names")
     out = {"name": name, "uri": uri.rstrip("/"), "suite": suite, "components": list(components),
            "signed": bool(entry.get("signed", True))}
-    for field in LIST_FIELDS:
+    for field in APT_FIELDS:
         value = entry.get(field) or []
         if isinstance(value, str):
             value = value.split()
@@ -222,7 +221,7 @@ def attribute_failure(packages, deployments, provided, new):
     wanted = {package_name(p) for p in packages}
     for entry in deployments:
         names = set(provided.get(entry["name"], ()))
-        for field in LIST_FIELDS:
+        for field in APT_FIELDS:
             names.update(package_name(p) for p in entry.get(field, ()))
         if names & wanted:
             blamed.add(entry["name"])
