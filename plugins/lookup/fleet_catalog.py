@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: fleet_catalog
-author: mo.fleet developers
+author: mo.fleet developers (@mo-fleet)
 version_added: "0.1.0"
 short_description: The release catalog a controller play works with
 description:

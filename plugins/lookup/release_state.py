@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: release_state
-author: mo.fleet developers
+author: mo.fleet developers (@mo-fleet)
 version_added: "0.1.0"
 short_description: Read the release state (the halted deployments) on the controller
 description:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: sync_records
-author: mo.fleet developers
+author: mo.fleet developers (@mo-fleet)
 version_added: "0.1.0"
 short_description: Read the hosts' last sync records on the controller
 description:

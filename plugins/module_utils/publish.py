@@ -44,11 +44,12 @@ from ansible_collections.mo.fleet.plugins.module_utils._common import layout, na
 from ansible_collections.mo.fleet.plugins.module_utils._common.layout import project_paths
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock
 from ansible_collections.mo.fleet.plugins.module_utils.deb import (
-    DebCache, DebError, check_safe_name, record_fields, split_pool_name, stanza_parts, version_matches,
+    DebCache, DebError, check_safe_name, record_fields, split_pool_name, version_matches,
 )
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 from ansible_collections.mo.fleet.plugins.module_utils.repo_index import (
-    COMPONENT, STATE_VERSION, PublishError, build_packages_chunks, ChunkStore, compress_indexes, build_release, parse_release_sha256, signing_key_fingerprint, sign_release,
+    COMPONENT, STATE_VERSION, ChunkStore, PublishError, build_packages_chunks, build_release, compress_indexes,
+    parse_release_sha256, sign_release, signing_key_fingerprint,
 )
 
 DEFAULT_ROOT = layout.REPO_ROOT
