@@ -250,8 +250,10 @@ class Prepared(object):
         return bool(skip) and unit in skip
 
     def package_made(self, entry):
-        """True when a package the capture installed or upgraded makes ENTRY by itself."""
-        return bool(entry.get("package")) and entry["package"] in self.captured_packages
+        """True when a package the capture installed or upgraded makes ENTRY by itself (not
+        when the capture recorded a mode or owner the package does not ship)."""
+        return bool(entry.get("package")) and entry["package"] in self.captured_packages \
+            and not entry.get("package_differs")
 
     def src(self, path, area=tpl.BUNDLE_FILES):
         rel = tpl.normalize_path(path).lstrip("/")
