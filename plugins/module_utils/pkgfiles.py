@@ -197,11 +197,14 @@ def _download(name: str, version: str, arch: str, workdir: str) -> str | None:
 class Shipped:
     """What the installed packages ship, read once per package when a capture asks.
 
-    PACKAGES is dpkg's view ({(name, arch): {"version": ...}}); ``sources`` records per
-    package where the answer came from: ``cache``, ``download``, or ``policy``.
+    PACKAGES is dpkg's view ({(name, arch): {"version": ...}}); DOWNLOAD is True, False or the
+    set of package names whose archive may be fetched again (the capture passes the packages it
+    saw installed or upgraded: their archive was just downloaded, so the host reaches it);
+    ``sources`` records per package where the answer came from: ``cache``, ``download``, or
+    ``policy``.
     """
 
-    def __init__(self, packages: dict, archives: str = APT_ARCHIVES, download: bool = True,
+    def __init__(self, packages: dict, archives: str = APT_ARCHIVES, download=True,
                  statoverride: str = STATOVERRIDE):
         self.packages = packages
         self.archives = archives
@@ -215,7 +218,7 @@ class Shipped:
         cached = os.path.join(self.archives, _deb.canonical_filename(name, version, arch))
         if os.path.isfile(cached):
             return cached, "cache"
-        if not self.download:
+        if not (self.download is True or self.download and name in self.download):
             return None, "policy"
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="mo-fleet-debs-")

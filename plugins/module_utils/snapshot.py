@@ -999,7 +999,8 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
 
     A created or modified path a package owns whose mode, owner or group differs from what
     the package ships (SHIPPED, a ``pkgfiles.Shipped``; by default one over the installed
-    packages) gets ``package_differs`` ({field: the package's value}); such a file is
+    packages that may download again only the archives of packages installed or upgraded
+    while capturing) gets ``package_differs`` ({field: the package's value}); such a file is
     bundled, so every renderer applies it like a changed conffile (``package_default`` still
     says whether its content is the package's).
     """
@@ -1020,7 +1021,10 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
     md5_cache = {}
     processes = processes or {}
     own_shipped = shipped is None
-    shipped = pkgfiles.Shipped(state_after["packages"]) if own_shipped else shipped
+    if own_shipped:
+        fresh = {key[0] for key, pkg in state_after["packages"].items()
+                 if state_before["packages"].get(key, {}).get("version") != pkg["version"]}
+        shipped = pkgfiles.Shipped(state_after["packages"], download=fresh)
 
     def packaged_md5(package, path):
         if package not in md5_cache:

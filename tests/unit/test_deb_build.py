@@ -184,6 +184,11 @@ def test_differs_names_what_the_package_ships(tmp_path):
     assert shipped.differs(dict(entry, path="/srv/x"), "other") == {"permissions": "0755"}
     assert shipped.differs(dict(chowned, path="/srv/y"), "other") == {"owner": "root", "group": "root"}
     assert shipped.sources == {"demo": "cache", "other": "policy"}
+    # only the packages named may be downloaded again; the others fall back to policy at once
+    named = pkgfiles.Shipped({("other", "amd64"): {"version": "2"}}, archives=str(archives), download={"fresh"},
+                             statoverride=str(override))
+    assert named.differs(dict(entry, path="/srv/x"), "other") == {"permissions": "0755"}
+    assert named.sources == {"other": "policy"} and named._tmp is None
 
 
 # --------------------------------------------------------------------------- renderers
