@@ -32,7 +32,7 @@ play playbooks/verify.yml -e bundle="$OUT/captures/web1/hello" --limit ssh1
 
 step "4. Package the capture as a .deb"
 play playbooks/template_to_deb.yml -e template="$OUT/captures/web1/hello" -e deb_dir="$OUT/debs" \
-  -e deb_name=mo-hello -e deb_version=2.10-1
+  -e deb_name=mo-hello -e deb_version=2.10-1 -e deb_strip=true
 
 step "5. Stand up the repository server on repo1, upload the .deb, publish the deployment"
 # the natural order: the server comes up with the real catalog before the .deb is uploaded

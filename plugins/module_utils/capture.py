@@ -45,6 +45,7 @@ import uuid
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap
+from ansible_collections.mo.fleet.plugins.module_utils import elfdeps
 from ansible_collections.mo.fleet.plugins.module_utils import trace as tr
 from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, StoreError
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
@@ -385,6 +386,7 @@ def capture(options, store=None):
         changes = snap.diff(before, after)
         operations, content, stats = snap.build_operations(
             before, after, state_before, state_after, changes, stash, processes, keep_secrets)
+        libraries = elfdeps.record_libraries(operations, state_after["packages"], snap.owners)
         operations["excluded"] = snap.excluded_entries(
             exclude, unnamed=sorted(set(before.unnamed) | set(after.unnamed)))
 
@@ -458,6 +460,8 @@ def capture(options, store=None):
         }
         if strace_log is not None:
             metadata["strace_log"] = None
+        if libraries:
+            metadata["shared_libraries"] = libraries
         try:
             doc = tpl.build(meta, operations, metadata, use_jsonschema=False)
         except tpl.TemplateError as exc:

@@ -118,6 +118,7 @@ OPTION_DEFAULTS = {
     "skip_generated": True,
     "files_archive": None,
     "archive_min_files": 100,
+    "relocate": None,
 }
 HANDLER_MODES = ("inline", "notify", "none")
 
@@ -185,7 +186,7 @@ def normalize_options(options=None):
                                              or not out["files_archive"].startswith("/")):
         raise RenderError("The option files_archive must be an absolute path on the controller, not %r."
                           % (out["files_archive"],))
-    for key in ("bundle", "src_base", "before_base", "base_image", "name", "maintainer", "version"):
+    for key in ("bundle", "src_base", "before_base", "base_image", "name", "maintainer", "version", "relocate"):
         if out[key] is not None and not isinstance(out[key], str):
             raise RenderError("The option %s must be a string, not %s." % (key, type(out[key]).__name__))
     if not out["base_image"] or not out["base_image"].isprintable() or any(c.isspace() for c in out["base_image"]):
@@ -251,8 +252,10 @@ class Prepared(object):
         return bool(skip) and unit in skip
 
     def package_made(self, entry):
-        """True when a package the capture installed or upgraded makes ENTRY by itself."""
-        return bool(entry.get("package")) and entry["package"] in self.captured_packages
+        """True when a package the capture installed or upgraded makes ENTRY by itself (not
+        when the capture recorded a mode or owner the package does not ship)."""
+        return bool(entry.get("package")) and entry["package"] in self.captured_packages \
+            and not entry.get("package_differs")
 
     def src(self, path, area=tpl.BUNDLE_FILES):
         rel = tpl.normalize_path(path).lstrip("/")
@@ -1359,209 +1362,16 @@ def to_dockerfile(source, options=None):
 
 # --------------------------------------------------------------------------- .deb
 
-def deb_name(text):
-    """A Debian package name made from TEXT."""
-    name = re.sub(r"[^a-z0-9+.\-]+", "-", (text or "").lower()).strip("-.+")
-    if len(name) < 2 or not name[0].isalnum():
-        name = ("mo-" + name).rstrip("-") if name else "mo-capture"
-    return name
-
-
-DPKG_ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "i686": "i386", "i386": "i386", "armv7l": "armhf",
-               "ppc64le": "ppc64el", "s390x": "s390x", "riscv64": "riscv64"}
-
-
-def is_elf(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == b"\x7fELF"
-    except OSError:
-        return False
+def to_deb(source, options=None):
+    """The .deb renderer (``debrender.to_deb``; imported when used, it builds on this module)."""
+    from ansible_collections.mo.fleet.plugins.module_utils import debrender
+    return debrender.to_deb(source, options)
 
 
 def deb_architecture(requested, system, sources):
-    """The package's Architecture: as asked, else the captured machine's when it ships
-    compiled code (ELF files), else all."""
-    if requested:
-        if not names.is_valid("architecture", requested):
-            raise RenderError("The architecture %r is not a Debian architecture name." % requested)
-        return requested
-    if not any(is_elf(src) for src in sources):
-        return "all"
-    machine = re.search(r"\(([^)]+)\)\s*$", system)
-    arch = DPKG_ARCHES.get(machine.group(1) if machine else "")
-    if arch is None:
-        raise RenderError("The capture holds compiled files but its system %r names no known machine; "
-                          "pass the architecture." % system)
-    return arch
-
-
-def to_deb(source, options=None):
-    """Control data, conffiles, maintainer scripts and file list of a .deb made from the capture.
-
-    Returns {"package", "version", "architecture", "control" (text), "conffiles" (list),
-    "postinst", "prerm", "postrm" (texts or None), "files": [(target path, bundle path, mode)],
-    "dirs": [(path, mode)], "links": [(path, target)], "left_out": [(path, reason)]}.
-    Files a captured package makes are left to that package (it becomes a Depends).
-    """
-    prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
-    ops, opts = prep.ops, prep.options
-    head = prep.doc["MO_template"]
-    name = deb_name(opts["name"] or head.get("name") or head["command"])
-    if not names.is_valid("package", name):
-        raise RenderError("The package name %r is not a valid Debian package name." % name)
-    version = opts["version"] or "1.0"
-    if not names.is_valid("version", version):
-        raise RenderError("The package version %r is not a Debian version." % version)
-    maintainer = opts["maintainer"] or "mo.fleet <root@localhost>"
-    _check_text(maintainer, "The maintainer")
-    files, dirs, links, left_out, conffiles = [], [], [], [], []
-
-    def enablement(path):
-        return (re.match(r"^/etc/rc[0-6S]\.d/", path) is not None or "/systemd/system/" in path and ".wants/" in path
-                or tpl.is_within(path, "/var/lib/systemd"))
-
-    for op in ("files_created", "files_modified"):
-        for e in prep.entries(op):
-            if e.get("type") != "file":
-                continue
-            if prep.generated(e["path"]):
-                left_out.append((e["path"], "generated by the system (accounts, ld.so.cache)"))
-                continue
-            if enablement(e["path"]):
-                left_out.append((e["path"], "unit enablement state, made by the maintainer scripts"))
-                continue
-            if not e.get("bundled"):
-                if not prep.package_made(e):
-                    left_out.append((e["path"], "content not in the bundle"))
-                continue
-            if op == "files_modified" and e.get("package") and not prep.package_made(e):
-                left_out.append((e["path"], "belongs to the installed package %s" % e["package"]))
-                continue
-            if prep.package_made(e):
-                left_out.append((e["path"], "changed file of the package %s" % e["package"]))
-                continue
-            files.append((e["path"], prep.src(e["path"]), e.get("permissions") or "0644"))
-            if any(tpl.is_within(e["path"], r) for r in CONFIG_ROOTS):
-                conffiles.append(e["path"])
-    for e in prep.entries("directories_created"):
-        if not prep.package_made(e) and not enablement(e["path"]):
-            dirs.append((e["path"], e.get("permissions") or "0755"))
-    for op in ("symlinks_created",):
-        for e in prep.entries(op):
-            if enablement(e["path"]):
-                left_out.append((e["path"], "unit enablement state, made by the maintainer scripts"))
-            elif not prep.package_made(e) and e.get("target"):
-                links.append((e["path"], e["target"]))
-    # where the package's own metadata goes: nothing of the template may be there, and no
-    # symlink of it may lie on the way there (the build would follow it out of its tree)
-    reserved = ("/DEBIAN", "/usr/share/doc/" + name)
-    for kind, items in (("file", files), ("directory", dirs), ("symlink", links)):
-        for item in list(items):
-            path = item[0]
-            on_the_way = kind == "symlink" and any(tpl.is_within(r, path) for r in reserved)
-            if on_the_way or any(tpl.is_within(path, r) for r in reserved):
-                items.remove(item)
-                left_out.append((path, "the package's own %s is written there" % (
-                    "control data" if tpl.is_within(path, "/DEBIAN") or path == "/" else "documentation")))
-    files.sort()
-    dirs.sort()
-    links.sort()
-    arch = deb_architecture(opts["architecture"], head.get("system") or "", [entry[1] for entry in files])
-    conffiles.sort()
-    for p in ops["packages_installed"] + ops["packages_upgraded"]:
-        if not (names.is_valid("package", p["name"]) and names.is_valid("version", p["version"])):
-            raise RenderError("The package %s in the template has no valid Debian name and version for Depends."
-                              % _shown(p["name"]))
-    depends = []
-    for p in ops["packages_installed"]:
-        if p.get("manual") is not False or opts["install_auto"]:
-            depends.append("%s (= %s)" % (p["name"], p["version"]) if opts["pin_versions"] else p["name"])
-    for p in ops["packages_upgraded"]:
-        depends.append("%s (>= %s)" % (p["name"], p["version"]))
-    if not opts["name"] and name in set(d.split(" ")[0] for d in depends):
-        name = name + "-capture"
-    command = (head["command"] + " " + head["arguments"]).strip()
-    desc = "captured %s" % (head.get("name") or name)
-    control = ["Package: %s" % name, "Version: %s" % version, "Architecture: %s" % arch,
-               "Maintainer: %s" % _one_line(maintainer), "Section: misc", "Priority: optional"]
-    if depends:
-        control.append("Depends: %s" % ", ".join(depends))
-    size_kb = sum(int(e.get("size") or 0) for op in ("files_created", "files_modified")
-                  for e in prep.entries(op) if e.get("bundled")) // 1024 + 1
-    control.append("Installed-Size: %d" % size_kb)
-    long_desc = ("Files recorded by mo.fleet.capture while running: %s" % command)[:900]
-    long_desc = re.sub(r"[^\x20-\x7e]", "?", long_desc)
-    control.append("Description: %s" % re.sub(r"[^\x20-\x7e]", "?", desc[:70]))
-    control.append(" " + long_desc)
-    control.append("")
-    # dpkg splits deb822 on "\n" only: no field value may hold one (each line above is one field)
-    if any("\n" in line or "\r" in line for line in control):
-        raise RenderError("A control field of the package would hold a line break.")
-
-    post = []
-    post += _account_script(prep, ops["users_created"], ops["groups_created"])
-    owner_lines = []
-    for path, _src, _mode in files:
-        e = _entry_of(prep, path)
-        spec = _owner_spec(e)
-        if spec and spec not in ("root:root", "root", ":root", "0:0"):
-            owner_lines.append("chown %s %s" % (_q(spec), _q(path)))
-    for path, _mode in dirs:
-        e = _entry_of(prep, path)
-        spec = _owner_spec(e)
-        if spec and spec not in ("root:root", "root", ":root", "0:0"):
-            owner_lines.append("chown %s %s" % (_q(spec), _q(path)))
-    post += owner_lines
-    units = _Units(prep) if opts["skip_services"] is not True else None
-    enable = sorted(set(units.enable) | set(units.start)) if units else []
-    start = units.start if units else []
-    scripts = {"postinst": None, "prerm": None, "postrm": None}
-    if post or enable:
-        body = ["#!/bin/sh", "set -e", "", 'if [ "$1" = "configure" ]; then']
-        body += ["    " + line for line in post]
-        for unit in enable:
-            body.append("    deb-systemd-helper unmask %s >/dev/null || true" % _q(unit))
-            body.append("    deb-systemd-helper enable %s >/dev/null || true" % _q(unit))
-        if enable:
-            body.append("    if [ -d /run/systemd/system ]; then")
-            body.append("        systemctl --system daemon-reload >/dev/null || true")
-            for unit in start:
-                body.append("        deb-systemd-invoke start %s >/dev/null || true" % _q(unit))
-            body.append("    fi")
-        body += ["fi", "", "exit 0", ""]
-        scripts["postinst"] = "\n".join(body)
-    if enable:
-        body = ["#!/bin/sh", "set -e", "", 'if [ -d /run/systemd/system ] && [ "$1" = remove ]; then']
-        for unit in enable:
-            body.append("    deb-systemd-invoke stop %s >/dev/null || true" % _q(unit))
-        body += ["fi", "", "exit 0", ""]
-        scripts["prerm"] = "\n".join(body)
-        body = ["#!/bin/sh", "set -e", "", 'if [ "$1" = "remove" ] && [ -d /run/systemd/system ]; then',
-                "    systemctl --system daemon-reload >/dev/null || true", "fi",
-                'if [ "$1" = "purge" ]; then']
-        for unit in enable:
-            body.append("    if [ -x /usr/bin/deb-systemd-helper ]; then")
-            body.append("        deb-systemd-helper purge %s >/dev/null || true" % _q(unit))
-            body.append("    fi")
-        body += ["fi", "", "exit 0", ""]
-        scripts["postrm"] = "\n".join(body)
-    result = {"package": name, "version": version, "architecture": arch, "control": "\n".join(control),
-              "conffiles": conffiles, "files": files, "dirs": dirs, "links": links, "left_out": left_out,
-              "depends": depends}
-    result.update(scripts)
-    return result
-
-
-def _entry_of(prep, path):
-    index = getattr(prep, "_by_path", None)
-    if index is None:
-        index = {}
-        for op in tpl.FILE_OPERATIONS:
-            for e in prep.ops[op]:
-                index[e["path"]] = e
-        prep._by_path = index
-    return index.get(path, {})
+    """``debrender.deb_architecture``."""
+    from ansible_collections.mo.fleet.plugins.module_utils import debrender
+    return debrender.deb_architecture(requested, system, sources)
 
 
 # --------------------------------------------------------------------------- standalone role

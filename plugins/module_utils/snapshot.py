@@ -46,6 +46,8 @@ import stat
 import subprocess
 import time
 
+from ansible_collections.mo.fleet.plugins.module_utils import pkgfiles
+
 STORE_DIR = "/var/lib/mo-fleet"
 DEFAULT_ROOTS = ("/",)
 DEFAULT_EXCLUDE = (
@@ -987,13 +989,20 @@ def _op_name(st, change):
 
 
 def build_operations(before, after, state_before, state_after, changes=None, stash=None,
-                     processes=None, keep_secrets=()):
+                     processes=None, keep_secrets=(), shipped=None):
     """Turn snapshots + system state into (operations, content, stats).
 
     CONTENT is a list of (path, area, source) to copy into the bundle: area "files" with
     source = the live path, area "before" with source = the stash copy (a path, or bytes for
     a copy held in memory).  No file content is
     ever copied for redacted paths (KEEP_SECRETS: paths or globs kept all the same).
+
+    A created or modified path a package owns whose mode, owner or group differs from what
+    the package ships (SHIPPED, a ``pkgfiles.Shipped``; by default one over the installed
+    packages that may download again only the archives of packages installed or upgraded
+    while capturing) gets ``package_differs`` ({field: the package's value}); such a file is
+    bundled, so every renderer applies it like a changed conffile (``package_default`` still
+    says whether its content is the package's).
     """
     keep = tuple(keep_secrets or ())
     changes = changes or diff(before, after)
@@ -1011,6 +1020,11 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
     conffiles.update(state_after["conffiles"])
     md5_cache = {}
     processes = processes or {}
+    own_shipped = shipped is None
+    if own_shipped:
+        fresh = {key[0] for key, pkg in state_after["packages"].items()
+                 if state_before["packages"].get(key, {}).get("version") != pkg["version"]}
+        shipped = pkgfiles.Shipped(state_after["packages"], download=fresh)
 
     def packaged_md5(package, path):
         if package not in md5_cache:
@@ -1060,6 +1074,10 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
             return None
         entry.update(state_of(st, names, digest))
         annotate(entry, path)
+        differs = shipped.differs(entry, entry["package"], _aliases(path)[1:]) if entry.get("package") \
+            and st.type in ("file", "directory") else {}
+        if differs:
+            entry["package_differs"] = differs
         if st.type == "file":
             bundled = True
             package = entry.get("package")
@@ -1071,6 +1089,8 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
                 packaged = packaged_md5(package, path)
                 entry["package_default"] = packaged == md5 if packaged else None
                 bundled = not entry["package_default"]
+            if differs:
+                bundled = True  # the renderers copy it with the recorded mode and owner
             if name_reason and not entry.get("package_default"):
                 # named like credentials and not the public content a package ships
                 redact(path, st, change, name_reason)
@@ -1132,6 +1152,10 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
                 side.pop(key, None)
         ops["permissions_changed"].append({"path": path, "type": new.type, "package": owner_of.get(path),
                                            "before": b, "after": a})
+    if shipped.sources:
+        stats["package_reference"] = dict(sorted(shipped.sources.items()))
+    if own_shipped:
+        shipped.cleanup()
     installed, removed, upgraded = _pkg_changes(state_before, state_after, state_after["auto"])
     ops["packages_installed"], ops["packages_removed"], ops["packages_upgraded"] = installed, removed, upgraded
     ops.update(_unit_changes(state_before, state_after))

@@ -32,7 +32,10 @@ hash (sha256 hex), modified (mtime)`` plus, where known, ``target`` (symlinks),
 whether it differs from the packaged default), ``package_default`` (content equals the
 package's md5sums), ``bundled`` (content is in the bundle at ``files/<path>``), ``before``
 (the state before, for modified entries) and ``before_bundled`` (old content kept in the
-bundle at ``before/<path>`` so a rollback can restore it).
+bundle at ``before/<path>`` so a rollback can restore it), ``package_differs`` (a package's
+path whose mode, owner or group differs from what the package ships: the package's values)
+and ``elf_needed`` (the sonames an ELF file needs; ``metadata.shared_libraries`` says how
+the capture host resolved each and which package owns it).
 
 A *bundle* is a directory ``template.json`` + ``files/<absolute path>`` +
 ``before/<absolute path>``.
@@ -297,6 +300,26 @@ SCHEMA = {
                 "before_bundled": {"type": "boolean"},
                 "processes": _list(dict(_LINE, maxLength=4096), 4096),
                 "legacy_hash": dict(_LINE, maxLength=256),
+                "package_differs": {
+                    "description": "What the owning package ships where the recorded mode, owner or group differ.",
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"permissions": _MODE, "owner": _named("account"), "group": _named("account")},
+                },
+                "elf_needed": _list(_named("file_part"), 512),
+            },
+        },
+        "shared_library": {
+            "description": "A library an ELF file needs, as the capture host resolved it.",
+            "type": "object",
+            "required": ["soname"],
+            "additionalProperties": False,
+            "properties": {
+                "soname": _named("file_part"),
+                "path": dict(_ABS_PATH, type=["string", "null"]),
+                "package": _named("package", nullable=True),
+                "version": _named("version", nullable=True),
+                "architecture": _named("architecture", nullable=True),
             },
         },
         "permission_change": {
@@ -392,6 +415,7 @@ SCHEMA = {
                 "bundle": _FREE,
                 "strace_log": _LINE_OR_NULL,
                 "processes": _list({"type": "object"}, 65536),
+                "shared_libraries": _list({"$ref": "#/$defs/shared_library"}, 65536),
                 "stats": _FREE,
                 "migrated_from": dict(_LINE, maxLength=64),
                 "legacy_summary": _FREE,
