@@ -329,8 +329,8 @@ def info_lines(doc: dict) -> list:
                                                            item.get("command"), item.get("source"), item.get("user")))
     for item in md.get("conffile_diffs") or []:
         if item.get("diff") is not None:
-            lines.append("conffile %s changed from %s %s (%s):" % (item["path"], item["package"], item["version"],
-                                                                    item.get("source")))
+            lines.append("conffile %s changed from %s %s (%s):" % (
+                item["path"], item["package"], item["version"], item.get("source")))
             lines.extend("  " + line for line in item["diff"].splitlines())
         else:
             lines.append("conffile %s: no diff: %s" % (item["path"], item.get("error")))
