@@ -137,6 +137,56 @@ def install_bundle(staging, final):
     return True
 
 
+def receive_bundle(connection, host, host_dir, final, name, bundle, content=None):
+    """Bring one bundle home to FINAL (below HOST_DIR) and verify it; True when FINAL changed.
+
+    BUNDLE is what the module reported ({sha256, archive}); CONTENT its base64 archive when it
+    came inline, else ``archive`` is fetched over CONNECTION.  Every problem is a BundleError
+    with one sentence; nothing is left half-written (staging directory + one rename).
+    Used by this plugin and by mo.fleet.harvest.
+    """
+    try:
+        os.makedirs(host_dir, exist_ok=True)
+        staging_root = tempfile.mkdtemp(prefix=".%s.tmp-" % name, dir=host_dir)
+    except OSError as exc:
+        raise BundleError("dest %s cannot be written: %s." % (os.path.dirname(host_dir), exc.strerror))
+    try:
+        archive = os.path.join(staging_root, "bundle.tar.gz")
+        remote = bundle.get("archive")
+        if content is not None:
+            if not isinstance(content, str) or len(content) > (INLINE_MAX * 4) // 3 + 8:
+                raise BundleError("The bundle archive in the module's result is larger than the %d bytes "
+                                  "a result may carry." % INLINE_MAX)
+            try:
+                data = base64.b64decode(content, validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                raise BundleError("The bundle archive in the module's result is not valid base64.")
+            with open(archive, "wb") as fh:
+                fh.write(data)
+        elif isinstance(remote, str) and remote.startswith("/") and "\n" not in remote:
+            connection.fetch_file(remote, archive)
+            if os.path.getsize(archive) > MAX_ARCHIVE_BYTES:
+                raise BundleError("The bundle archive is larger than %d bytes, the most a bundle may be."
+                                  % MAX_ARCHIVE_BYTES)
+        else:
+            raise BundleError("The module reported neither the bundle archive nor its content.")
+        if tpl.sha256_file(archive) != bundle["sha256"]:
+            raise BundleError("The fetched bundle archive does not match the sha256 the target reported.")
+        staging = os.path.join(staging_root, "bundle")
+        os.makedirs(staging)
+        extract_bundle(archive, staging)
+        tpl.verify_bundle(staging)
+        wrote = install_bundle(staging, final)
+        bundle["archive"] = None  # goes with the task's tmp directory (or never written there)
+        return wrote
+    except (BundleError, tpl.TemplateError, tarfile.TarError) as exc:
+        raise BundleError("The bundle from %s was not kept: %s" % (host, exc))
+    except OSError as exc:
+        raise BundleError("The bundle could not be written to %s: %s." % (final, exc.strerror or exc))
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+
+
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = True
@@ -192,48 +242,10 @@ class ActionModule(ActionBase):
                           "no sha256 for it." % host)
             return result
         try:
-            os.makedirs(host_dir, exist_ok=True)
-            staging_root = tempfile.mkdtemp(prefix=".%s.tmp-" % name, dir=host_dir)
-        except OSError as exc:
-            result.update(failed=True, changed=False, msg="dest %s cannot be written: %s." % (dest, exc.strerror))
+            wrote = receive_bundle(self._connection, host, host_dir, final, name, bundle, content)
+        except BundleError as exc:
+            result.update(failed=True, changed=False, msg=str(exc))
             return result
-        wrote = False
-        try:
-            archive = os.path.join(staging_root, "bundle.tar.gz")
-            remote = bundle.get("archive")
-            if content is not None:
-                if not isinstance(content, str) or len(content) > (INLINE_MAX * 4) // 3 + 8:
-                    raise BundleError("The bundle archive in the module's result is larger than the %d bytes "
-                                      "a result may carry." % INLINE_MAX)
-                try:
-                    data = base64.b64decode(content, validate=True)
-                except (binascii.Error, TypeError, ValueError):
-                    raise BundleError("The bundle archive in the module's result is not valid base64.")
-                with open(archive, "wb") as fh:
-                    fh.write(data)
-            elif isinstance(remote, str) and remote.startswith("/") and "\n" not in remote:
-                self._connection.fetch_file(remote, archive)
-                if os.path.getsize(archive) > MAX_ARCHIVE_BYTES:
-                    raise BundleError("The bundle archive is larger than %d bytes, the most a bundle may be."
-                                      % MAX_ARCHIVE_BYTES)
-            else:
-                raise BundleError("The module reported neither the bundle archive nor its content.")
-            if tpl.sha256_file(archive) != bundle["sha256"]:
-                raise BundleError("The fetched bundle archive does not match the sha256 the target reported.")
-            staging = os.path.join(staging_root, "bundle")
-            os.makedirs(staging)
-            extract_bundle(archive, staging)
-            tpl.verify_bundle(staging)
-            wrote = install_bundle(staging, final)
-            bundle["archive"] = None  # goes with the task's tmp directory (or never written there)
-        except (BundleError, tpl.TemplateError, tarfile.TarError) as exc:
-            result.update(failed=True, msg="The bundle from %s was not kept: %s" % (host, exc))
-            return result
-        except OSError as exc:
-            result.update(failed=True, msg="The bundle could not be written to %s: %s." % (final, exc.strerror or exc))
-            return result
-        finally:
-            shutil.rmtree(staging_root, ignore_errors=True)
         result["dest"] = final
         result["bundle_written"] = wrote
         result["changed"] = wrote

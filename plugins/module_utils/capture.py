@@ -145,15 +145,20 @@ def kill_tree(proc):
             pass
 
 
-def run_command(argv, chdir=None, environment=None, timeout=None):
+def run_command(argv, chdir=None, environment=None, timeout=None, passthrough=False):
+    """Run ARGV; PASSTHROUGH keeps the caller's stdin, stdout, stderr and terminal (an
+    intercepted command behaves as typed: nothing is read back, stdout and stderr are "")."""
     env = dict(os.environ)
-    env.setdefault("DEBIAN_FRONTEND", "noninteractive")
+    if not passthrough:
+        env.setdefault("DEBIAN_FRONTEND", "noninteractive")
     env.update(dict((str(k), str(v)) for k, v in (environment or {}).items()))
     start = time.monotonic()
+    pipe = None if passthrough else subprocess.PIPE
     try:
-        proc = subprocess.Popen(argv, cwd=chdir or None, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(argv, cwd=chdir or None, env=env,
+                                stdin=None if passthrough else subprocess.DEVNULL,
+                                stdout=pipe, stderr=pipe,
+                                start_new_session=not passthrough, close_fds=True)
     except OSError as exc:
         raise CaptureError("The command %s could not be started: %s." % (argv[0], exc.strerror))
     timed_out = False
@@ -163,8 +168,10 @@ def run_command(argv, chdir=None, environment=None, timeout=None):
         timed_out = True
         kill_tree(proc)
         out, err = proc.communicate()
-    return CommandResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                         timed_out, time.monotonic() - start)
+    except KeyboardInterrupt:  # the terminal's ^C reached the command too: wait for it
+        out, err = proc.communicate()
+    return CommandResult(proc.returncode, (out or b"").decode("utf-8", "replace"),
+                         (err or b"").decode("utf-8", "replace"), timed_out, time.monotonic() - start)
 
 
 def _now():
@@ -277,7 +284,11 @@ def capture(options, store=None):
     if mode not in TRACE_MODES:
         raise CaptureError("trace must be one of %s, not %s." % (", ".join(TRACE_MODES), mode))
     environment = options.get("environment") or {}
-    argv = resolve_argv(options.get("cmd"), options.get("argv"), options.get("shell"), chdir, environment)
+    baseline = options.get("baseline")  # (Snapshot, state) of drift.load_baseline: nothing runs
+    if baseline is not None:
+        argv = [str(a) for a in options["argv"]]
+    else:
+        argv = resolve_argv(options.get("cmd"), options.get("argv"), options.get("shell"), chdir, environment)
     roots = normalize_roots(options.get("roots") or list(snap.DEFAULT_ROOTS), "roots")
     for root in roots:
         if not os.path.isdir(root):
@@ -323,19 +334,24 @@ def capture(options, store=None):
         t0 = time.monotonic()
         from_walk = snap.unit_dirs_covered(roots, exclude)
         read_state = functools.partial(snap.read_state, unit_files=not from_walk)
-        pending = _Background(read_state)  # dpkg/systemctl subprocesses overlap the walk
-        before = snap.walk(roots, exclude, keep_listings=True)
-        state_before = pending.result()
-        if from_walk:
-            snap.add_unit_files(state_before, before)
+        if baseline is not None:
+            before, state_before = baseline
+        else:
+            pending = _Background(read_state)  # dpkg/systemctl subprocesses overlap the walk
+            before = snap.walk(roots, exclude, keep_listings=True)
+            state_before = pending.result()
+            if from_walk:
+                snap.add_unit_files(state_before, before)
+            stash.take(before)
         pre_id = _snap_id(_now())
-        stash.take(before)
         walk_seconds = time.monotonic() - t0
 
         trace_info = {"requested": mode, "used": "walk", "fallback": None, "events": 0}
         tracer = None
         strace_log = None
-        if mode in ("auto", "fanotify"):
+        if baseline is not None:
+            trace_info["used"] = "baseline"
+        elif mode in ("auto", "fanotify"):
             tracer = tr.FanotifyTracer(_trace_marks(before))
             try:
                 tracer.start()
@@ -351,7 +367,11 @@ def capture(options, store=None):
             trace_info["used"] = "strace"
 
         try:
-            result = run_command(run_argv, chdir, environment, options.get("timeout"))
+            if baseline is not None:
+                result = CommandResult(0, "", "", False, 0.0)
+            else:  # MO_FLEET_CAPTURE: interception and the dpkg hook step aside inside a capture
+                result = run_command(run_argv, chdir, dict(environment, MO_FLEET_CAPTURE=capture_id),
+                                     options.get("timeout"), bool(options.get("passthrough")))
         finally:
             traced = tracer.stop() if tracer is not None else None
 
@@ -462,6 +482,11 @@ def capture(options, store=None):
             metadata["strace_log"] = None
         if libraries:
             metadata["shared_libraries"] = libraries
+        for key in ("origin", "requested_by"):
+            if options.get(key) is not None:
+                metadata[key] = options[key]
+        if options.get("analyze") is not None:  # e.g. confdiff.analyze: more metadata from the result
+            metadata.update(options["analyze"](operations, state_after))
         try:
             doc = tpl.build(meta, operations, metadata, use_jsonschema=False)
         except tpl.TemplateError as exc:

@@ -1,0 +1,169 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: harvest
+short_description: Bring home every template captured on a host since the last harvest
+version_added: "0.1.0"
+description:
+  - Lists the templates of the target's capture store (C(/var/lib/mo-fleet/)) that the controller has not
+    harvested yet - captures of M(mo.fleet.capture), commands intercepted in login shells, C(mo-capture)
+    captures, drift captures and the packages-only templates of the dpkg hook - and packs each bundle.
+  - The same-name action plugin keeps the ids it harvested in C(<dest>/<inventory_hostname>/.harvested.json),
+    passes them as O(skip), fetches each new bundle into C(<dest>/<inventory_hostname>/<name>/) and checks it
+    with the code of the M(mo.fleet.capture) action (sha256, archive members and limits, template schema,
+    every bundled file). A second run with nothing new captured changes nothing.
+  - With O(drift), a drift capture of everything changed since the host's baseline (C(mo-capture baseline),
+    taken by the C(mo.fleet.target) role) is taken first, under that name.
+author:
+  - mo.fleet developers (@mo-fleet)
+options:
+  dest:
+    description:
+      - Controller directory that receives the bundles (handled by the action plugin); relative to the
+        controller's current directory.
+    type: path
+    default: captures
+  drift:
+    description:
+      - Take a drift capture with this name before listing (a plain file name part). It becomes a template like
+        any other and is harvested in the same run. Needs a baseline on the host.
+    type: str
+  skip:
+    description: Template ids the controller already has (set by the action plugin).
+    type: list
+    elements: str
+    default: []
+  list_only:
+    description: Only list the pending templates (set by the action plugin in check mode).
+    type: bool
+    default: false
+  inline_max:
+    description: Bundle archives up to this many bytes in all come back in the result (set by the action plugin).
+    type: int
+    default: 0
+  archive_dir:
+    description: Existing directory on the target for the larger archives (set by the action plugin).
+    type: path
+extends_documentation_fragment:
+  - mo.fleet.capture_index
+attributes:
+  check_mode:
+    support: full
+    description: Lists what would be harvested; takes no drift capture and fetches nothing.
+  diff_mode:
+    support: none
+    description: No diff is returned.
+notes:
+  - Runs as root on the target (the store's template directories are root's only); use C(become).
+  - Names and ids from the host are checked on the controller as plain file name parts before anything is
+    written there.
+seealso:
+  - module: mo.fleet.capture
+  - module: mo.fleet.capture_info
+"""
+
+EXAMPLES = r"""
+- name: Bring home everything captured on the hosts
+  mo.fleet.harvest:
+    dest: captures
+  become: true
+
+- name: Capture the drift since the baseline, then harvest
+  mo.fleet.harvest:
+    drift: web1-drift
+  become: true
+"""
+
+RETURN = r"""
+templates:
+  description: The templates not harvested before (all of them in check mode, none fetched then).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Capture id in the host's store.
+      type: str
+    name:
+      description: Capture name; the bundle goes to C(<dest>/<host>/<name>/).
+      type: str
+    origin:
+      description: C(module), C(cli), C(intercepted), C(drift) or C(dpkg-hook).
+      type: str
+    command:
+      description: The command that was captured.
+      type: str
+    dest:
+      description: Where the bundle was put on the controller (action plugin).
+      type: str
+    written:
+      description: Whether that directory was written (false when it already held the same bundle).
+      type: bool
+drift:
+  description: Id of the drift capture taken with O(drift).
+  returned: when O(drift) was given and not in check mode
+  type: str
+msg:
+  description: What happened, in one sentence.
+  returned: always
+  type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mo.fleet.plugins.module_utils import harvest
+from ansible_collections.mo.fleet.plugins.module_utils.capture import CaptureError
+from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, StoreError, store_argument_spec
+from ansible_collections.mo.fleet.plugins.module_utils.drift import DriftError
+from ansible_collections.mo.fleet.plugins.module_utils.host_cli import drift_capture
+from ansible_collections.mo.fleet.plugins.module_utils.host_config import ConfigError, load_config
+from ansible_collections.mo.fleet.plugins.module_utils._common import names
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=store_argument_spec(
+            dest=dict(type="path", default="captures"), drift=dict(type="str"),
+            skip=dict(type="list", elements="str", default=[]), list_only=dict(type="bool", default=False),
+            inline_max=dict(type="int", default=0), archive_dir=dict(type="path")),
+        supports_check_mode=True,
+    )
+    p = module.params
+    store = Store(p["store"])
+    result = dict(changed=False)
+    if p["drift"] is not None and not names.is_valid("file_part", p["drift"]):
+        module.fail_json(msg="drift must be %s, not %r." % (names.RULES["file_part"], p["drift"]))
+    if p["drift"] and not module.check_mode:
+        try:
+            config = load_config()
+            config["store"] = p["store"]
+            result["drift"] = drift_capture(config, p["drift"])["bundle"]["id"]
+            result["changed"] = True
+        except (ConfigError, DriftError, CaptureError, StoreError) as exc:
+            module.fail_json(msg="No drift capture was taken: %s" % exc)
+    if os.geteuid() != 0 and not module.check_mode:
+        module.fail_json(msg="mo.fleet.harvest must run as root on the target; use become: true.")
+    items = harvest.pending(store, p["skip"])
+    if module.check_mode or p["list_only"]:
+        for item in items:
+            item.pop("path")
+    else:
+        try:
+            items = harvest.pack(store, items, p["inline_max"], p["archive_dir"])
+        except OSError as exc:
+            module.fail_json(msg="The bundles could not be packed: %s: %s." % (exc.filename, exc.strerror))
+    result["templates"] = items
+    result["msg"] = "%d template(s) not harvested yet." % len(items)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

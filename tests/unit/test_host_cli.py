@@ -1,0 +1,345 @@
+"""The host CLI's pure parts: arguments, configuration, interception rule, hook records,
+apt history, attribution, the baseline and the drift capture against it (temp trees)."""
+
+import json
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from ansible_collections.mo.fleet.plugins.module_utils import capture as cap
+from ansible_collections.mo.fleet.plugins.module_utils import confdiff
+from ansible_collections.mo.fleet.plugins.module_utils import drift
+from ansible_collections.mo.fleet.plugins.module_utils import host_cli
+from ansible_collections.mo.fleet.plugins.module_utils import host_config as hc
+from ansible_collections.mo.fleet.plugins.module_utils import pkg_hook
+from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store
+
+
+# --------------------------------------------------------------------------- configuration
+
+def test_missing_config_gives_the_defaults(tmp_path):
+    config = hc.load_config(str(tmp_path / "absent.yaml"))
+    assert config["intercepted_commands"] == ["apt-get", "apt", "dpkg", "make", "pip", "pip3"]
+    assert config["snapshots"] == {"max_count": 50, "auto_cleanup": True}
+    assert config["logging"]["max_bytes"] == 10 * 1024 * 1024
+
+
+def test_seed_config_is_read_and_overrides_defaults(tmp_path):
+    path = tmp_path / "capture.yaml"
+    path.write_text(json.dumps({"version": "2.1", "system": "Devuan13-LXC", "capture_directories": ["/usr/local", "/etc"],
+                                "ignore_patterns": ["*.log", "/tmp/*", "cache"], "intercepted_commands": ["apt-get"],
+                                "logging": {"level": "debug", "file": "/var/log/x.log", "max_size": "2MB"},
+                                "snapshots": {"max_count": 3}}))
+    config = hc.load_config(str(path))
+    assert config["capture_directories"] == ["/usr/local", "/etc"]
+    assert config["logging"]["level"] == "DEBUG" and config["logging"]["max_bytes"] == 2 * 1024 * 1024
+    assert config["snapshots"] == {"max_count": 3, "auto_cleanup": True}
+    assert hc.exclude_list(config) == ["/*.log", "/tmp/*", "/*/cache"]
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"intercepted_commands": ["rm"]}, "intercepted_commands"),
+    ({"snapshots": {"max_count": 0}}, "snapshots.max_count"),
+    ({"snapshots": {"auto_cleanup": "yes"}}, "snapshots.auto_cleanup"),
+    ({"snapshots": {"keep": 1}}, "snapshots.keep"),
+    ({"logging": {"max_size": "ten"}}, "logging.max_size"),
+    ({"logging": {"level": "LOUD"}}, "logging.level"),
+    ({"capture_directories": ["relative"]}, "capture_directories"),
+    ({"ignore_patterns": ["a\nb"]}, "ignore_patterns"),
+    ({"colour": True}, "colour"),
+    (["not", "a", "mapping"], "mapping"),
+])
+def test_bad_config_is_one_sentence_naming_the_field(tmp_path, data, field):
+    path = tmp_path / "capture.yaml"
+    path.write_text(json.dumps(data))
+    with pytest.raises(hc.ConfigError) as err:
+        hc.load_config(str(path))
+    assert field in str(err.value) and "\n" not in str(err.value)
+
+
+def test_oversized_config_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "capture.yaml"
+    path.write_bytes(b" " * (hc.MAX_CONFIG_BYTES + 1))
+    with pytest.raises(hc.ConfigError, match="larger than"):
+        hc.load_config(str(path))
+
+
+# --------------------------------------------------------------------------- interception rule
+
+@pytest.mark.parametrize("argv, change", [
+    (["apt-get", "install", "-y", "nginx"], True),
+    (["apt-get", "-o", "Debug::x=1", "install", "nginx"], True),
+    (["apt-get", "-o", "install", "update"], False),
+    (["apt", "full-upgrade"], True),
+    (["apt-get", "update"], False),
+    (["apt-get", "--help"], False),
+    (["apt-get", "install", "-s", "nginx"], False),
+    (["apt-get", "install", "--download-only", "nginx"], False),
+    (["apt", "search", "nginx"], False),
+    (["/usr/bin/apt-get", "remove", "nginx"], True),
+    (["dpkg", "-i", "x.deb"], True),
+    (["dpkg", "--purge", "x"], True),
+    (["dpkg", "-l"], False),
+    (["dpkg", "-i", "--dry-run", "x.deb"], False),
+    (["make"], False),
+    (["make", "-j4", "all"], False),
+    (["make", "install"], True),
+    (["make", "-C", "install", "all"], False),
+    (["make", "PREFIX=/opt", "install-strip"], True),
+    (["make", "-n", "install"], False),
+    (["pip", "install", "requests"], True),
+    (["pip3", "--proxy", "install", "list"], False),
+    (["pip3", "uninstall", "-y", "requests"], True),
+    (["pip", "list"], False),
+    (["pip", "install", "--help"], False),
+    (["rm", "-rf", "/"], False),
+    ([], False),
+])
+def test_what_counts_as_a_change(argv, change):
+    assert hc.is_change(argv) is change
+
+
+def test_default_name_is_a_plain_unique_file_name_part():
+    import datetime
+    when = datetime.datetime(2026, 12, 2, 1, 2, 3, tzinfo=datetime.timezone.utc)
+    name = host_cli.default_name(["apt-get", "install", "-y", "nginx", "x;rm"], when)
+    assert name == "apt-get-install-nginx-20261202T010203"
+    assert host_cli.default_name(["make", "PREFIX=/x", "install"], when) == "make-install-20261202T010203"
+    assert host_cli.default_name(["../..", "$(id)"], when).startswith("_id_") is False
+    from ansible_collections.mo.fleet.plugins.module_utils._common import names
+    assert names.is_valid("file_part", host_cli.default_name(["../..", "$(id)\n"], when))
+
+
+def test_cli_arguments(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"logging": {"file": str(tmp_path / "log/capture.log")}}))
+    assert host_cli.main_capture(["--config", str(config), "version"]) == 0
+    assert "template version %s" % tpl.TEMPLATE_VERSION in capsys.readouterr().out
+    assert host_cli.main_capture([]) == 2
+    assert "mo-capture [--name NAME]" in capsys.readouterr().err
+    assert host_cli.main_capture(["--colour", "status"]) == 2
+    assert "--colour is not an option" in capsys.readouterr().err
+    assert host_cli.main_capture(["--name"]) == 2
+    assert "--name needs a value" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('{"trace": "loud"}')
+    assert host_cli.main_capture(["--config", str(bad), "version"]) == 1
+    assert capsys.readouterr().err.startswith("mo-capture: trace must be")
+    assert host_cli.main_install(["--frobnicate", "x"]) == 2
+    assert (tmp_path / "log/capture.log").is_file()  # the log went where the configuration said
+
+
+def test_options_split_stops_at_the_command():
+    opts, rest = host_cli._split_options(["--name", "n", "--trace", "none", "make", "--name", "install"])
+    assert opts["name"] == "n" and opts["trace"] == "none" and rest == ["make", "--name", "install"]
+    opts, rest = host_cli._split_options(["--intercept", "apt-get", "--help"])
+    assert opts["intercept"] and rest == ["apt-get", "--help"]
+
+
+# --------------------------------------------------------------------------- dpkg hook records
+
+CHAIN = [("sh", "sh -c 'mo-capture hook post'"), ("dpkg", "dpkg -i /src/x.deb"),
+         ("bash", "bash ./install-x.sh"), ("bash", "-bash"), ("sshd", "sshd: root@pts/0")]
+APT_CHAIN = [("sh", "sh -c x"), ("dpkg", "/usr/bin/dpkg --status-fd 23 --configure"),
+             ("apt-get", "apt-get install -y hello"), ("python3", "python3 /usr/local/bin/mo-capture --intercept"),
+             ("bash", "-bash")]
+
+
+def test_requester_is_the_outermost_package_tool_and_its_parent():
+    assert pkg_hook.requester(CHAIN) == ("dpkg -i /src/x.deb", "bash ./install-x.sh")
+    assert pkg_hook.requester(APT_CHAIN) == ("apt-get install -y hello", "-bash")
+    assert pkg_hook.requester([("cron", "cron -f")]) == ("cron -f", None)
+
+
+def _pkgs(*items):
+    return dict(((n, a), {"name": n, "version": v, "architecture": a, "status": "installed"}) for n, v, a in items)
+
+
+def test_make_record_lists_the_package_changes_and_who():
+    before = _pkgs(("old", "1", "all"), ("keep", "1", "amd64"), ("up", "1.0", "amd64"))
+    after = _pkgs(("keep", "1", "amd64"), ("up", "1.1", "amd64"), ("new", "2", "all"))
+    record = pkg_hook.make_record(before, after, CHAIN, {"SUDO_USER": "alice", "DPKG_HOOK_ACTION": "install"},
+                                  now=0)
+    assert record["packages"] == [
+        {"name": "new", "architecture": "all", "version": "2", "change": "installed"},
+        {"name": "up", "architecture": "amd64", "version": "1.1", "change": "upgraded", "version_before": "1.0"},
+        {"name": "old", "architecture": "all", "version": "1", "change": "removed"}]
+    assert record["user"] == "alice" and record["action"] == "install" and record["capture"] is None
+    assert record["command"] == "dpkg -i /src/x.deb" and record["time"] == "1970-01-01T00:00:00+00:00"
+
+
+def test_parse_records_skips_what_is_not_a_record():
+    good = {"packages": [{"name": "x", "change": "installed", "version": "1"}], "command": "dpkg -i x.deb"}
+    text = "\n".join([json.dumps(good), "not json", "[1, 2]", json.dumps({"packages": "x"}), "",
+                      json.dumps({"packages": [1]}), "x" * (pkg_hook.MAX_RECORD_LINE + 1)])
+    assert pkg_hook.parse_records(text) == [good]
+
+
+def test_hook_pre_and_post_write_a_record_and_a_packages_only_template(tmp_path, monkeypatch):
+    store = Store(str(tmp_path / "store"))
+    states = [_pkgs(("keep", "1", "all")), _pkgs(("keep", "1", "all"), ("mo-demo", "1.2-3", "all"))]
+    monkeypatch.setattr(pkg_hook.snap, "read_packages", lambda: (states.pop(0), {}))
+    monkeypatch.setattr(pkg_hook.snap, "read_auto", lambda: set())
+    monkeypatch.setattr(pkg_hook, "parents", lambda pid=None: CHAIN)
+    pkg_hook.pre(store)
+    record = pkg_hook.post(store, {"SUDO_USER": "alice"})
+    assert [p["name"] for p in record["packages"]] == ["mo-demo"]
+    assert pkg_hook.read_records(store)[0]["command"] == "dpkg -i /src/x.deb"
+    (item,) = store.list_templates()
+    doc = tpl.verify_bundle(item["path"])
+    assert doc["operations"]["packages_installed"] == [
+        {"name": "mo-demo", "version": "1.2-3", "architecture": "all", "status": "installed", "manual": True}]
+    assert doc["metadata"]["origin"] == "dpkg-hook"
+    assert doc["metadata"]["requested_by"] == {"command": "dpkg -i /src/x.deb", "parent": "bash ./install-x.sh",
+                                               "user": "alice"}
+    # no pending state (post without pre) records nothing
+    assert pkg_hook.post(store, {}) is None
+
+
+def test_hook_inside_a_capture_only_records(tmp_path, monkeypatch):
+    store = Store(str(tmp_path / "store"))
+    states = [_pkgs(), _pkgs(("hello", "2.10-3", "amd64"))]
+    monkeypatch.setattr(pkg_hook.snap, "read_packages", lambda: (states.pop(0), {}))
+    monkeypatch.setattr(pkg_hook, "parents", lambda pid=None: APT_CHAIN)
+    pkg_hook.pre(store)
+    record = pkg_hook.post(store, {"MO_FLEET_CAPTURE": "20261202-x"})
+    assert record["capture"] == "20261202-x" and "template" not in record
+    assert store.list_templates() == []
+
+
+# --------------------------------------------------------------------------- apt history
+
+HISTORY = """
+Start-Date: 2026-12-01  10:00:00
+Commandline: apt-get install -y nginx
+Requested-By: alice (1000)
+Install: nginx:amd64 (1.22.1-9), nginx-common:amd64 (1.22.1-9, automatic)
+Upgrade: libssl3:amd64 (3.0.11-1~deb12u1, 3.0.15-1~deb12u1)
+End-Date: 2026-12-01  10:00:09
+
+Start-Date: 2026-12-01  11:00:00
+Commandline: apt-get purge -y nginx
+Purge: nginx:amd64 (1.22.1-9)
+End-Date: 2026-12-01  11:00:02
+"""
+
+
+def test_parse_history():
+    entries = drift.parse_history(HISTORY)
+    assert [e["commandline"] for e in entries] == ["apt-get install -y nginx", "apt-get purge -y nginx"]
+    first = entries[0]
+    assert first["requested_by"] == "alice (1000)"
+    assert first["packages"] == [
+        {"name": "nginx", "architecture": "amd64", "automatic": False, "change": "installed", "version": "1.22.1-9"},
+        {"name": "nginx-common", "architecture": "amd64", "automatic": True, "change": "installed",
+         "version": "1.22.1-9"},
+        {"name": "libssl3", "architecture": "amd64", "automatic": False, "change": "upgraded",
+         "version_before": "3.0.11-1~deb12u1", "version": "3.0.15-1~deb12u1"}]
+    assert entries[1]["packages"][0]["change"] == "removed"
+
+
+def test_attribute_prefers_hook_records_then_history():
+    ops = {"packages_installed": [{"name": "nginx-common", "version": "1.22.1-9"},
+                                  {"name": "mo-demo", "version": "1.2-3"}, {"name": "ghost", "version": "1"}],
+           "packages_upgraded": [{"name": "libssl3", "version": "3.0.15-1~deb12u1"}],
+           "packages_removed": [{"name": "nginx", "version": "1.22.1-9"}]}
+    records = [{"packages": [{"name": "mo-demo", "version": "1.2-3", "change": "installed"}],
+                "command": "dpkg -i /src/mo-demo_1.2-3_all.deb", "parent": "bash ./x.sh", "user": "root",
+                "time": "t"}]
+    got = {(a["package"], a["change"]): a for a in drift.attribute(ops, records, drift.parse_history(HISTORY))}
+    assert got[("mo-demo", "installed")]["source"] == "dpkg-hook"
+    assert got[("mo-demo", "installed")]["parent"] == "bash ./x.sh"
+    assert got[("nginx-common", "installed")]["command"] == "apt-get install -y nginx"
+    assert got[("libssl3", "upgraded")]["source"] == "apt-history"
+    assert got[("nginx", "removed")]["command"] == "apt-get purge -y nginx"
+    assert got[("ghost", "installed")]["source"] is None
+
+
+# --------------------------------------------------------------------------- baseline and drift
+
+@pytest.fixture
+def area():
+    base = tempfile.mkdtemp(prefix="mo-fleet-drift-", dir="/var/tmp")
+    root = os.path.join(base, "root")
+    os.makedirs(os.path.join(root, "etc"))
+    with open(os.path.join(root, "etc/app.conf"), "w") as handle:
+        handle.write("v=1\n")
+    with open(os.path.join(root, "gone"), "w") as handle:
+        handle.write("x\n")
+    yield base, root
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_baseline_roundtrip_and_damage(area):
+    base, root = area
+    store = Store(base + "/store")
+    store.ensure()
+    info = drift.take_baseline(store, [root], [])
+    before, state, loaded = drift.load_baseline(store)
+    assert loaded["entries"] == info["entries"] == 4 and before.entries[root + "/etc/app.conf"].size == 4
+    assert state["packages"] == cap.snap.read_state()["packages"]
+    with open(drift.baseline_path(store), "wb") as handle:
+        handle.write(b"\x1f\x8bnot gzip")
+    with pytest.raises(drift.DriftError, match="damaged"):
+        drift.load_baseline(store)
+    os.unlink(drift.baseline_path(store))
+    with pytest.raises(drift.DriftError, match="no baseline"):
+        drift.load_baseline(store)
+
+
+def test_drift_capture_records_what_changed_since_the_baseline(area):
+    base, root = area
+    store = Store(base + "/store")
+    store.ensure()
+    drift.take_baseline(store, [root], [])
+    with open(os.path.join(root, "etc/app.conf"), "a") as handle:
+        handle.write("v=2\n")
+    with open(os.path.join(root, "by-hand"), "w") as handle:
+        handle.write("written by hand\n")
+    os.unlink(os.path.join(root, "gone"))
+    config = hc.merge({"store": store.root, "analyze_config": False})
+    result = host_cli.drift_capture(config, "drifted")
+    doc = result["template"]
+    assert tpl.verify_bundle(result["bundle"]["path"]) == doc
+    ops = doc["operations"]
+    assert [e["path"] for e in ops["files_created"]] == [root + "/by-hand"]
+    assert [e["path"] for e in ops["files_modified"]] == [root + "/etc/app.conf"]
+    assert [e["path"] for e in ops["files_deleted"]] == [root + "/gone"]
+    assert doc["metadata"]["origin"] == "drift" and doc["metadata"]["trace"]["used"] == "baseline"
+    assert doc["metadata"]["package_sources"] == []
+    assert doc["MO_template"]["command"] == "mo-capture" and doc["MO_template"]["arguments"] == "drift drifted"
+    with open(os.path.join(result["bundle"]["path"], "files", root.lstrip("/"), "by-hand")) as handle:
+        assert handle.read() == "written by hand\n"
+    assert [t["name"] for t in store.list_templates()] == ["drifted"]
+
+
+# --------------------------------------------------------------------------- conffile diffs
+
+def test_unified_diff_and_its_caps():
+    text = confdiff.unified("/etc/a.conf", b"a=1\nb=2\n", b"a=1\nb=3\n")
+    assert "-b=2\n" in text and "+b=3\n" in text and text.startswith("--- /etc/a.conf (packaged)")
+    with pytest.raises(confdiff.ConfDiffError, match="not UTF-8"):
+        confdiff.unified("/etc/a.conf", b"\xff", b"a")
+    with pytest.raises(confdiff.ConfDiffError, match="longer than"):
+        confdiff.unified("/etc/a.conf", b"", b"x\n" * (confdiff.MAX_DIFF // 2 + 1))
+
+
+def test_find_deb_refuses_hostile_names_and_reads_the_cache(tmp_path):
+    with pytest.raises(confdiff.ConfDiffError, match="package"):
+        confdiff.find_deb("../../etc", "1", "all", archives=str(tmp_path))
+    (tmp_path / "nginx_1%3a1.22-9_amd64.deb").write_bytes(b"x")
+    assert confdiff.find_deb("nginx", "1:1.22-9", "amd64", archives=str(tmp_path)) == (
+        str(tmp_path / "nginx_1%3a1.22-9_amd64.deb"), "apt-cache")
+    with pytest.raises(confdiff.ConfDiffError, match="not in apt's cache"):
+        confdiff.find_deb("nginx", "2", "amd64", archives=str(tmp_path))
+
+
+def test_analyze_reports_a_missing_package_as_an_error_item():
+    ops = {"files_modified": [{"path": "/etc/x.conf", "conffile": True, "conffile_changed": True, "package": "x"},
+                              {"path": "/etc/y.conf", "conffile": True, "conffile_changed": False, "package": "y"}]}
+    out = confdiff.analyze(ops, {"packages": {}})["conffile_diffs"]
+    assert out == [{"path": "/etc/x.conf", "package": "x", "version": None,
+                    "error": "The package x is not installed."}]
