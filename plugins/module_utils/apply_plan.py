@@ -11,10 +11,14 @@
     where on the controller the content of each sha256 is.  The template and the bundle go
     through ``render.prepare`` (the one path guard, ``template.check_bundle_content``), and
     the plan through ``apply.check_plan`` (what the target checks again).
+``to_role(source, options=None, role_name="captured", origin=None) -> dict``
+    ``render.to_role`` whose paths are one run of the role's own copy of the module.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import posixpath
 
 from ansible_collections.mo.fleet.plugins.module_utils import apply
@@ -81,3 +85,51 @@ def path_plan(source, options=None, rollback: bool = False) -> dict:
     except apply.ApplyError as exc:
         raise render.RenderError(str(exc))
     return {"items": items, "sources": sources}
+
+
+# --------------------------------------------------------------------------- generated roles
+
+ROLE_MODULE = "mo_fleet_bundle_apply"
+ROLE_PLAN = "mo-fleet-plan.json"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_PLUGINS = os.path.dirname(_HERE)
+# what a generated role carries to run the module with ansible-core alone (role path, source)
+ROLE_CODE = (
+    ("library/mo_fleet_bundle_apply.py", os.path.join(_PLUGINS, "modules", "bundle_apply.py")),
+    ("action_plugins/mo_fleet_bundle_apply.py", os.path.join(_PLUGINS, "action", "bundle_apply.py")),
+    ("module_utils/mo_fleet_apply.py", os.path.join(_HERE, "apply.py")),
+    ("module_utils/mo_fleet_paths.py", os.path.join(_HERE, "_common", "paths.py")),
+    ("module_utils/mo_fleet_names.py", os.path.join(_HERE, "_common", "names.py")),
+)
+
+
+def to_role(source, options=None, role_name: str = "captured", origin=None) -> dict:
+    """``render.to_role`` whose paths are one run of the role's own copy of the module
+    (``library/``, ``action_plugins/``, ``module_utils/``), driven by ``files/ROLE_PLAN``
+    (the path plan, sources relative to files/): still only ansible-core on the controller.
+    The configuration of a unit to restart keeps its copy task (it notifies the handler)."""
+    opts = dict(options or {}, apply_module=True, files_archive=None)
+    out = render.to_role(source, opts, role_name=role_name, origin=origin)
+    plan = path_plan(source, dict((k, v) for k, v in opts.items() if k in render.MODULE_OPTIONS))
+    bundle_files = posixpath.join(render.prepare(source, dict(opts, verify_bundle=False)).bundle, tpl.BUNDLE_FILES)
+    sources = {}
+    for digest, local in plan["sources"].items():
+        sources[digest] = posixpath.relpath(local, bundle_files)
+    tasks = []
+    for task in out["files"]["tasks/main.yml"]:
+        if render.APPLY_MODULE in task:
+            task = dict(task)
+            del task[render.APPLY_MODULE]
+            task = dict([("name", task.pop("name")), (ROLE_MODULE, {"plan": ROLE_PLAN})] + sorted(task.items()))
+        tasks.append(task)
+    out["files"]["tasks/main.yml"] = tasks
+    out["files"]["files/" + ROLE_PLAN] = json.dumps({"items": plan["items"], "sources": sources}, indent=1,
+                                                    sort_keys=True) + "\n"
+    readme = out["files"]["README.md"]
+    out["files"]["README.md"] = readme.replace(
+        "The role needs only ansible-core: every task uses an `ansible.builtin` module.",
+        "The role needs only ansible-core: its paths are converged in one run of `%s`, its own\n"
+        "copy of mo.fleet.bundle_apply (`library/`, `action_plugins/`, `module_utils/`, the plan in\n"
+        "`files/%s`); every other task uses an `ansible.builtin` module." % (ROLE_MODULE, ROLE_PLAN))
+    out["copies"] = sorted(out["copies"] + list(ROLE_CODE))
+    return out

@@ -1670,7 +1670,7 @@ def to_role(source, options=None, role_name="captured", origin=None):
     manage = Expr(role_name + "_manage_services")
     packages = Expr(role_name + "_install_packages")
     for task in tasks:
-        module = [k for k in task if k.startswith("ansible.builtin.")][0]
+        module = [k for k in task if k.startswith(("ansible.builtin.", "mo.fleet."))][0]
         if module == "ansible.builtin.apt":
             task["when"] = packages
         if module == "ansible.builtin.systemd_service" or (module == "ansible.builtin.command"):

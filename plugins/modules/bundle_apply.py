@@ -12,11 +12,11 @@ short_description: Converge every path of a capture bundle on a host in one run
 version_added: "0.2.0"
 description:
   - Converges the directories, files (content, mode, owner, group), symlinks, mode and owner
-    changes and removals of a mo.fleet capture bundle, in the order M(mo.fleet.apply_template)
+    changes and removals of a mo.fleet capture bundle, in the order the role mo.fleet.apply_template
     used to apply them one task each, in one module run on the target, which compares every
     path with what the bundle wants itself.
   - The same-name action plugin renders the path plan from O(bundle) on the controller
-    (the template and every bundled file are checked first: paths, names, sha256, nothing
+    (the template and every bundled file are checked first - paths, names, sha256, nothing
     unlisted), runs the module once to find what differs, and only when something differs
     ships the content of the differing files, once, as one tar named by sha256 over the
     connection, then runs the module again to converge. A host that already matches costs
@@ -25,7 +25,7 @@ description:
     shipping any content. Diff mode shows a text diff for every text file whose content
     changes and a one-line summary for binary or large files (over 256 KiB), and the mode,
     owner and group changes.
-  - Packages, users, groups and systemd units are not its business: M(mo.fleet.to_tasks)
+  - Packages, users, groups and systemd units are not its business; the filter mo.fleet.to_tasks
     renders them as ansible.builtin tasks around this one (accounts and packages before it,
     units after it, and the configuration file of a unit to restart keeps its own
     ansible.builtin.copy task, whose change triggers the restart).
@@ -43,7 +43,7 @@ options:
     type: path
   plan:
     description:
-      - A plan file (JSON, C(items) and C(sources) relative to the directory it is in) on
+      - A plan file (JSON with C(items), and C(sources) relative to the directory it is in) on
         the controller, as C(playbooks/template_to_role.yml) writes it into a role's files/.
     type: path
   rollback:
@@ -81,7 +81,7 @@ attributes:
 notes:
   - Run it with C(become) when the paths belong to root.
   - Only ansible-core is needed on the controller for the roles C(playbooks/template_to_role.yml)
-    writes: they carry this module, its engine and its action plugin.
+    writes; they carry this module, its engine and its action plugin.
 seealso:
   - module: mo.fleet.template_verify
 """

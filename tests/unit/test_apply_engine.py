@@ -302,3 +302,22 @@ def test_hostile_bundle_is_refused_before_any_plan(tmp_path, host):
     with pytest.raises(render.RenderError, match="does not match its sha256"):
         plan_of(root, host)
     assert hashlib  # (sha256 from test_render's helper)
+
+
+def test_role_with_the_module_carries_its_code_and_plan(bundle, tmp_path):
+    from ansible_collections.mo.fleet.plugins.filter import render as render_filters
+    import json
+    out = render_filters.to_role(str(bundle), role_name="web", apply_module=True)
+    assert out["archive"] is None and out["archive_changed"] is False
+    copies = dict((c["dest"], c["src"]) for c in out["copies"])
+    for rel in ("library/mo_fleet_bundle_apply.py", "action_plugins/mo_fleet_bundle_apply.py",
+                "module_utils/mo_fleet_apply.py", "module_utils/mo_fleet_paths.py", "module_utils/mo_fleet_names.py"):
+        assert os.path.isfile(copies[rel]), rel
+    assert copies["files/usr/local/bin/hello"].endswith("/files/usr/local/bin/hello")
+    plan = json.loads(out["files"]["files/mo-fleet-plan.json"])
+    hello = [i for i in plan["items"] if i["path"] == "/usr/local/bin/hello"][0]
+    assert plan["sources"][hello["sha256"]] == "usr/local/bin/hello"  # relative to the role's files/
+    tasks = out["files"]["tasks/main.yml"]
+    assert "  mo_fleet_bundle_apply: !unsafe\n    plan: \"mo-fleet-plan.json\"\n" in tasks
+    assert "mo.fleet." not in tasks and "Copy the configuration of nginx.service" in tasks
+    assert "mo_fleet_bundle_apply" in out["files"]["README.md"]
