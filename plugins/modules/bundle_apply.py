@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: bundle_apply
 short_description: Converge every path of a capture bundle on a host in one run
-version_added: "0.2.0"
+version_added: "0.1.0"
 description:
   - Converges the directories, files (content, mode, owner, group), symlinks, mode and owner
     changes and removals of a mo.fleet capture bundle, in the order the role mo.fleet.apply_template
@@ -74,10 +74,13 @@ options:
 attributes:
   check_mode:
     support: full
+    description: One module run compares every path and reports the exact change list; nothing is shipped or written.
   diff_mode:
     support: full
+    description: A text diff per file whose content changes (a summary for binary or large files), and the mode, owner and link changes.
   action:
     support: full
+    description: The action plugin renders the plan on the controller and ships only the contents the host lacks.
 notes:
   - Run it with C(become) when the paths belong to root.
   - Only ansible-core is needed on the controller for the roles C(playbooks/template_to_role.yml)
