@@ -1677,7 +1677,12 @@ def to_role(source, options=None, role_name="captured", origin=None):
             cond = task.get("when")
             task["when"] = [manage] + (cond if isinstance(cond, list) else [cond] if cond else [])
     tasks = [_ordered(t) for t in tasks]
-    handlers = [_ordered(dict(h, when=manage)) for h in handlers]
+    # in check mode a unit that does not exist yet (its file not copied) is not restarted: the
+    # probe task tells which exist; the unit name reaches the condition as a variable (data)
+    unit_var = prep.options["var_prefix"] + "restart_unit"
+    handlers = [_ordered(dict(h, vars={unit_var: h["ansible.builtin.systemd_service"]["name"]},
+                              when=[manage, Expr("not ansible_check_mode or %s in %s" % (unit_var, _present_list(prep)))]))
+                for h in handlers]
     head = prep.doc["MO_template"]
     defaults = {manage: prep.options["skip_services"] is not True, packages: True}
     argspec = {"argument_specs": {"main": {
