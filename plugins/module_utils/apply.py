@@ -168,11 +168,16 @@ def sha256_of(path: str) -> str:
 
 # --------------------------------------------------------------------------- host state
 
-class _Ids(object):
-    """Owner and group names -> numbers (cached; a number stays a number)."""
+MISSING = -2  # check mode: a user or group the tasks before this run would create
 
-    def __init__(self):
+
+class _Ids(object):
+    """Owner and group names -> numbers (cached; a number stays a number).  In check mode an
+    account this host lacks yet (the user and group tasks run for real only) is MISSING."""
+
+    def __init__(self, check=False):
         self.users, self.groups = {}, {}
+        self.check = check
 
     def uid(self, name, path):
         return self._lookup(name, self.users, pwd.getpwnam, "user", path)
@@ -180,8 +185,7 @@ class _Ids(object):
     def gid(self, name, path):
         return self._lookup(name, self.groups, grp.getgrnam, "group", path)
 
-    @staticmethod
-    def _lookup(name, cache, func, kind, path):
+    def _lookup(self, name, cache, func, kind, path):
         if name is None:
             return -1
         if name not in cache:
@@ -193,6 +197,8 @@ class _Ids(object):
                 except KeyError:
                     cache[name] = None
         if cache[name] is None:
+            if self.check:
+                return MISSING
             raise ApplyError("The %s %s of %s does not exist on this host." % (kind, name, path))
         return cache[name]
 
@@ -213,10 +219,11 @@ def _attr_changes(item, st, ids):
     if mode is not None and not stat.S_ISLNK(st.st_mode) and stat.S_IMODE(st.st_mode) != int(mode, 8):
         out.append("mode %04o -> %04o" % (stat.S_IMODE(st.st_mode), int(mode, 8)))
     uid, gid = ids.uid(item["owner"], item["path"]), ids.gid(item["group"], item["path"])
-    if uid != -1 and st.st_uid != uid:
-        out.append("owner %d -> %d" % (st.st_uid, uid))
-    if gid != -1 and st.st_gid != gid:
-        out.append("group %d -> %d" % (st.st_gid, gid))
+    for kind, old, new in (("owner", st.st_uid, uid), ("group", st.st_gid, gid)):
+        if new == MISSING:
+            out.append("%s %d -> %s (not on this host yet)" % (kind, old, item[kind]))
+        elif new != -1 and old != new:
+            out.append("%s %d -> %d" % (kind, old, new))
     return out
 
 
@@ -387,7 +394,10 @@ def _one(item, content, check, diff, ids, result):
 def converge(items: list, content: ContentArchive | None = None, check: bool = False,
              diff: bool = False) -> dict:
     """Converge ITEMS (a checked plan) on this host; see the module docstring."""
-    ids = _Ids()
+    ids = _Ids(check)
+    for item in items:  # every owner and group first: a missing one fails before any write
+        ids.uid(item["owner"], item["path"])
+        ids.gid(item["group"], item["path"])
     result = {"changed": False, "changes": [], "need": [], "before": {}}
     for item in items:
         try:

@@ -285,6 +285,10 @@ def test_missing_owner_and_directory_in_the_way_fail_in_one_sentence(tmp_path):
     items = apply.check_plan([{"path": str(tmp_path / "x"), "state": "directory", "owner": "no-such-user-mo"}])
     with pytest.raises(apply.ApplyError, match=r"^The user no-such-user-mo of .* does not exist on this host\.$"):
         apply.converge(items)
+    # check mode: the user task before this run creates it for real only; reported, not fatal
+    (tmp_path / "x").mkdir()
+    dry = apply.converge(items, check=True)
+    assert dry["changes"][0]["what"] == ["owner 0 -> no-such-user-mo (not on this host yet)"]
     (tmp_path / "d").mkdir()
     items = apply.check_plan([{"path": str(tmp_path / "d"), "state": "file", "sha256": sha(b"x")}])
     with pytest.raises(apply.ApplyError, match="is a directory on this host, where the plan puts a file"):
