@@ -70,6 +70,9 @@ def _read_plan(path):
         if not local.startswith(base + os.sep) or not os.path.isfile(local):
             raise AnsibleActionFail("The plan %s names the source %r, which is not a file below it." % (path, rel))
         sources[digest] = local
+    for item in plan["items"]:
+        if isinstance(item, dict) and item.get("state") == "file" and item.get("sha256") not in sources:
+            raise AnsibleActionFail("The plan %s has no source for the file %s." % (path, str(item.get("path"))[:200]))
     return plan["items"], sources
 
 
