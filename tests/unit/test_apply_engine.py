@@ -325,3 +325,26 @@ def test_role_with_the_module_carries_its_code_and_plan(bundle, tmp_path):
     assert "  mo_fleet_bundle_apply: !unsafe\n    plan: \"mo-fleet-plan.json\"\n" in tasks
     assert "mo.fleet." not in tasks and "Copy the configuration of nginx.service" in tasks
     assert "mo_fleet_bundle_apply" in out["files"]["README.md"]
+
+
+def test_role_plan_sources_stay_below_the_plan_and_cover_every_file(tmp_path):
+    import json
+    from ansible.errors import AnsibleActionFail
+    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
+    files = tmp_path / "files"
+    (files / "usr").mkdir(parents=True)
+    (files / "usr" / "f").write_bytes(b"x")
+    (tmp_path / "secret").write_bytes(b"s")
+    item = {"path": "/usr/f", "state": "file", "sha256": sha(b"x")}
+    plan = files / "plan.json"
+    plan.write_text(json.dumps({"items": [item], "sources": {sha(b"x"): "usr/f"}}))
+    items, sources = action._read_plan(str(plan))
+    assert items == [item] and sources == {sha(b"x"): str(files / "usr" / "f")}
+    for bad, message in (({sha(b"x"): "../secret"}, "which is not a file below it"),
+                         ({}, "has no source for the file /usr/f")):
+        plan.write_text(json.dumps({"items": [item], "sources": bad}))
+        with pytest.raises(AnsibleActionFail, match=message):
+            action._read_plan(str(plan))
+    plan.write_text("{not json")
+    with pytest.raises(AnsibleActionFail, match="is not JSON"):
+        action._read_plan(str(plan))
