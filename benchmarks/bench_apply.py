@@ -1,7 +1,7 @@
-"""Applying a 2,000-file bundle vs running the original `make install` (issue 4).
+"""Applying a 2,000-file bundle vs running the original `make install` (issues 4, 13).
 
-Run: .venv/bin/python benchmarks/bench_apply.py [--files 2000] [--rounds 3]
-     [--small-files 200] [--per-item-rounds 1] [--no-write]
+Run: .venv/bin/python benchmarks/bench_apply.py [--files 2000] [--rounds 2]
+     [--small-files 200] [--per-item-rounds 0] [--no-write]
 
 A generated make project installs FILES files (many small files in nested directories under
 /usr/local/share, 40 binary files of 0.1-1 MB, 8 executables in /usr/local/bin, a 0640
@@ -11,22 +11,21 @@ fresh lab hosts (created through the test helpers, names mo-t-*), timed as the w
 the whole `ansible-playbook` process on the controller:
 
 1. `make install` through ansible.builtin.command (tree already built: only install runs);
-2. `playbooks/apply_template.yml` applying the bundle to a fresh host (the role's default:
-   directories and files shipped as one tar, unpacked by ansible.builtin.unarchive);
-3. the same playbook again on that host (must report changed=0).
+2. `playbooks/apply_template.yml` (mo.fleet.bundle_apply, the default) on a fresh host:
+   `--check --diff` first, then the apply, then again (must report changed=0);
+3. the same three for the role `playbooks/template_to_role.yml` writes, with ansible-core only;
+4. the apply and the no-change apply with apply_template_engine=tasks (one archive), as before.
 
-The per-item path (apply_template_archive_min_files=0: one ansible.builtin.file item per
-directory and one ansible.builtin.copy item per file, what the role did before) takes about
-a second per item on this machine, so it runs on a SMALL_FILES capture of the same project
-generator (first PER_ITEM_ROUNDS rounds only), next to make install and the archive apply of
-that same small bundle. A profile of the slowest tasks of each apply comes from the json
-callback. Writes docs/benchmarks/apply.md.
+The per-item path (engine=tasks, apply_template_archive_min_files=0) takes seconds per item,
+so it runs only on a SMALL_FILES capture (first PER_ITEM_ROUNDS rounds, default 0). A profile
+of the slowest tasks comes from the json callback. Writes docs/benchmarks/apply.md.
 """
 
 import argparse
 import datetime
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -159,15 +158,25 @@ def run_make(factory, n_files, make_play):
         factory.hosts = []
 
 
-def run_apply(factory, n_files, bundle, minimum, profile=None):
-    """Apply BUNDLE twice on one fresh host; [(seconds, changed)] and the files it ended with."""
+def run_apply(factory, n_files, bundle, extra, profile=None, check_first=False, playbook=None, env=None):
+    """On one fresh host: optionally --check --diff first, then apply BUNDLE twice (with EXTRA
+    variables, or PLAYBOOK with ENV: a generated role); [(seconds, changed)] and the files it
+    ended with (the file count is taken before the check too: it must be 0)."""
     b = fresh(factory, n_files, False)
     inv = factory.inventory(b)
     out = []
     try:
-        for attempt in range(2):
-            seconds, run = timed_playbook("playbooks/apply_template.yml", inv,
-                                          {"bundle": str(bundle), "apply_template_archive_min_files": minimum})
+        modes = ([True] if check_first else []) + [False, False]
+        for check in modes:
+            start = time.monotonic()
+            run = run_playbook(playbook or "playbooks/apply_template.yml", inv,
+                               None if playbook else dict(extra, bundle=str(bundle)), check=check, diff=check,
+                               cwd=Path(playbook).parent if playbook else None, env=env)
+            seconds = time.monotonic() - start
+            if run.rc != 0:
+                raise SystemExit("apply failed:\n%s\n%s" % (run.stdout[-3000:], run.stderr[-2000:]))
+            if check and b.sh(COUNT + " 2>/dev/null || true").stdout.strip() not in ("0", ""):
+                raise SystemExit("--check wrote files on %s" % b.name)
             out.append((seconds, run.changed(b.name)))
             if profile is not None:
                 profile.append(task_times(run)[:3])
@@ -177,6 +186,31 @@ def run_apply(factory, n_files, bundle, minimum, profile=None):
         factory.hosts = []
 
 
+def make_role(tmp, bundle):
+    """The role playbooks/template_to_role.yml would write for BUNDLE, written straight from the
+    same filter (mo.fleet.to_role with apply_module: the playbook's per-file copy loop would
+    take most of an hour for 2,000 files here) into TMP/roles/bigapp; (play path, env without
+    mo.fleet)."""
+    sys.path.insert(0, str(ROOT / ".collections"))
+    from ansible_collections.mo.fleet.plugins.filter import render as render_filters
+    start = time.monotonic()
+    role = tmp / "roles" / "bigapp"
+    out = render_filters.to_role(str(bundle), role_name="bigapp", origin=str(bundle), apply_module=True)
+    for rel, text in out["files"].items():
+        (role / rel).parent.mkdir(parents=True, exist_ok=True)
+        (role / rel).write_text(text)
+    for copy in out["copies"]:
+        (role / copy["dest"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(copy["src"], role / copy["dest"])
+    play = tmp / "role-site.yml"
+    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n"
+                    "  roles:\n    - role: bigapp\n")
+    empty = tmp / "no-collections"
+    empty.mkdir(exist_ok=True)
+    print("wrote the role in %.1f s" % (time.monotonic() - start), flush=True)
+    return str(play), {"ANSIBLE_COLLECTIONS_PATH": str(empty), "ANSIBLE_ROLES_PATH": str(tmp / "roles")}
+
+
 COUNT = ("find /usr/local/share/bigapp /usr/local/lib/bigapp /usr/local/bin /usr/local/etc/bigapp -type f "
          "| wc -l")
 
@@ -184,9 +218,9 @@ COUNT = ("find /usr/local/share/bigapp /usr/local/lib/bigapp /usr/local/bin /usr
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--small-files", type=int, default=200)
-    parser.add_argument("--per-item-rounds", type=int, default=1)
+    parser.add_argument("--per-item-rounds", type=int, default=0)
     parser.add_argument("--per-item-note", default="",
                         help="text for the doc when the per-item rows were measured apart (e.g. --per-item-rounds 0)")
     parser.add_argument("--no-write", action="store_true", help="print the section, do not write the doc")
@@ -194,12 +228,18 @@ def main():
     big, small = args.files, args.small_files
     rows = [  # (key, files, label)
         ("make", big, "`make install` (ansible.builtin.command)"),
-        ("apply", big, "apply_template.yml, fresh host (one archive)"),
-        ("again", big, "apply_template.yml again (changed=0)"),
+        ("check", big, "apply_template.yml `--check --diff`, fresh host (mo.fleet.bundle_apply)"),
+        ("apply", big, "apply_template.yml, fresh host (mo.fleet.bundle_apply)"),
+        ("again", big, "apply_template.yml again, no change (mo.fleet.bundle_apply)"),
+        ("r-check", big, "generated role `--check --diff`, fresh host (ansible-core only)"),
+        ("r-apply", big, "generated role, fresh host"),
+        ("r-again", big, "generated role again, no change"),
+        ("t-apply", big, "apply_template.yml, fresh host, apply_template_engine=tasks (one archive)"),
+        ("t-again", big, "apply_template.yml again, engine=tasks (changed=0)"),
         ("s-make", small, "`make install` (ansible.builtin.command)"),
-        ("s-apply", small, "apply_template.yml, fresh host (one archive)"),
-        ("s-again", small, "apply_template.yml again (one archive)"),
-        ("s-item", small, "apply_template.yml, fresh host, per-item loops (archive_min_files=0)"),
+        ("s-check", small, "apply_template.yml `--check --diff`, fresh host (mo.fleet.bundle_apply)"),
+        ("s-apply", small, "apply_template.yml, fresh host (mo.fleet.bundle_apply)"),
+        ("s-item", small, "apply_template.yml, fresh host, per-item loops (engine=tasks, archive_min_files=0)"),
         ("s-item-again", small, "apply_template.yml again, per-item loops"),
     ]
     times = dict((key, []) for key, _n, _l in rows)
@@ -222,18 +262,29 @@ def main():
         try:
             bundle, shape = capture_bundle(factory, tmp, big)
             s_bundle, s_shape = capture_bundle(factory, tmp, small)
+            play, role_env = make_role(tmp, bundle)
+            module, tasks = {}, {"apply_template_engine": "tasks"}
             for round_no in range(args.rounds):
                 first = round_no == 0
                 record("make", *run_make(factory, big, make_play))
-                runs, count = run_apply(factory, big, bundle, 100, profiles.setdefault("apply", []) if first else None)
-                record("apply", runs[0][0], runs[0][1], count)
-                record("again", runs[1][0], runs[1][1], count)
+                runs, count = run_apply(factory, big, bundle, module, profiles.setdefault("apply", []) if first
+                                        else None, check_first=True)
+                for key, (seconds, ch) in zip(("check", "apply", "again"), runs):
+                    record(key, seconds, ch, count)
+                runs, count = run_apply(factory, big, bundle, {}, profiles.setdefault("role", []) if first else None,
+                                        check_first=True, playbook=play, env=role_env)
+                for key, (seconds, ch) in zip(("r-check", "r-apply", "r-again"), runs):
+                    record(key, seconds, ch, count)
+                runs, count = run_apply(factory, big, bundle, tasks)
+                for key, (seconds, ch) in zip(("t-apply", "t-again"), runs):
+                    record(key, seconds, ch, count)
                 record("s-make", *run_make(factory, small, make_play))
-                runs, count = run_apply(factory, small, s_bundle, 100)
-                record("s-apply", runs[0][0], runs[0][1], count)
-                record("s-again", runs[1][0], runs[1][1], count)
+                runs, count = run_apply(factory, small, s_bundle, module, check_first=True)
+                for key, (seconds, ch) in zip(("s-check", "s-apply"), runs):
+                    record(key, seconds, ch, count)
                 if round_no < args.per_item_rounds:
-                    runs, count = run_apply(factory, small, s_bundle, 0, profiles.setdefault("item", []))
+                    runs, count = run_apply(factory, small, s_bundle, dict(tasks, apply_template_archive_min_files=0),
+                                            profiles.setdefault("item", []))
                     record("s-item", runs[0][0], runs[0][1], count)
                     record("s-item-again", runs[1][0], runs[1][1], count)
                 print("round %d: %s" % (round_no + 1, "  ".join(
@@ -255,13 +306,14 @@ def main():
         "on fresh lab hosts (podman, connection containers.podman.podman); wall time of the whole",
         "`ansible-playbook` run on the controller (ansible's start-up included); %d alternating rounds,"
         % args.rounds,
-        "medians. The per-item path (one ansible.builtin.file/copy item per directory and file, what",
-        "apply_template did before the archive) runs on a %d-file capture of the same generator (%d"
-        % (small, s_shape["bundled"]),
-        ("bundled files, %d directories), in the first %d round(s) only: at seconds per item it would"
-         % (s_shape["dirs"], args.per_item_rounds)) if args.per_item_rounds else
-        "bundled files, %d directories) when asked for; this run left it out (see below)." % s_shape["dirs"],
-        "take hours per apply of the big bundle." if args.per_item_rounds else "",
+        "medians. `--check --diff` runs first on a fresh host (it must write nothing), then the apply,",
+        "then the same again (must report changed=0). The generated role is written once by",
+        "`playbooks/template_to_role.yml` and run with no mo.fleet installed (ansible-core only).",
+        ("The per-item path (one ansible.builtin.file/copy item per directory and file) runs on a %d-file"
+         " capture (%d bundled files, %d directories) in the first %d round(s) only."
+         % (small, s_shape["bundled"], s_shape["dirs"], args.per_item_rounds)) if args.per_item_rounds else
+        ("The per-item path was left out of this run (`--per-item-rounds`): measured before at over 3.4 s"
+         " per item, more than two hours for this bundle's %d items." % (shape["bundled"] + shape["dirs"])),
         "",
         "| files | contender | median s | / make install (same files) | changed (per round) | files on host |",
         "| ---: | --- | ---: | ---: | --- | --- |",
@@ -273,51 +325,31 @@ def main():
         lines.append("| %d | %s | %.1f | %.2f | %s | %s |" % (
             n, label, med[key], med[key] / base, ", ".join(str(c) for c in changed[key]),
             ", ".join(sorted(set(counts[key]))) or "-"))
-    items_small = s_shape["bundled"] + s_shape["dirs"]
-    items_big = shape["bundled"] + shape["dirs"]
-    lines += [
-        "",
-        "Slowest tasks (seconds, json callback, first round):",
-        "",
-    ]
-    for key, label in (("apply", "archive apply of %d files, first / second run" % big),
+    lines += ["", "Slowest tasks (seconds, json callback, first round):", ""]
+    for key, label in (("apply", "mo.fleet.bundle_apply: --check --diff / apply / again"),
+                       ("role", "generated role: --check --diff / apply / again"),
                        ("item", "per-item apply of %d files, first / second run" % small)):
-        for index, tasks in enumerate(profiles.get(key, [])):
-            lines.append("- %s (%s): %s" % (label, ("first", "second")[index],
-                                             "; ".join("%s %.1f" % (name, sec) for sec, name in tasks)))
-    lines += [
-        "",
-        "Why the per-item path is slow: the renderer emitted one loop item per created directory and",
-        "per bundled file, and every item costs ansible-playbook time on the controller (templating,",
-        "the result, the callback) and, over the podman connection, a module run (and for a copy a",
-        "stat, a transfer and the copy module) on the host.",
-    ]
+        for index, tasks_ in enumerate(profiles.get(key, [])):
+            lines.append("- %s (run %d): %s" % (label, index + 1,
+                                                "; ".join("%s %.1f" % (name, sec) for sec, name in tasks_)))
     if "s-item" in med:
-        per_item = (med["s-item"] - med["s-apply"]) / items_small
-        per_item_again = (med["s-item-again"] - med["s-again"]) / items_small
-        lines += [
-            "Here: %.2f s per item on a first apply and %.2f s per item on a second one (which still"
-            % (per_item, per_item_again),
-            "stats and checksums every file). For the %d items of the big bundle that would be about"
-            % items_big,
-            "%.0f s and %.0f s, against %.0f s and %.0f s measured with the archive."
-            % (per_item * items_big, per_item_again * items_big, med["apply"], med["again"]),
-        ]
+        items_small = s_shape["bundled"] + s_shape["dirs"]
+        lines += ["", "Per-item path here: %.2f s per item on a first apply."
+                  % ((med["s-item"] - med["s-apply"]) / items_small)]
     if args.per_item_note:
         lines += [args.per_item_note]
     lines += [
         "",
-        "With the archive (the default from 100 directories + files, `apply_template_archive_min_files`),",
-        "the bundle's created directories and copied files go into one tar on the controller (modes,",
-        "owners and a fixed mtime in the headers) and one ansible.builtin.unarchive unpacks it; as root",
-        "and without owner/group/mode arguments its `tar --diff` check counts content, mode, owner, mtime",
-        "and missing-file differences, so a second run reports changed=0. Under `--check` or `--diff`",
-        "the role renders the per-item loops instead (unarchive skips tar archives in check mode, and",
-        "an archive shows no per-file diff), so a check run of a big bundle still takes the per-item",
-        "time. A first try kept the loops with `when: ansible_check_mode or ansible_diff_mode` next to",
-        "the archive: the 2,124 skipped items alone kept ansible-playbook busy for over ten minutes",
-        "at this load (a playbook of just that skipped loop on localhost ran more than ten minutes),",
-        "so the archive rendering leaves the loops out.",
+        "How mo.fleet.bundle_apply does it: its action plugin renders the path plan on the",
+        "controller (the bundle checked first), runs the module once on the host to compare every",
+        "path (stat, and sha256 only where the size matches) and learn which contents it lacks; in",
+        "check mode that run is the answer (the diff's new side comes from the bundle on the",
+        "controller, the old side from the host), so `--check --diff` costs one module run for any",
+        "size. Otherwise only the missing contents go, once each, as one tar named by sha256 over",
+        "the connection's put_file, and a second module run writes each file beside its place,",
+        "checks its sha256 and renames it in. A host that matches costs one module run and no",
+        "transfer. The tasks engine (one archive, unarchive) stays for comparison: it ships the",
+        "whole tar on every run and, under `--check` or `--diff`, falls back to the per-item loops.",
         "",
     ]
     text = "\n".join(lines)

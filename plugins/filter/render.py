@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mo.fleet.plugins.module_utils import apply_plan
 from ansible_collections.mo.fleet.plugins.module_utils import render
 from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml
 from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain as _plain
@@ -77,9 +78,13 @@ def to_task_yaml(template, rollback=False, **options):
 
 
 def _role_and_archive(source, options, role_name, origin, write_archive):
-    out = render.to_role(source, options, role_name=role_name, origin=origin)
+    if options.get("apply_module"):  # the role's paths: one run of its own copy of bundle_apply
+        out = apply_plan.to_role(source, options, role_name=role_name, origin=origin)
+    else:
+        out = render.to_role(source, options, role_name=role_name, origin=origin)
     # the YAML files as text from the one inert emitter, before anything is written
-    out["files"] = dict((rel, data if rel.endswith(".md") else yaml_text(data)) for rel, data in out["files"].items())
+    out["files"] = dict((rel, data if rel.endswith((".md", ".json")) else yaml_text(data))
+                        for rel, data in out["files"].items())
     out["archive_changed"] = False
     if out["archive"]:
         opts = dict(options, verify_bundle=False)  # the bundle was verified just now

@@ -63,6 +63,10 @@ Options (every renderer accepts the same dict; unknown keys are refused):
                             archive shows no per-file diff), as the apply_template role does
     archive_min_files       use the archive only from this many directories + files (default
                             100; 0 never)
+    apply_module            one mo.fleet.bundle_apply task converges the paths (directories,
+                            files, links, modes, owners, removals: check and diff native)
+                            instead of the per-item loops and the archive (default false);
+                            the configuration of a unit to restart keeps its copy task
 """
 
 from __future__ import annotations
@@ -119,6 +123,7 @@ OPTION_DEFAULTS = {
     "files_archive": None,
     "archive_min_files": 100,
     "relocate": None,
+    "apply_module": False,
 }
 HANDLER_MODES = ("inline", "notify", "none")
 
@@ -162,7 +167,7 @@ def normalize_options(options=None):
             out["allowed_roots"] = [tpl.normalize_path(r) for r in out["allowed_roots"]]
         except tpl.TemplateError as exc:
             raise RenderError("The option allowed_roots is invalid: %s" % exc)
-    for key in ("pin_versions", "install_auto", "account_ids", "skip_generated"):
+    for key in ("pin_versions", "install_auto", "account_ids", "skip_generated", "apply_module"):
         if not isinstance(out[key], bool):
             raise RenderError("The option %s must be true or false, not %r." % (key, out[key]))
     if out["verify_bundle"] is not None and not isinstance(out["verify_bundle"], bool):
@@ -479,7 +484,7 @@ def _pkg_spec(pkg, pin, key="version"):
 
 def _ordered(task):
     """NAME, the module, then the other keys alphabetically (ansible-lint's key-order)."""
-    module = [k for k in task if k.startswith("ansible.builtin.")]
+    module = [k for k in task if k.startswith(("ansible.builtin.", "mo.fleet."))]
     keys = ["name"] + module + sorted(k for k in task if k != "name" and k not in module)
     return dict((k, task[k]) for k in keys if k in task)
 
@@ -752,6 +757,80 @@ def _use_archive(prep, dirs, plain):
     return bool(prep.options["files_archive"]) and minimum > 0 and len(dirs) + len(plain) >= minimum
 
 
+def apply_paths(prep, units=None):
+    """The path items to_tasks acts on, in its order: dirs, plain (copies without a unit to
+    restart), by_unit (units tuple -> copies), unit_files, links, perms, gone (files and
+    links to remove) and gone_dirs (deepest first)."""
+    units = units or _Units(prep)
+    dirs, plain, by_unit, unit_files = _file_plan(prep, units)
+    for items in by_unit.values():
+        items.sort(key=lambda i: i["path"])
+    links = []
+    for op in ("symlinks_created", "symlinks_modified"):
+        for entry in prep.entries(op):
+            if prep.package_made(entry) or not entry.get("target"):
+                continue
+            links.append(_item(entry["path"], entry, mode=False, src=entry["target"]))
+    links.sort(key=lambda i: i["path"])
+    perms = []
+    for entry in prep.entries("permissions_changed"):
+        item = _item(entry["path"], entry.get("after") or {})
+        if len(item) > 1:
+            perms.append(item)
+    gone = [{"path": e["path"]} for op in ("files_deleted", "symlinks_deleted") for e in prep.entries(op)]
+    gone.sort(key=lambda i: i["path"])
+    gone_dirs = sorted(({"path": e["path"]} for e in prep.entries("directories_deleted")),
+                       key=lambda i: (-_depth(i["path"]), i["path"]))
+    return {"dirs": dirs, "plain": plain, "by_unit": by_unit, "unit_files": unit_files, "links": links,
+            "perms": perms, "gone": gone, "gone_dirs": gone_dirs}
+
+
+def _apply_path_tasks(paths):
+    tasks = []
+    if paths["links"]:
+        tasks.append(_loop_task("Create the symlinks the capture created", "ansible.builtin.file",
+                                _file_args("link", link=True, mode=False), paths["links"]))
+    if paths["perms"]:
+        tasks.append(_loop_task("Apply the mode and owner changes the capture made", "ansible.builtin.file",
+                                {"path": _ref("path", omit=False), "mode": _ref("mode"),
+                                 "owner": _ref("owner"),
+                                 "group": _ref("group")}, paths["perms"]))
+    if paths["gone"]:
+        tasks.append(_loop_task("Remove the files and symlinks the capture deleted", "ansible.builtin.file",
+                                {"path": _ref("path", omit=False), "state": "absent"}, paths["gone"]))
+    if paths["gone_dirs"]:
+        tasks.append(_loop_task("Remove the directories the capture deleted", "ansible.builtin.file",
+                                {"path": _ref("path", omit=False), "state": "absent"}, paths["gone_dirs"]))
+    return tasks
+
+
+APPLY_MODULE = "mo.fleet.bundle_apply"
+MODULE_OPTIONS = ("include", "exclude", "allowed_roots", "skip_services")
+
+
+def module_options(prep):
+    """The renderer options mo.fleet.bundle_apply needs to render the same path plan."""
+    opts = prep.options
+    out = dict((key, opts[key]) for key in MODULE_OPTIONS if opts[key] not in (None, False, []))
+    if opts["allowed_roots"] == list(DEFAULT_ALLOWED_ROOTS):
+        out.pop("allowed_roots", None)
+    if not opts["skip_generated"]:
+        out["skip_generated"] = False
+    return out
+
+
+def _module_task(prep, rollback=False):
+    """One mo.fleet.bundle_apply task converging the paths of the plan (apply_module)."""
+    if not prep.bundle:
+        raise RenderError("apply_module needs the bundle directory; pass the bundle path or the bundle option.")
+    args = {"bundle": prep.bundle, "options": module_options(prep)}
+    if rollback:
+        args["rollback"] = True
+    name = ("Undo the capture's paths: remove what it created, restore what it changed (one run)" if rollback
+            else "Converge the directories, files, links, modes and owners of the capture (one run)")
+    return {"name": name, APPLY_MODULE: args, "register": Expr(prep.options["var_prefix"] + "paths")}
+
+
 def to_tasks(source, options=None):
     """Ordered task dicts reproducing the capture (see module docstring)."""
     prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
@@ -759,7 +838,15 @@ def to_tasks(source, options=None):
     tasks = _package_tasks(prep) + _account_tasks(prep)
     units = _Units(prep)
     handlers_mode = _handlers_mode(prep)
-    dirs, plain, by_unit, unit_files = _file_plan(prep, units)
+    paths = apply_paths(prep, units)
+    dirs, plain, by_unit, unit_files = paths["dirs"], paths["plain"], paths["by_unit"], paths["unit_files"]
+    restarts = []
+    if prep.options["apply_module"]:
+        # one mo.fleet.bundle_apply run converges every path but the configuration of a unit
+        # to restart, which keeps its copy task below (registered: the restart follows it)
+        tasks.append(_module_task(prep))
+        dirs, plain = [], []
+        paths = dict(paths, links=[], perms=[], gone=[], gone_dirs=[])
     # Many items: one archive (unarchive compares every member with `tar --diff`: content,
     # mode, owner, mtime) instead of the per-item loops, which cost ansible time even when
     # skipped. Render without files_archive for --check (unarchive skips tar archives in
@@ -774,9 +861,7 @@ def to_tasks(source, options=None):
     if plain:
         tasks.append(_loop_task("Copy the files the capture created or changed", "ansible.builtin.copy",
                                 _copy_args(), plain))
-    restarts = []
     for index, (restart, items) in enumerate(sorted(by_unit.items())):
-        items.sort(key=lambda i: i["path"])
         task = _loop_task("Copy the configuration of %s" % ", ".join(restart), "ansible.builtin.copy",
                           _copy_args(), items)
         if handlers_mode == "notify":
@@ -785,41 +870,7 @@ def to_tasks(source, options=None):
             task["register"] = _reg(prep, index)
             restarts.append((restart, task["register"]))
         tasks.append(task)
-
-    links = []
-    for op in ("symlinks_created", "symlinks_modified"):
-        for entry in prep.entries(op):
-            if prep.package_made(entry) or not entry.get("target"):
-                continue
-            item = _item(entry["path"], entry, mode=False, src=entry["target"])
-            links.append(item)
-    links.sort(key=lambda i: i["path"])
-    if links:
-        tasks.append(_loop_task("Create the symlinks the capture created", "ansible.builtin.file",
-                                _file_args("link", link=True, mode=False), links))
-
-    perms = []
-    for entry in prep.entries("permissions_changed"):
-        after = entry.get("after") or {}
-        item = _item(entry["path"], after)
-        if len(item) > 1:
-            perms.append(item)
-    if perms:
-        tasks.append(_loop_task("Apply the mode and owner changes the capture made", "ansible.builtin.file",
-                                {"path": _ref("path", omit=False), "mode": _ref("mode"),
-                                 "owner": _ref("owner"),
-                                 "group": _ref("group")}, perms))
-
-    gone = [{"path": e["path"]} for op in ("files_deleted", "symlinks_deleted") for e in prep.entries(op)]
-    gone.sort(key=lambda i: i["path"])
-    if gone:
-        tasks.append(_loop_task("Remove the files and symlinks the capture deleted", "ansible.builtin.file",
-                                {"path": _ref("path", omit=False), "state": "absent"}, gone))
-    gone_dirs = sorted(({"path": e["path"]} for e in prep.entries("directories_deleted")),
-                       key=lambda i: (-_depth(i["path"]), i["path"]))
-    if gone_dirs:
-        tasks.append(_loop_task("Remove the directories the capture deleted", "ansible.builtin.file",
-                                {"path": _ref("path", omit=False), "state": "absent"}, gone_dirs))
+    tasks += _apply_path_tasks(paths)
 
     restart_units = sorted(set(u for restart, _reg in restarts for u in restart))
     if prep.options["skip_services"] is not True:
@@ -1026,6 +1077,67 @@ def _top_most(paths):
     return {path for path in paths if not _inside(path, paths)}
 
 
+def rollback_paths(prep):
+    """The path items a rollback acts on (steps 4 and 6 of to_rollback_tasks): created
+    (files and links to remove), top_dirs (created directories to remove with their content),
+    back_dirs, restore (files from before/), links and perms to put back, and digests (path ->
+    sha256 of the before/ content of each restored file)."""
+    purged = set(p["name"] for p in prep.ops["packages_installed"])
+    top_dirs = _top_most(e["path"] for e in prep.entries("directories_created") if e.get("package") not in purged)
+    created = []
+    for op in ("files_created", "symlinks_created"):
+        for e in prep.entries(op):
+            if e.get("package") in purged and not e.get("conffile") or _inside(e["path"], top_dirs):
+                continue
+            created.append({"path": e["path"]})
+    created.sort(key=lambda i: i["path"])
+    back_dirs = sorted((_item(e["path"], e) for e in prep.entries("directories_deleted")),
+                       key=lambda i: (_depth(i["path"]), i["path"]))
+    restore, digests = [], {}
+    for op in ("files_modified", "files_deleted"):
+        for e in prep.entries(op):
+            if e.get("before_bundled") and not prep.generated(e["path"], rollback=True):
+                state = (e.get("before") or e) if op == "files_modified" else e
+                restore.append(_item(e["path"], state, src=prep.src(e["path"], tpl.BUNDLE_BEFORE)))
+                digests[e["path"]] = state.get("hash") if op == "files_modified" else e.get("hash")
+    restore.sort(key=lambda i: i["path"])
+    links = []
+    for e in prep.entries("symlinks_deleted"):
+        if e.get("target"):
+            links.append(_item(e["path"], e, mode=False, src=e["target"]))
+    for e in prep.entries("symlinks_modified"):
+        before = e.get("before") or {}
+        if before.get("target"):
+            links.append(_item(e["path"], before, mode=False, src=before["target"]))
+    links.sort(key=lambda i: i["path"])
+    perms = []
+    for e in prep.entries("permissions_changed"):
+        item = _item(e["path"], e.get("before") or {})
+        if len(item) > 1:
+            perms.append(item)
+    return {"created": created, "top_dirs": [{"path": p} for p in sorted(top_dirs)], "back_dirs": back_dirs,
+            "restore": restore, "links": links, "perms": perms, "digests": digests}
+
+
+def _rollback_restore_tasks(paths):
+    tasks = []
+    if paths["back_dirs"]:
+        tasks.append(_loop_task("Recreate the directories the capture deleted", "ansible.builtin.file",
+                                _file_args("directory"), paths["back_dirs"]))
+    if paths["restore"]:
+        tasks.append(_loop_task("Restore the files the capture changed or deleted", "ansible.builtin.copy",
+                                _copy_args(), paths["restore"]))
+    if paths["links"]:
+        tasks.append(_loop_task("Restore the symlinks the capture removed or changed", "ansible.builtin.file",
+                                _file_args("link", link=True, mode=False), paths["links"]))
+    if paths["perms"]:
+        tasks.append(_loop_task("Revert the mode and owner changes the capture made", "ansible.builtin.file",
+                                {"path": _ref("path", omit=False), "mode": _ref("mode"),
+                                 "owner": _ref("owner"),
+                                 "group": _ref("group")}, paths["perms"]))
+    return tasks
+
+
 def to_rollback_tasks(source, options=None):
     """Ordered task dicts undoing the capture on the host it was taken on."""
     prep = source if isinstance(source, Prepared) and options is None else prepare(source, options)
@@ -1089,23 +1201,18 @@ def to_rollback_tasks(source, options=None):
                                               "state": "present", "allow_downgrade": True}})
 
     # 4. remove what it created: files and links outside the directories it created, then the
-    # top-most of those directories (state absent removes a directory with what is inside it)
-    purged = set(installed)
-    top_dirs = _top_most(e["path"] for e in prep.entries("directories_created") if e.get("package") not in purged)
-    created = []
-    for op in ("files_created", "symlinks_created"):
-        for e in prep.entries(op):
-            if e.get("package") in purged and not e.get("conffile") or _inside(e["path"], top_dirs):
-                continue
-            created.append({"path": e["path"]})
-    created.sort(key=lambda i: i["path"])
-    if created:
+    # top-most of those directories (state absent removes a directory with what is inside it);
+    # with apply_module, one mo.fleet.bundle_apply run does 4 and 6 here
+    paths = rollback_paths(prep)
+    if opts["apply_module"]:
+        tasks.append(_module_task(prep, rollback=True))
+    if paths["created"] and not opts["apply_module"]:
         tasks.append(_loop_task("Remove the files and symlinks the capture created", "ansible.builtin.file",
-                                {"path": _ref("path", omit=False), "state": "absent"}, created))
-    if top_dirs:
+                                {"path": _ref("path", omit=False), "state": "absent"}, paths["created"]))
+    if paths["top_dirs"] and not opts["apply_module"]:
         tasks.append(_loop_task("Remove the directories the capture created, with what is in them",
                                 "ansible.builtin.file", {"path": _ref("path", omit=False), "state": "absent"},
-                                [{"path": path} for path in sorted(top_dirs)]))
+                                paths["top_dirs"]))
 
     # 5. accounts it created go (after their packages and files)
     new_users = [{"name": u["name"]} for u in ops["users_created"]]
@@ -1126,44 +1233,8 @@ def to_rollback_tasks(source, options=None):
                                  "comment": _ref("comment")}, changed_users, label="name"))
 
     # 6. directories it deleted come back (parents first), then files from before/
-    back_dirs = sorted((_item(e["path"], e) for e in prep.entries("directories_deleted")),
-                       key=lambda i: (_depth(i["path"]), i["path"]))
-    if back_dirs:
-        tasks.append(_loop_task("Recreate the directories the capture deleted", "ansible.builtin.file",
-                                _file_args("directory"), back_dirs))
-    restore = []
-    for e in prep.entries("files_modified"):
-        if e.get("before_bundled") and not prep.generated(e["path"], rollback=True):
-            restore.append(_item(e["path"], e.get("before") or e, src=prep.src(e["path"], tpl.BUNDLE_BEFORE)))
-    for e in prep.entries("files_deleted"):
-        if e.get("before_bundled") and not prep.generated(e["path"], rollback=True):
-            restore.append(_item(e["path"], e, src=prep.src(e["path"], tpl.BUNDLE_BEFORE)))
-    restore.sort(key=lambda i: i["path"])
-    if restore:
-        tasks.append(_loop_task("Restore the files the capture changed or deleted", "ansible.builtin.copy",
-                                _copy_args(), restore))
-    links = []
-    for e in prep.entries("symlinks_deleted"):
-        if e.get("target"):
-            links.append(_item(e["path"], e, mode=False, src=e["target"]))
-    for e in prep.entries("symlinks_modified"):
-        before = e.get("before") or {}
-        if before.get("target"):
-            links.append(_item(e["path"], before, mode=False, src=before["target"]))
-    links.sort(key=lambda i: i["path"])
-    if links:
-        tasks.append(_loop_task("Restore the symlinks the capture removed or changed", "ansible.builtin.file",
-                                _file_args("link", link=True, mode=False), links))
-    perms = []
-    for e in prep.entries("permissions_changed"):
-        item = _item(e["path"], e.get("before") or {})
-        if len(item) > 1:
-            perms.append(item)
-    if perms:
-        tasks.append(_loop_task("Revert the mode and owner changes the capture made", "ansible.builtin.file",
-                                {"path": _ref("path", omit=False), "mode": _ref("mode"),
-                                 "owner": _ref("owner"),
-                                 "group": _ref("group")}, perms))
+    if not opts["apply_module"]:
+        tasks += _rollback_restore_tasks(paths)
 
     # 7. units it disabled or stopped come back
     redo = {}
@@ -1410,14 +1481,19 @@ def to_role(source, options=None, role_name="captured", origin=None):
     manage = Expr(role_name + "_manage_services")
     packages = Expr(role_name + "_install_packages")
     for task in tasks:
-        module = [k for k in task if k.startswith("ansible.builtin.")][0]
+        module = [k for k in task if k.startswith(("ansible.builtin.", "mo.fleet."))][0]
         if module == "ansible.builtin.apt":
             task["when"] = packages
         if module == "ansible.builtin.systemd_service" or (module == "ansible.builtin.command"):
             cond = task.get("when")
             task["when"] = [manage] + (cond if isinstance(cond, list) else [cond] if cond else [])
     tasks = [_ordered(t) for t in tasks]
-    handlers = [_ordered(dict(h, when=manage)) for h in handlers]
+    # in check mode a unit that does not exist yet (its file not copied) is not restarted: the
+    # probe task tells which exist; the unit name reaches the condition as a variable (data)
+    unit_var = prep.options["var_prefix"] + "restart_unit"
+    handlers = [_ordered(dict(h, vars={unit_var: h["ansible.builtin.systemd_service"]["name"]},
+                              when=[manage, Expr("not ansible_check_mode or %s in %s" % (unit_var, _present_list(prep)))]))
+                for h in handlers]
     head = prep.doc["MO_template"]
     defaults = {manage: prep.options["skip_services"] is not True, packages: True}
     argspec = {"argument_specs": {"main": {

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 
 def apply(inventory, host, bundle, check=False, diff=False, minimum=1):
     return run_playbook("playbooks/apply_template.yml", inventory,
-                        {"bundle": str(bundle), "apply_template_archive_min_files": minimum},
+                        {"bundle": str(bundle), "apply_template_archive_min_files": minimum,
+                         "apply_template_engine": "tasks"},
                         limit=host.name, check=check, diff=diff)
 
 

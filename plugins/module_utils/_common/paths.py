@@ -32,7 +32,10 @@ from __future__ import annotations
 import fnmatch
 import os
 
-from ansible_collections.mo.fleet.plugins.module_utils._common import names
+try:
+    from ansible_collections.mo.fleet.plugins.module_utils._common import names
+except ImportError:  # the copy a generated role carries in its module_utils/
+    from ansible.module_utils import mo_fleet_names as names  # type: ignore[no-redef]
 
 
 class PathError(ValueError):

@@ -1,0 +1,185 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for mo.fleet.bundle_apply: render the path plan, ship only what differs.
+
+1. The plan: from ``bundle`` (``apply_plan.path_plan``: the template and the bundle checked
+   on the controller) or from ``plan`` (a JSON file a generated role carries in files/).
+2. One module run compares every item with the host (``probe``) and names the sha256 of
+   the contents it lacks; in check mode that is the answer.
+3. Only when something differs: the missing contents go as one tar named by sha256 (each
+   content once, however many paths share it) through the connection's put_file, and a
+   second module run converges every item.  A host that matches costs one module run.
+
+A digest exchange, not one archive of everything: the second and every no-change run ship
+nothing, and a drifted host gets only what drifted.  Standard library and ansible-core only
+(the collection's plan renderer is imported when present): generated roles carry this file
+as their ``action_plugins/`` copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import tempfile
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+
+try:
+    from ansible_collections.mo.fleet.plugins.module_utils import apply_plan
+except ImportError:  # a generated role: only plan files
+    apply_plan = None
+
+MAX_DIFF_BYTES = 256 * 1024
+MAX_PLAN_BYTES = 256 * 1024 ** 2
+
+
+def _text_or_summary(path, digest):
+    """PATH's text for a diff, or a one-line summary of a binary or large file."""
+    size = os.path.getsize(path)
+    if size <= MAX_DIFF_BYTES:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if b"\x00" not in data:
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return "(binary file of %d bytes, sha256 %s)\n" % (size, digest)
+    return "(a file of %d bytes, sha256 %s, too large to show)\n" % (size, digest)
+
+
+def _read_plan(path):
+    """ITEMS and SOURCES (absolute paths) of a plan file; sources stay inside its directory."""
+    base = os.path.realpath(os.path.dirname(path))
+    if os.path.getsize(path) > MAX_PLAN_BYTES:
+        raise AnsibleActionFail("The plan %s is larger than %d bytes." % (path, MAX_PLAN_BYTES))
+    with open(path, "rb") as handle:
+        try:
+            plan = json.loads(handle.read().decode("utf-8"))
+        except ValueError as exc:
+            raise AnsibleActionFail("The plan %s is not JSON: %s." % (path, exc))
+    if not isinstance(plan, dict) or not isinstance(plan.get("items"), list) or not isinstance(plan.get("sources"), dict):
+        raise AnsibleActionFail("The plan %s must hold items (a list) and sources (a mapping)." % path)
+    sources = {}
+    for digest, rel in plan["sources"].items():
+        local = os.path.realpath(os.path.join(base, str(rel)))
+        if not local.startswith(base + os.sep) or not os.path.isfile(local):
+            raise AnsibleActionFail("The plan %s names the source %r, which is not a file below it." % (path, rel))
+        sources[digest] = local
+    for item in plan["items"]:
+        if isinstance(item, dict) and item.get("state") == "file" and item.get("sha256") not in sources:
+            raise AnsibleActionFail("The plan %s has no source for the file %s." % (path, str(item.get("path"))[:200]))
+    return plan["items"], sources
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = True
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        try:
+            result.update(self._apply(task_vars))
+        except AnsibleActionFail as exc:
+            result.update(failed=True, changed=False, msg=to_text(exc.message))
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _plan(self):
+        args = self._task.args
+        if bool(args.get("bundle")) == bool(args.get("plan")):
+            raise AnsibleActionFail("bundle_apply needs exactly one of bundle and plan.")
+        if args.get("plan"):
+            return _read_plan(self._find_needle("files", args["plan"]))
+        if apply_plan is None:
+            raise AnsibleActionFail("bundle_apply with bundle needs the mo.fleet collection on the controller.")
+        bundle = args["bundle"]
+        if not os.path.isabs(bundle):
+            bundle = os.path.join(self._loader.get_basedir(), bundle)
+        options = args.get("options") or {}
+        if not isinstance(options, dict):
+            raise AnsibleActionFail("bundle_apply: options must be a mapping.")
+        try:
+            plan = apply_plan.path_plan(bundle, dict(options), rollback=bool(args.get("rollback")))
+        except ValueError as exc:  # render.RenderError: one sentence naming the item
+            raise AnsibleActionFail("bundle_apply: %s" % exc)
+        return plan["items"], plan["sources"]
+
+    def _module(self, task_vars, args):
+        name = self._task.resolved_action or self._task.action
+        out = self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
+        if out.get("failed"):
+            raise AnsibleActionFail(out.get("msg") or "bundle_apply failed on the host.")
+        return out
+
+    def _apply(self, task_vars):
+        items, sources = self._plan()
+        base = {"items": items, "max_content_bytes": int(self._task.args.get("max_content_bytes") or 16 * 1024 ** 3)}
+        probe = self._module(task_vars, dict(base, probe=True))
+        out = {"changed": probe["changed"], "changes": probe["changes"], "items": len(items), "shipped": 0}
+        if self._task.diff and probe["changed"]:
+            out["diff"] = self._diff(probe, items, sources)
+        if self._task.check_mode or not probe["changed"]:
+            return out
+        args = dict(base)
+        if probe["need"]:
+            args["content"] = self._ship(probe["need"], sources, base["max_content_bytes"])
+            out["shipped"] = len(probe["need"])
+        done = self._module(task_vars, args)
+        out.update(changed=done["changed"], changes=done["changes"])
+        return out
+
+    def _ship(self, need, sources, cap):
+        """The contents NEED names, as one tar on the host; its remote path."""
+        fd, local = tempfile.mkstemp(prefix="mo-fleet-content-", suffix=".tar")
+        try:
+            total = 0
+            with os.fdopen(fd, "wb") as handle, tarfile.open(fileobj=handle, mode="w", format=tarfile.GNU_FORMAT) as tar:
+                for digest in need:
+                    if digest not in sources:
+                        raise AnsibleActionFail("The host asked for content %s, which the plan does not hold." % digest)
+                    with open(sources[digest], "rb") as data:
+                        info = tarfile.TarInfo(digest)
+                        info.size = os.fstat(data.fileno()).st_size
+                        info.mode = 0o600
+                        total += info.size
+                        if total > cap:
+                            raise AnsibleActionFail("The content to ship exceeds max_content_bytes (%d)." % cap)
+                        tar.addfile(info, data)
+            shell = self._connection._shell
+            remote = shell.join_path(shell.tmpdir, "content.tar")
+            self._transfer_file(local, remote)
+            self._fixup_perms2((shell.tmpdir, remote))
+            return remote
+        finally:
+            os.unlink(local)
+
+    def _diff(self, probe, items, sources):
+        """Ansible diffs: text before/after of each file whose content changes (a summary for
+        binary and large ones), and one entry for the other changes."""
+        by_path = dict((i["path"], i) for i in items)
+        before = probe.get("before") or {}
+        diffs, other = [], []
+        for change in probe["changes"]:
+            item = by_path.get(change["path"], {})
+            if item.get("state") == "file" and change["what"][0] in ("created", "content"):
+                after = _text_or_summary(sources[item["sha256"]], item["sha256"])
+                diffs.append({"before_header": change["path"] if change["what"][0] == "content" else "%s (absent)"
+                              % change["path"], "after_header": change["path"],
+                              "before": before.get(change["path"], ""), "after": after})
+                rest = change["what"][1:]
+            else:
+                rest = change["what"]
+            if rest:
+                other.append("%s (%s): %s" % (change["path"], change["state"], "; ".join(rest)))
+        if other:
+            diffs.append({"before_header": "paths", "after_header": "paths", "before": "",
+                          "after": "\n".join(other) + "\n"})
+        return diffs

@@ -1,0 +1,174 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: bundle_apply
+short_description: Converge every path of a capture bundle on a host in one run
+version_added: "0.1.0"
+description:
+  - Converges the directories, files (content, mode, owner, group), symlinks, mode and owner
+    changes and removals of a mo.fleet capture bundle, in the order the role mo.fleet.apply_template
+    used to apply them one task each, in one module run on the target, which compares every
+    path with what the bundle wants itself.
+  - The same-name action plugin renders the path plan from O(bundle) on the controller
+    (the template and every bundled file are checked first - paths, names, sha256, nothing
+    unlisted), runs the module once to find what differs, and only when something differs
+    ships the content of the differing files, once, as one tar named by sha256 over the
+    connection, then runs the module again to converge. A host that already matches costs
+    one module run and no transfer.
+  - Check mode reports exactly the paths that would change and changes nothing, without
+    shipping any content. Diff mode shows a text diff for every text file whose content
+    changes and a one-line summary for binary or large files (over 256 KiB), and the mode,
+    owner and group changes.
+  - Packages, users, groups and systemd units are not its business; the filter mo.fleet.to_tasks
+    renders them as ansible.builtin tasks around this one (accounts and packages before it,
+    units after it, and the configuration file of a unit to restart keeps its own
+    ansible.builtin.copy task, whose change triggers the restart).
+  - Files are written to a temp file beside their destination, checked against their sha256
+    and renamed into place; a path that lies below a symlink the bundle creates, a content
+    archive with anything but files named by their sha256, or more than O(max_content_bytes)
+    bytes, is refused with one sentence.
+author:
+  - mo.fleet developers (@mo-fleet)
+options:
+  bundle:
+    description:
+      - The bundle directory (or its template.json) on the controller, as written by playbooks/capture.yml.
+      - Exactly one of O(bundle) and O(plan) is required.
+    type: path
+  plan:
+    description:
+      - A plan file (JSON with C(items), and C(sources) relative to the directory it is in) on
+        the controller, as C(playbooks/template_to_role.yml) writes it into a role's files/.
+    type: path
+  rollback:
+    description: Undo the capture on the host it was taken on instead (remove what it created, restore what it changed from the bundle's before/ content).
+    type: bool
+    default: false
+  options:
+    description:
+      - Renderer options (C(include), C(exclude), C(allowed_roots), C(skip_services),
+        C(skip_generated)) as for M(mo.fleet.to_tasks).
+    type: dict
+    default: {}
+  max_content_bytes:
+    description: The most content bytes one run ships and unpacks.
+    type: int
+    default: 17179869184
+  items:
+    description: Internal, set by the action plugin - the checked path items.
+    type: list
+    elements: dict
+  content:
+    description: Internal, set by the action plugin - the path of the shipped content tar on the target.
+    type: path
+  probe:
+    description: Internal, set by the action plugin - compare only, change nothing.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: One module run compares every path and reports the exact change list; nothing is shipped or written.
+  diff_mode:
+    support: full
+    description: A text diff per file whose content changes (a summary for binary or large files), and the mode, owner and link changes.
+  action:
+    support: full
+    description: The action plugin renders the plan on the controller and ships only the contents the host lacks.
+notes:
+  - Run it with C(become) when the paths belong to root.
+  - Only ansible-core is needed on the controller for the roles C(playbooks/template_to_role.yml)
+    writes; they carry this module, its engine and its action plugin.
+seealso:
+  - module: mo.fleet.template_verify
+"""
+
+EXAMPLES = r"""
+- name: Converge the paths of a captured install
+  mo.fleet.bundle_apply:
+    bundle: captures/h1/nginx
+  become: true
+  register: nginx_paths
+
+- name: Show what changed
+  ansible.builtin.debug:
+    msg: "{{ nginx_paths.changes | map(attribute='path') | list }}"
+
+- name: Undo only what the capture did below /etc/nginx
+  mo.fleet.bundle_apply:
+    bundle: captures/h1/nginx
+    rollback: true
+    options:
+      include:
+        - /etc/nginx
+  become: true
+"""
+
+RETURN = r"""
+changes:
+  description: The paths that changed (or would change in check mode), in plan order, with what differed.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/usr/local/bin/hello", "state": "file", "what": ["content"]},
+           {"path": "/srv/app", "state": "directory", "what": ["mode 0755 -> 0750"]}]
+shipped:
+  description: How many distinct file contents were shipped to the host (0 when nothing differs and in check mode).
+  returned: always
+  type: int
+  sample: 12
+items:
+  description: How many path items the plan holds.
+  returned: always
+  type: int
+  sample: 2124
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+try:
+    from ansible_collections.mo.fleet.plugins.module_utils import apply
+except ImportError:  # inside a generated role: a copy in the role's module_utils/
+    from ansible.module_utils import mo_fleet_apply as apply  # type: ignore[no-redef]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            bundle=dict(type="path"),
+            plan=dict(type="path"),
+            rollback=dict(type="bool", default=False),
+            options=dict(type="dict", default={}),
+            max_content_bytes=dict(type="int", default=apply.MAX_CONTENT_BYTES),
+            items=dict(type="list", elements="dict"),
+            content=dict(type="path"),
+            probe=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["items"] is None:
+        module.fail_json(msg="bundle_apply runs through its action plugin, which sets items from bundle or plan.")
+    content = None
+    try:
+        items = apply.check_plan(params["items"])
+        if params["content"]:
+            content = apply.ContentArchive(params["content"], params["max_content_bytes"])
+        result = apply.converge(items, content, check=module.check_mode or params["probe"], diff=module._diff)
+    except apply.ApplyError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    finally:
+        if content is not None:
+            content.close()
+    result["items"] = len(items)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""The apply engine (module_utils/apply.py) on a temp directory tree, and the path plan
+(module_utils/apply_plan.py) rendered from a bundle whose paths lie in that tree."""
+
+import hashlib
+import io
+import os
+import stat
+import tarfile
+
+import pytest
+
+from ansible_collections.mo.fleet.plugins.module_utils import apply
+from ansible_collections.mo.fleet.plugins.module_utils import apply_plan
+from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+
+from test_render import bundle, by_name, fentry, sha  # noqa: F401 (bundle: a fixture)
+
+
+def content_tar(path, blobs):
+    """A content archive as the action plugin ships it: members named by sha256."""
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for data in blobs:
+            info = tarfile.TarInfo(sha(data))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return apply.ContentArchive(str(path))
+
+
+def tree_bundle(tmp_path, host):
+    """A bundle whose paths lie below HOST (a temp directory standing in for a target)."""
+    h = str(host)
+    text, binary = b"line one\nline two\n", bytes(range(256)) * 4
+    files = {h + "/app/etc/app.conf": text, h + "/app/bin/tool": binary, h + "/app/etc/copy.conf": text}
+    ops = {
+        "directories_created": [{"path": h + "/app", "type": "directory", "permissions": "0755", "owner": "root",
+                                 "group": "root"},
+                                {"path": h + "/app/bin", "type": "directory", "permissions": "0750"},
+                                {"path": h + "/app/etc", "type": "directory", "permissions": "0755"}],
+        "files_created": [fentry(p, data, permissions="0755" if p.endswith("tool") else "0640")
+                          for p, data in sorted(files.items())],
+        "symlinks_created": [{"path": h + "/app/current", "type": "symlink", "target": "bin"}],
+        "files_deleted": [fentry(h + "/old.txt", b"old", bundled=False)],
+        "permissions_changed": [{"path": h + "/shared", "type": "directory",
+                                 "before": {"permissions": "0755"}, "after": {"permissions": "0750"}}],
+    }
+    doc = tpl.build({"argv": ["make", "install"], "timestamp": "2026-01-01T00:00:00", "name": "app",
+                     "host": "h1", "status": "succeeded"}, ops, {})
+    root = tmp_path / "bundle"
+    for path, data in files.items():
+        dest = root / "files" / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    (root / "template.json").write_text(tpl.dump(doc))
+    return root, files
+
+
+@pytest.fixture
+def host(tmp_path):
+    root = tmp_path / "host"
+    root.mkdir()
+    (root / "shared").mkdir(mode=0o755)
+    (root / "shared").chmod(0o755)
+    (root / "old.txt").write_bytes(b"old")
+    return root
+
+
+def plan_of(bundle_dir, host):
+    return apply_plan.path_plan(str(bundle_dir), {"allowed_roots": [str(host)]})
+
+
+def run(plan, tmp_path, check=False, diff=False, ship=True):
+    items = apply.check_plan(plan["items"])
+    probe = apply.converge(items, check=True, diff=diff)
+    if check or not probe["changed"]:
+        return probe
+    blobs = [open(plan["sources"][d], "rb").read() for d in probe["need"]] if ship else []
+    archive = content_tar(tmp_path / "content.tar", blobs) if probe["need"] else None
+    return apply.converge(items, archive)
+
+
+def snapshot(root):
+    out = {}
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(base, name)
+            st = os.lstat(path)
+            data = os.readlink(path) if stat.S_ISLNK(st.st_mode) else (
+                open(path, "rb").read() if stat.S_ISREG(st.st_mode) else None)
+            out[path] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, data)
+    return out
+
+
+def test_plan_follows_to_tasks_order_and_names_every_content(tmp_path, host):
+    root, files = tree_bundle(tmp_path, host)
+    plan = plan_of(root, host)
+    states = [(i["state"], i["path"][len(str(host)):]) for i in plan["items"]]
+    assert states == [("directory", "/app"), ("directory", "/app/bin"), ("directory", "/app/etc"),
+                      ("file", "/app/bin/tool"), ("file", "/app/etc/app.conf"), ("file", "/app/etc/copy.conf"),
+                      ("link", "/app/current"), ("attrs", "/shared"), ("absent", "/old.txt")]
+    # two paths share one content: it is named (and shipped) once
+    assert sorted(plan["sources"]) == sorted(set(sha(d) for d in files.values()))
+    for digest, local in plan["sources"].items():
+        assert sha(open(local, "rb").read()) == digest
+
+
+def test_converge_check_is_exact_and_writes_nothing_then_apply_then_unchanged(tmp_path, host):
+    root, files = tree_bundle(tmp_path, host)
+    plan = plan_of(root, host)
+    before = snapshot(host)
+    dry = run(plan, tmp_path, check=True)
+    assert snapshot(host) == before
+    assert [(c["path"][len(str(host)):], c["what"]) for c in dry["changes"]] == [
+        ("/app", ["created"]), ("/app/bin", ["created"]), ("/app/etc", ["created"]),
+        ("/app/bin/tool", ["created"]), ("/app/etc/app.conf", ["created"]), ("/app/etc/copy.conf", ["created"]),
+        ("/app/current", ["created"]), ("/shared", ["mode 0755 -> 0750"]), ("/old.txt", ["removed"])]
+    assert dry["need"] == sorted(set(sha(d) for d in files.values()))
+
+    done = run(plan, tmp_path)
+    assert done["changed"] and len(done["changes"]) == len(dry["changes"])
+    for path, data in files.items():
+        assert open(path, "rb").read() == data
+    assert stat.S_IMODE(os.stat(str(host) + "/app/bin").st_mode) == 0o750
+    assert stat.S_IMODE(os.stat(str(host) + "/app/bin/tool").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(str(host) + "/app/etc/app.conf").st_mode) == 0o640
+    assert os.readlink(str(host) + "/app/current") == "bin"
+    assert stat.S_IMODE(os.stat(str(host) + "/shared").st_mode) == 0o750
+    assert not os.path.exists(str(host) + "/old.txt")
+    assert not [n for n in os.listdir(str(host) + "/app/etc") if n.startswith(".mo-fleet")]
+
+    after = snapshot(host)
+    again = run(plan, tmp_path)
+    assert again == {"changed": False, "changes": [], "need": [], "before": {}}
+    assert snapshot(host) == after
+
+
+def test_drift_in_content_mode_and_link_is_found_and_repaired_with_a_diff(tmp_path, host):
+    root, files = tree_bundle(tmp_path, host)
+    plan = plan_of(root, host)
+    run(plan, tmp_path)
+    conf = str(host) + "/app/etc/app.conf"
+    with open(conf, "ab") as handle:
+        handle.write(b"drift\n")
+    os.chmod(str(host) + "/app/bin/tool", 0o700)
+    with open(str(host) + "/app/bin/tool", "r+b") as handle:
+        handle.write(b"\xff\xfe")
+    os.unlink(str(host) + "/app/current")
+    os.symlink("elsewhere", str(host) + "/app/current")
+    shown = run(plan, tmp_path, check=True, diff=True)
+    assert [(c["path"][len(str(host)):], c["what"]) for c in shown["changes"]] == [
+        ("/app/bin/tool", ["content"]), ("/app/etc/app.conf", ["content"]), ("/app/current", ["target"])]
+    assert shown["before"][conf] == "line one\nline two\ndrift\n"
+    assert shown["before"][str(host) + "/app/bin/tool"].startswith("(binary file of 1024 bytes, sha256 ")
+    assert shown["need"] == sorted({sha(files[conf]), sha(files[str(host) + "/app/bin/tool"])})
+    fixed = run(plan, tmp_path)
+    assert len(fixed["changes"]) == 3
+    assert open(conf, "rb").read() == files[conf]
+    assert stat.S_IMODE(os.stat(str(host) + "/app/bin/tool").st_mode) == 0o755
+    assert os.readlink(str(host) + "/app/current") == "bin"
+    assert not run(plan, tmp_path)["changed"]
+
+
+def test_mode_only_drift_needs_no_content(tmp_path, host):
+    root, _files = tree_bundle(tmp_path, host)
+    plan = plan_of(root, host)
+    run(plan, tmp_path)
+    os.chmod(str(host) + "/app/etc/app.conf", 0o666)
+    probe = apply.converge(apply.check_plan(plan["items"]), check=True)
+    assert probe["need"] == [] and probe["changes"][0]["what"] == ["mode 0666 -> 0640"]
+    assert apply.converge(apply.check_plan(plan["items"]))["changed"]
+    assert stat.S_IMODE(os.stat(str(host) + "/app/etc/app.conf").st_mode) == 0o640
+
+
+def test_module_task_keeps_the_order_and_the_restart_of_a_changed_configuration(bundle):
+    plan = apply_plan.path_plan(str(bundle), {})
+    paths = [i["path"] for i in plan["items"]]
+    assert "/usr/local/bin/hello" in paths
+    assert "/etc/nginx/conf.d/site.conf" not in paths  # nginx's configuration: its own copy task
+    # packages, accounts, the one module run, the restart-tied copy, units, the restart
+    tasks = render.to_tasks(str(bundle), {"apply_module": True})
+    names = [t["name"] for t in tasks]
+    module = by_name(tasks, "(one run)")
+    assert module["mo.fleet.bundle_apply"] == {"bundle": str(bundle), "options": {}}
+    assert names.index("Install the packages the capture installed") < names.index(module["name"])
+    assert names.index("Create the users the capture created") < names.index(module["name"])
+    copy = by_name(tasks, "Copy the configuration of nginx.service")
+    assert [i["path"] for i in copy["loop"]] == ["/etc/nginx/conf.d/site.conf"]
+    assert names.index(module["name"]) < names.index(copy["name"]) < names.index(
+        "Set the units to the state the capture left them in")
+    restart = by_name(tasks, "Restart nginx.service")
+    assert str(restart["when"][0]) == "%s is changed" % copy["register"]
+    assert [t for t in tasks if "ansible.builtin.copy" in t or "ansible.builtin.file" in t] == [copy]
+    only = by_name(render.to_tasks(str(bundle), {"apply_module": True, "include": ["/etc/nginx"]}), "(one run)")
+    assert only["mo.fleet.bundle_apply"]["options"] == {"include": ["/etc/nginx"]}
+
+
+def test_rollback_plan_removes_created_and_restores_before_content(bundle):
+    plan = apply_plan.path_plan(str(bundle), {}, rollback=True)
+    states = dict((i["path"], i["state"]) for i in plan["items"])
+    assert states["/usr/local/bin/hello"] == "absent"
+    assert states["/usr/local/share/hello"] == "absent"
+    assert states["/etc/hello.conf"] == "file" and states["/etc/obsolete.conf"] == "file"
+    restored = [i for i in plan["items"] if i["path"] == "/etc/hello.conf"][0]
+    assert restored["sha256"] == sha(b"old\n") and restored["mode"] == "0600"
+    assert open(plan["sources"][sha(b"old\n")], "rb").read() == b"old\n"
+    assert states["/var/www"] == "attrs"
+    tasks = render.to_rollback_tasks(str(bundle), {"apply_module": True})
+    assert by_name(tasks, "(one run)")["mo.fleet.bundle_apply"]["rollback"] is True
+    assert not [t for t in tasks if "ansible.builtin.copy" in t or "ansible.builtin.file" in t]
+
+
+# --------------------------------------------------------------------------- hostile plans and content
+
+@pytest.mark.parametrize("item, message", [
+    ({"path": "/srv/../etc/passwd", "state": "file", "sha256": "0" * 64}, "items/0/path '/srv/../etc/passwd' contains a '.' or '..' component."),
+    ({"path": "srv/x", "state": "directory"}, "items/0/path 'srv/x' is not absolute."),
+    ({"path": "/", "state": "absent"}, "items/0/path is /, which no template may create or delete."),
+    ({"path": "/srv/x", "state": "device"}, "items/0/state must be one of"),
+    ({"path": "/srv/x", "state": "file", "sha256": "abc"}, "items/0/sha256 must be 64 lower-case hex digits"),
+    ({"path": "/srv/x", "state": "file", "sha256": "0" * 64, "mode": "4755x"}, "items/0/mode must be an octal mode"),
+    ({"path": "/srv/x", "state": "directory", "owner": "root\nx"}, "items/0/owner must be a user or group name"),
+    ({"path": "/srv/x", "state": "link", "target": "a\nb"}, "items/0/target must be one line"),
+    ([], "items/0 must be a mapping, not list."),
+])
+def test_hostile_items_are_refused_in_one_sentence(item, message):
+    with pytest.raises(apply.ApplyError) as err:
+        apply.check_plan([item])
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_a_path_below_a_symlink_of_the_plan_is_refused():
+    items = [{"path": "/srv/link", "state": "link", "target": "/etc"},
+             {"path": "/srv/link/shadow", "state": "file", "sha256": "0" * 64}]
+    with pytest.raises(apply.ApplyError, match="lies below the symlink /srv/link"):
+        apply.check_plan(items)
+
+
+def test_host_symlink_at_a_file_path_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    (tmp_path / "d").mkdir()
+    os.symlink(str(victim), str(tmp_path / "d" / "f"))
+    data = b"new\n"
+    items = apply.check_plan([{"path": str(tmp_path / "d" / "f"), "state": "file", "sha256": sha(data)}])
+    apply.converge(items, content_tar(tmp_path / "c.tar", [data]))
+    assert victim.read_bytes() == b"keep"
+    assert not os.path.islink(str(tmp_path / "d" / "f")) and (tmp_path / "d" / "f").read_bytes() == data
+
+
+def test_content_archive_refuses_odd_members_oversize_and_wrong_bytes(tmp_path):
+    odd = tmp_path / "odd.tar"
+    with tarfile.open(odd, "w") as tar:
+        info = tarfile.TarInfo("../../etc/passwd")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(apply.ApplyError, match="which is not a file named by its sha256"):
+        apply.ContentArchive(str(odd))
+    with tarfile.open(tmp_path / "link.tar", "w") as tar:
+        info = tarfile.TarInfo("0" * 64)
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/shadow"
+        tar.addfile(info)
+    with pytest.raises(apply.ApplyError, match="not a file named by its sha256"):
+        apply.ContentArchive(str(tmp_path / "link.tar"))
+    content_tar(tmp_path / "big.tar", [b"a" * 100, b"b" * 100])
+    with pytest.raises(apply.ApplyError, match="more than 150 bytes"):
+        apply.ContentArchive(str(tmp_path / "big.tar"), max_bytes=150)
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 64)
+    with pytest.raises(apply.ApplyError, match="cannot be read|not a valid tar"):
+        apply.ContentArchive(str(tmp_path / "junk.tar"))
+    # content that does not hash to what the plan says is never renamed into place
+    lie = tmp_path / "lie.tar"
+    with tarfile.open(lie, "w") as tar:
+        info = tarfile.TarInfo(sha(b"good"))
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    (tmp_path / "t").mkdir()
+    items = apply.check_plan([{"path": str(tmp_path / "t" / "f"), "state": "file", "sha256": sha(b"good")}])
+    with pytest.raises(apply.ApplyError, match="does not match its sha256"):
+        apply.converge(items, apply.ContentArchive(str(lie)))
+    assert os.listdir(str(tmp_path / "t")) == []
+
+
+def test_missing_owner_and_directory_in_the_way_fail_in_one_sentence(tmp_path):
+    items = apply.check_plan([{"path": str(tmp_path / "x"), "state": "directory", "owner": "no-such-user-mo"}])
+    with pytest.raises(apply.ApplyError, match=r"^The user no-such-user-mo of .* does not exist on this host\.$"):
+        apply.converge(items)
+    # check mode: the user task before this run creates it for real only; reported, not fatal
+    (tmp_path / "x").mkdir()
+    dry = apply.converge(items, check=True)
+    assert dry["changes"][0]["what"] == ["owner 0 -> no-such-user-mo (not on this host yet)"]
+    (tmp_path / "d").mkdir()
+    items = apply.check_plan([{"path": str(tmp_path / "d"), "state": "file", "sha256": sha(b"x")}])
+    with pytest.raises(apply.ApplyError, match="is a directory on this host, where the plan puts a file"):
+        apply.converge(items, check=True)
+
+
+def test_hostile_bundle_is_refused_before_any_plan(tmp_path, host):
+    root, _files = tree_bundle(tmp_path, host)
+    (root / "files" / "extra").write_bytes(b"unlisted")
+    with pytest.raises(render.RenderError, match="does not list"):
+        plan_of(root, host)
+    os.unlink(str(root / "files" / "extra"))
+    first = sorted((root / "files").rglob("app.conf"))[0]
+    first.write_bytes(b"tampered\n")
+    with pytest.raises(render.RenderError, match="does not match its sha256"):
+        plan_of(root, host)
+    assert hashlib  # (sha256 from test_render's helper)
+
+
+def test_role_with_the_module_carries_its_code_and_plan(bundle, tmp_path):
+    from ansible_collections.mo.fleet.plugins.filter import render as render_filters
+    import json
+    out = render_filters.to_role(str(bundle), role_name="web", apply_module=True)
+    assert out["archive"] is None and out["archive_changed"] is False
+    copies = dict((c["dest"], c["src"]) for c in out["copies"])
+    for rel in ("library/mo_fleet_bundle_apply.py", "action_plugins/mo_fleet_bundle_apply.py",
+                "module_utils/mo_fleet_apply.py", "module_utils/mo_fleet_paths.py", "module_utils/mo_fleet_names.py"):
+        assert os.path.isfile(copies[rel]), rel
+    assert copies["files/usr/local/bin/hello"].endswith("/files/usr/local/bin/hello")
+    plan = json.loads(out["files"]["files/mo-fleet-plan.json"])
+    hello = [i for i in plan["items"] if i["path"] == "/usr/local/bin/hello"][0]
+    assert plan["sources"][hello["sha256"]] == "usr/local/bin/hello"  # relative to the role's files/
+    tasks = out["files"]["tasks/main.yml"]
+    assert "  mo_fleet_bundle_apply: !unsafe\n    plan: \"mo-fleet-plan.json\"\n" in tasks
+    assert "mo.fleet." not in tasks and "Copy the configuration of nginx.service" in tasks
+    assert "mo_fleet_bundle_apply" in out["files"]["README.md"]
+
+
+def test_role_plan_sources_stay_below_the_plan_and_cover_every_file(tmp_path):
+    import json
+    from ansible.errors import AnsibleActionFail
+    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
+    files = tmp_path / "files"
+    (files / "usr").mkdir(parents=True)
+    (files / "usr" / "f").write_bytes(b"x")
+    (tmp_path / "secret").write_bytes(b"s")
+    item = {"path": "/usr/f", "state": "file", "sha256": sha(b"x")}
+    plan = files / "plan.json"
+    plan.write_text(json.dumps({"items": [item], "sources": {sha(b"x"): "usr/f"}}))
+    items, sources = action._read_plan(str(plan))
+    assert items == [item] and sources == {sha(b"x"): str(files / "usr" / "f")}
+    for bad, message in (({sha(b"x"): "../secret"}, "which is not a file below it"),
+                         ({}, "has no source for the file /usr/f")):
+        plan.write_text(json.dumps({"items": [item], "sources": bad}))
+        with pytest.raises(AnsibleActionFail, match=message):
+            action._read_plan(str(plan))
+    plan.write_text("{not json")
+    with pytest.raises(AnsibleActionFail, match="is not JSON"):
+        action._read_plan(str(plan))
