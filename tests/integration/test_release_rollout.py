@@ -131,6 +131,7 @@ def role_playbook(tmp_path):
         - name: Sync the clients
           hosts: all:!repo_server
           gather_facts: false
+          become: true
           roles:
             - role: mo.fleet.release
         """))
