@@ -15,6 +15,20 @@ packages=(
   chromium                                                 # status pages seen as a person would
   graphviz                                                 # docs/architecture.svg (tools/import_graph.py)
 )
+# Every lab host runs systemd, which takes inotify instances of this machine's (root's) budget:
+# with about 40 hosts at once (parallel tests) the default 128 ran out, and hosts then hung
+# in boot ("Failed to create inotify object: Too many open files").
+sysctl_conf=/etc/sysctl.d/60-mo-fleet-lab.conf
+sysctl_text=$'fs.inotify.max_user_instances = 8192\nfs.inotify.max_user_watches = 1048576\n'
+if [ "$(cat "$sysctl_conf" 2>/dev/null)"$'\n' != "$sysctl_text" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "host-deps: $sysctl_conf is missing; run as root first" >&2
+    exit 1
+  fi
+  printf '%s' "$sysctl_text" > "$sysctl_conf"
+  sysctl -q -p "$sysctl_conf"
+  echo "host-deps: raised the inotify limits ($sysctl_conf)"
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

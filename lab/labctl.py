@@ -1,11 +1,12 @@
 """Build and run the mo.fleet lab: real Debian hosts as podman containers running systemd.
 
-    labctl.py image [--force]     build the cached base image from debootstrap (once)
+    labctl.py image [--force] [--suite S]  build the cached base and host images (once per suite)
     labctl.py cache               start the lab's package cache (apt-cacher-ng) unless it runs
     labctl.py up                  start the fleet from lab/hosts.yml, write lab/inventory.yml
     labctl.py down [--image]      remove every container and network the lab made
     labctl.py status              show the lab's containers
-    labctl.py new NAME [-g GROUP] start one disposable host (tests use this through the API)
+    labctl.py new NAME [--suite S] [--connection ssh|root|podman]
+                                  start one disposable host (tests use this through the API)
     labctl.py rm NAME...          remove disposable hosts
 
 Every command is idempotent and says what it changed.  `down` stops the package cache
@@ -15,281 +16,27 @@ and keeps its files and the base image (and removes the image when asked, `down 
 import argparse
 import fcntl
 import json
-import os
-import re
 import shutil
-import socket
-import subprocess
+import socket  # noqa: F401  (tests reach the resolver through labctl)
 import sys
-import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
-LAB_DIR = Path(__file__).resolve().parent
-STATE_DIR = LAB_DIR / ".state"
+from labimage import (  # noqa: F401  (the lab's one namespace for tests and the command line)
+    APT_CACHE_DIR, APT_CACHE_PORT, BASE_IMAGE, CONTAINERS_CONF, HOST_IMAGE, IMAGE_REVISION, LAB_DIR,
+    LABEL, LOGIN_USER, STATE_DIR, SUITE, SUITES, LabError, apt_cache_client_config, apt_cache_config,
+    base_image, build_image, check_suite, debian_mirror, ensure_apt_cache, host_image, image_exists,
+    pinned_mirror_hosts, podman, podman_env, run, say, source_hosts, source_uris, stop_apt_cache,
+)
+
 INVENTORY = LAB_DIR / "inventory.yml"
 HOSTS_FILE = LAB_DIR / "hosts.yml"
-CONTAINERS_CONF = LAB_DIR / "containers.conf"
-
-SUITE = os.environ.get("MO_FLEET_LAB_SUITE", "bookworm")
-BASE_IMAGE = f"localhost/mo-fleet-base:{SUITE}"
-LABEL = "mo.fleet.lab"
-BASE_PACKAGES = [
-    "systemd", "systemd-sysv", "dbus", "python3", "openssh-server",
-    "iproute2", "procps", "ca-certificates",
-]
 SSH_KEY = STATE_DIR / "id_ed25519"
-
-
-class LabError(Exception):
-    pass
-
-
-def podman_env():
-    env = dict(os.environ)
-    env["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
-    return env
-
-
-def podman(*args, check=True, input_bytes=None, stdin=None):
-    proc = subprocess.run(
-        ["podman", *args], env=podman_env(), input=input_bytes, stdin=stdin,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
-    )
-    if check and proc.returncode != 0:
-        raise LabError(f"podman {' '.join(args[:3])} failed: {proc.stderr.decode().strip()}")
-    return proc
-
-
-def say(msg):
-    print(f"lab: {msg}", flush=True)
-
-
-# ---------------------------------------------------------------- base image
-
-def debian_mirror():
-    """The Debian mirror this machine's apt uses, read at run time."""
-    deb822 = Path("/etc/apt/sources.list.d/debian.sources")
-    if deb822.exists():
-        for stanza in deb822.read_text().split("\n\n"):
-            fields = dict(
-                line.split(":", 1) for line in stanza.splitlines()
-                if ":" in line and not line.startswith("#")
-            )
-            uris = fields.get("URIs", "").split()
-            suites = fields.get("Suites", "").split()
-            if uris and any(not s.endswith("-security") for s in suites):
-                return uris[0], deb822
-    legacy = Path("/etc/apt/sources.list")
-    if legacy.exists():
-        for line in legacy.read_text().splitlines():
-            m = re.match(r"\s*deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", line)
-            if m and not m.group(2).endswith("-security"):
-                return m.group(1), legacy
-    raise LabError("no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list")
-
-
-def source_uris(sources):
-    """Every repository URI in an apt sources file (one-line or deb822), in order, once."""
-    text = Path(sources).read_text()
-    uris = [u for line in re.findall(r"^\s*URIs:\s*(.+)$", text, re.M) for u in line.split()]
-    uris += re.findall(r"^\s*deb(?:-src)?\s+(?:\[[^]]*\]\s+)?(\S+)", text, re.M)
-    return list(dict.fromkeys(u.rstrip("/") for u in uris))
-
-
-def source_hosts(sources):
-    """The host names of every URI in an apt sources file."""
-    return sorted({urlsplit(u).hostname for u in source_uris(sources) if urlsplit(u).hostname})
-
-
-_PINNED = {}
-
-
-def pinned_mirror_hosts(attempts=20, pause=3.0):
-    """podman `--add-host` options giving each name in this machine's apt sources the IPv4
-    address this machine resolves for it, looked up once per process.
-
-    apt goes through the package cache (apt_cache_client_config); these addresses serve what
-    a lab host fetches from the mirror itself, such as repo1's nginx proxying an external
-    deployment, without a DNS lookup: on a loaded machine the resolver behind the lab went
-    unanswered for a minute at a time. A name this machine cannot resolve either is left to
-    the host's own resolver.
-    """
-    if "options" not in _PINNED:
-        options = []
-        for name in source_hosts(debian_mirror()[1]):
-            address = None
-            for attempt in range(attempts):
-                try:
-                    address = socket.getaddrinfo(name, 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
-                    break
-                except OSError:
-                    time.sleep(pause if attempt + 1 < attempts else 0)
-            if address:
-                options += ["--add-host", f"{name}:{address}"]
-            else:
-                say(f"could not resolve {name}; lab hosts will ask their own resolver for it")
-        _PINNED["options"] = options
-    return _PINNED["options"]
-
-
-# ---------------------------------------------------------------- package cache
-
-APT_CACHE_PORT = 3143  # baked into the image (apt_cache_client_config)
-APT_CACHE_DIR = Path(os.environ.get("MO_FLEET_APT_CACHE_DIR", "/var/cache/mo-fleet-lab/apt"))
-APT_CACHE_RUN = Path("/run/mo-fleet-lab/apt-cache")
-APT_CACHE_CLIENT_CONFIG = "/etc/apt/apt.conf.d/01mo-fleet-lab-cache"
-
-
-def apt_cache_config(uris, cache_dir=APT_CACHE_DIR, run_dir=APT_CACHE_RUN, port=APT_CACHE_PORT):
-    """apt-cacher-ng's configuration: a cache of URIS (the machine's Debian repositories) and
-    of nothing else (ForceManaged), so it is no open proxy."""
-    lines = [f"CacheDir: {cache_dir}", f"LogDir: {cache_dir}.log", "SupportDir: /usr/lib/apt-cacher-ng",
-             f"Port: {port}", f"PidFile: {run_dir}/pid", f"SocketPath: {run_dir}/socket",
-             "ForceManaged: 1", "ExThreshold: 4"]
-    lines += [f"Remap-mofleet{i}: {uri} ; {uri}" for i, uri in enumerate(uris)]
-    return "\n".join(lines) + "\n"
-
-
-def apt_cache_answers(port=APT_CACHE_PORT):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def ensure_apt_cache():
-    """Start the lab's package cache (apt-cacher-ng on this machine) unless it runs; return
-    True if it was started.
-
-    Lab hosts fetch Debian packages through it (apt_cache_client_config), so a package that
-    many tests install crosses the network once: this machine's way out throttles new
-    connections and its resolver fails under many parallel lookups, which made apt in lab
-    hosts fail now and then.
-    """
-    STATE_DIR.mkdir(exist_ok=True)
-    with open(STATE_DIR / "apt-cache.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers start it once
-        if apt_cache_answers():
-            return False
-        if shutil.which("apt-cacher-ng") is None:
-            raise LabError("apt-cacher-ng is not installed: run `make setup` (lab/install-host-deps.sh) first")
-        APT_CACHE_RUN.mkdir(parents=True, exist_ok=True)
-        for directory in (APT_CACHE_DIR, Path(f"{APT_CACHE_DIR}.log")):
-            directory.mkdir(parents=True, exist_ok=True)
-        config = apt_cache_config(source_uris(debian_mirror()[1]))
-        (APT_CACHE_RUN / "acng.conf").write_text(config)
-        run(["apt-cacher-ng", "-c", str(APT_CACHE_RUN), "ForeGround=0"])
-        deadline = time.monotonic() + 15
-        while not apt_cache_answers():
-            if time.monotonic() > deadline:
-                raise LabError(f"apt-cacher-ng did not answer on port {APT_CACHE_PORT}; "
-                               f"see {APT_CACHE_DIR}.log/apt-cacher.err")
-            time.sleep(0.2)
-    say(f"started the package cache on port {APT_CACHE_PORT} ({APT_CACHE_DIR})")
-    return True
-
-
-def stop_apt_cache():
-    pid_file = APT_CACHE_RUN / "pid"
-    if not pid_file.exists():
-        return False
-    try:
-        os.kill(int(pid_file.read_text().strip()), 15)
-    except (ValueError, ProcessLookupError):
-        pass
-    pid_file.unlink(missing_ok=True)
-    say("stopped the package cache (its files stay in " + str(APT_CACHE_DIR) + ")")
-    return True
-
-
-def apt_cache_client_config(hosts, port=APT_CACHE_PORT):
-    """The image's apt configuration: the Debian mirror's HOSTS through the lab's package cache
-    on the controller, every other host (repo1, a test's repository) directly.
-
-    No fallback to the mirror itself: that is the very path that failed under load. labctl
-    starts the cache before it starts any host.
-    """
-    return "".join(f'Acquire::http::Proxy::{host} "http://host.containers.internal:{port}";\n'
-                   for host in hosts)
-
-
-# Raise when the image's content changes: an image built by an older recipe is rebuilt.
-IMAGE_REVISION = "3"
-
-
-def image_exists(image=BASE_IMAGE, revision=IMAGE_REVISION):
-    """Whether IMAGE exists, built by this recipe (any recipe when REVISION is None)."""
-    proc = podman("image", "inspect", "--format", "{{ index .Labels \"mo.fleet.lab.revision\" }}", image, check=False)
-    if proc.returncode != 0:
-        return False
-    return revision is None or proc.stdout.decode().strip() == revision
-
-
-def build_image(force=False):
-    STATE_DIR.mkdir(exist_ok=True)
-    with open(STATE_DIR / "image.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build it once
-        return _build_image(force)
-
-
-def _build_image(force):
-    if image_exists() and not force:
-        say(f"base image {BASE_IMAGE} is cached, nothing to build")
-        return False
-    if image_exists(revision=None):
-        say(f"base image {BASE_IMAGE} was built by an older recipe: building it again")
-    mirror, sources = debian_mirror()
-    say(f"building {BASE_IMAGE} with debootstrap from {mirror} (about a minute)")
-    work = Path(tempfile.mkdtemp(prefix="mo-fleet-rootfs-", dir="/var/tmp"))
-    try:
-        rootfs = work / "rootfs"
-        run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-             SUITE, str(rootfs), mirror])
-        prepare_rootfs(rootfs, sources)
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."],
-                               stdout=subprocess.PIPE)
-        podman("import", "--change", 'CMD ["/sbin/init"]', "--change", "STOPSIGNAL=SIGRTMIN+3",
-               "--change", f"LABEL mo.fleet.lab.revision={IMAGE_REVISION}", "-", BASE_IMAGE, stdin=tar.stdout)
-        if tar.wait() != 0:
-            raise LabError("tar of the debootstrap root failed")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    say(f"built {BASE_IMAGE}")
-    return True
-
-
-def prepare_rootfs(rootfs, sources):
-    """Make the debootstrapped tree a good container image: the machine's apt sources,
-    fresh package lists, no shared SSH host keys, sshd off until a host asks for it."""
-    apt_dir = rootfs / "etc/apt"
-    if sources.name == "debian.sources":
-        (apt_dir / "sources.list").unlink(missing_ok=True)
-        shutil.copy(sources, apt_dir / "sources.list.d/debian.sources")
-    else:
-        shutil.copy(sources, apt_dir / "sources.list")
-    shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")
-    run(["chroot", str(rootfs), "apt-get", "update", "-qq"])
-    run(["chroot", str(rootfs), "apt-get", "clean"])
-    for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
-        key.unlink()
-    for link in (rootfs / "etc/systemd/system").rglob("ssh.service"):
-        link.unlink()
-    (rootfs / "etc/systemd/system/multi-user.target.wants/ssh.service").unlink(missing_ok=True)
-    (rootfs / "etc/hostname").write_text("")
-    (rootfs / "etc/resolv.conf").unlink()
-    (rootfs / APT_CACHE_CLIENT_CONFIG.lstrip("/")).write_text(apt_cache_client_config(source_hosts(sources)))
-
-
-def run(cmd):
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-    if proc.returncode != 0:
-        raise LabError(f"{' '.join(cmd[:3])} failed:\n{proc.stdout.decode()[-2000:]}")
-    return proc
+# How Ansible reaches a host: "ssh" as LOGIN_USER escalating with sudo (the way fleets are
+# reached, and the default), "root" over SSH as root, "podman" through containers.podman.podman.
+CONNECTIONS = ("ssh", "root", "podman")
 
 
 # ---------------------------------------------------------------- hosts
@@ -396,14 +143,14 @@ def labels(kind, network):
     return ["--label", f"{LABEL}={kind}", "--label", f"{LABEL}.network={network}"]
 
 
-def start_host(name, network, kind="fleet", extra_args=()):
-    """Make sure container NAME runs systemd from the base image; return True if it changed."""
+def start_host(name, network, kind="fleet", extra_args=(), suite=SUITE):
+    """Make sure container NAME runs systemd from SUITE's host image; return True if it changed."""
     state = container_state(name)
     changed = False
     if state is None:
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
                *pinned_mirror_hosts(), "--systemd=always", *labels(kind, network), *extra_args,
-               BASE_IMAGE, "/sbin/init")
+               host_image(suite), "/sbin/init")
         pin_bridge_address(network)
         changed = True
         say(f"started {name}")
@@ -427,26 +174,37 @@ def wait_for_systemd(name, timeout=90):
         time.sleep(0.3)
 
 
-def ensure_ssh(name):
-    """Turn on sshd in NAME with its own host keys and the lab's key authorised."""
+def lab_key():
+    """The lab's SSH key (lab/.state/id_ed25519), made once; return its public half."""
     STATE_DIR.mkdir(exist_ok=True)
     with open(STATE_DIR / "ssh-key.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers make the key once
         if not SSH_KEY.exists():
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mo-fleet-lab", "-f", str(SSH_KEY)])
-    pub = SSH_KEY.with_suffix(".pub").read_text()
-    current = podman("exec", name, "cat", "/root/.ssh/authorized_keys", check=False).stdout.decode()
-    active = podman("exec", name, "systemctl", "is-active", "ssh", check=False).stdout.decode().strip()
-    if current == pub and active == "active":
-        return False
-    script = (
-        "set -e; ssh-keygen -A >/dev/null; install -d -m 700 /root/.ssh; "
-        "cat > /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys; "
-        "systemctl enable --now ssh >/dev/null 2>&1"
-    )
-    podman("exec", "-i", name, "sh", "-c", script, input_bytes=pub.encode())
-    say(f"enabled sshd on {name}")
-    return True
+    return SSH_KEY.with_suffix(".pub").read_text()
+
+
+# $1: the login user; stdin: the key. Prints "changed" when it changed anything.
+AUTHORIZE_SCRIPT = r"""set -e
+key=$(cat); home=$(getent passwd "$1" | cut -d: -f6)
+if [ "$(cat "$home/.ssh/authorized_keys" 2>/dev/null)" = "$key" ] && systemctl is-active -q ssh; then exit 0; fi
+install -d -m 700 -o "$1" -g "$1" "$home/.ssh"
+printf '%s\n' "$key" > "$home/.ssh/authorized_keys"
+chown "$1:" "$home/.ssh/authorized_keys"; chmod 600 "$home/.ssh/authorized_keys"
+systemctl is-active -q ssh || { ssh-keygen -A >/dev/null; systemctl enable --now ssh >/dev/null 2>&1; }
+echo changed
+"""
+
+
+def ensure_ssh(name, user="root"):
+    """sshd on in NAME (host keys of its own) and the lab's key authorised for USER; return
+    True if it changed. One podman exec."""
+    pub = lab_key().strip()
+    proc = podman("exec", "-i", name, "sh", "-c", AUTHORIZE_SCRIPT, "authorize", user, input_bytes=pub.encode())
+    changed = proc.stdout.decode().strip() == "changed"
+    if changed:
+        say(f"authorised the lab key for {user} on {name}")
+    return changed
 
 
 def host_ip(name, network):
@@ -454,29 +212,61 @@ def host_ip(name, network):
     return state["NetworkSettings"]["Networks"][network]["IPAddress"]
 
 
-def ssh_hostvars(name, network):
-    """Inventory variables that reach NAME over SSH with the lab key (after ensure_ssh)."""
+CONTROL_DIR = Path.home() / ".ansible" / "cp"
+
+
+def ssh_hostvars(name, network, user="root"):
+    """Inventory variables that reach NAME over SSH as USER with the lab key (after ensure_ssh).
+
+    SSH multiplexes a host's connections (ControlPersist, ansible.cfg); the control socket is
+    named after the container as well, as a later host may get a removed one's address.
+    """
+    CONTROL_DIR.mkdir(parents=True, exist_ok=True)
     return {
+        "ansible_connection": "ansible.builtin.ssh",
         "ansible_host": host_ip(name, network),
-        "ansible_user": "root",
+        "ansible_user": user,
         "ansible_ssh_private_key_file": str(SSH_KEY),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                                   f"-o ControlPath={CONTROL_DIR}/{name}-%C",
     }
 
 
-def inventory(spec):
-    network = spec["network"]
-    ssh_hosts = set(spec.get("ssh_hosts", []))
+def connect(name, network, connection="ssh"):
+    """Make NAME reachable the CONNECTION way (CONNECTIONS); return (its inventory variables,
+    whether anything changed)."""
+    if connection not in CONNECTIONS:
+        raise LabError(f"connection {connection!r} is none of {', '.join(CONNECTIONS)}")
+    hostvars = {"ansible_python_interpreter": "/usr/bin/python3"}
+    if connection == "podman":
+        return dict(hostvars, ansible_host=name, ansible_connection="containers.podman.podman"), False
+    user = LOGIN_USER if connection == "ssh" else "root"
+    changed = ensure_ssh(name, user)
+    return dict(hostvars, **ssh_hostvars(name, network, user)), changed
+
+
+def host_settings(spec, host):
+    """(suite, connection) of HOST in a lab spec: `suites` and `connections` map host names
+    to a suite and a connection; bookworm and ssh (the login user with sudo) by default."""
+    suite = (spec.get("suites") or {}).get(host, SUITE)
+    connection = (spec.get("connections") or {}).get(host, "ssh")
+    if connection not in CONNECTIONS:
+        raise LabError(f"{host}: connection {connection!r} is none of {', '.join(CONNECTIONS)}")
+    return check_suite(suite), connection
+
+
+def inventory(spec, hostvars):
+    """The inventory of a lab spec, with each host's variables (HOSTVARS, from connect)."""
     groups = {}
     for host, host_groups in spec["hosts"].items():
         for group in host_groups:
             groups.setdefault(group, {"hosts": {}})["hosts"][host] = None
-    podman_hosts = {h: {"ansible_host": h} for h in spec["hosts"] if h not in ssh_hosts}
-    ssh = {h: ssh_hostvars(h, network) for h in sorted(ssh_hosts)}
-    children = {
-        "lab_podman": {"hosts": podman_hosts, "vars": {"ansible_connection": "containers.podman.podman"}},
-        "lab_ssh": {"hosts": ssh, "vars": {"ansible_connection": "ansible.builtin.ssh"}},
-    }
+    by_way = {"ssh": "lab_ssh", "root": "lab_root_ssh", "podman": "lab_podman"}
+    children = {group: {"hosts": {}} for group in by_way.values()}
+    for host in spec["hosts"]:
+        _suite, connection = host_settings(spec, host)
+        children[by_way[connection]]["hosts"][host] = {k: v for k, v in hostvars[host].items()
+                                                       if k != "ansible_python_interpreter"}
     children.update(dict(sorted(groups.items())))
     return {"all": {"vars": {"ansible_python_interpreter": "/usr/bin/python3"}, "children": children}}
 
@@ -493,16 +283,21 @@ def write_if_changed(path, text):
 def up(spec_path=HOSTS_FILE, inventory_path=INVENTORY):
     spec = load_spec(spec_path)
     inventory_path = Path(inventory_path)
-    changes = int(build_image())
+    settings = {host: host_settings(spec, host) for host in spec["hosts"]}
+    changes = 0
+    for suite in sorted({suite for suite, _ in settings.values()}):
+        changes += build_image(suite=suite)
     changes += ensure_apt_cache()
     changes += ensure_network(spec["network"])
-    for host in spec["hosts"]:
-        changes += start_host(host, spec["network"])
+    for host, (suite, _connection) in settings.items():
+        changes += start_host(host, spec["network"], suite=suite)
     changes += bool(link_hosts(list(spec["hosts"]), spec["network"]))
-    for host in spec.get("ssh_hosts", []):
-        changes += ensure_ssh(host)
+    hostvars = {}
+    for host, (_suite, connection) in settings.items():
+        hostvars[host], changed = connect(host, spec["network"], connection)
+        changes += changed
     text = "# Written by `make lab` (lab/labctl.py up); do not edit.\n" + yaml.safe_dump(
-        inventory(spec), sort_keys=False, default_flow_style=False)
+        inventory(spec, hostvars), sort_keys=False, default_flow_style=False)
     if write_if_changed(inventory_path, text):
         changes += 1
         say(f"wrote {inventory_path}")
@@ -540,12 +335,14 @@ def down(remove_image=False, spec_path=None, inventory_path=INVENTORY):
         removed += 1
     if spec_path is None:
         removed += stop_apt_cache()
-    if remove_image and image_exists(revision=None):
-        podman("rmi", BASE_IMAGE)
-        removed += 1
-        say(f"removed image {BASE_IMAGE}")
-    elif image_exists(revision=None):
-        say(f"kept the cached base image {BASE_IMAGE}; `make lab-down-all` removes it too")
+    images = [image(suite) for suite in SUITES for image in (host_image, base_image)
+              if image_exists(image(suite), revision=None)]
+    if remove_image and images:
+        podman("rmi", *images)
+        removed += len(images)
+        say(f"removed images {' '.join(images)}")
+    elif images:
+        say(f"kept the cached images {' '.join(images)}; `make lab-down-all` removes them too")
     say(f"{removed} object(s) removed")
 
 
@@ -557,22 +354,23 @@ def status():
 
 # ---------------------------------------------------------------- disposable hosts (tests)
 
-def new_host(name, network=None, privileged=False, rootfs=False):
-    """Start a fresh disposable host; return its inventory variables.
+def new_host(name, network=None, privileged=False, rootfs=False, suite=SUITE, connection="ssh"):
+    """Start a fresh disposable Debian SUITE host; return its inventory variables, which
+    reach it the CONNECTION way (CONNECTIONS: by default over SSH as LOGIN_USER with sudo).
 
-    rootfs=True gives the host a plain directory root (a copy of the base image under
+    rootfs=True gives the host a plain directory root (a copy of the host image under
     ROOTFS_DIR) instead of podman's overlay, and makes it privileged: that is where
     fanotify's FAN_MARK_FILESYSTEM works, as on a real machine.
     """
     network = network or load_spec()["network"]
-    build_image()
+    build_image(suite=check_suite(suite))
     ensure_apt_cache()
     ensure_network(network)
     if container_state(name) is not None:
         raise LabError(f"a container named {name} exists already")
     extra = ["--privileged"] if privileged or rootfs else []
     if rootfs:
-        root = copy_image_root(name)
+        root = copy_image_root(name, suite)
         podman("run", "-d", "--name", name, "--hostname", name, "--network", network,
                *pinned_mirror_hosts(), "--systemd=always", *labels("test", network),
                "--label", f"{LABEL}.rootfs={root}",
@@ -580,23 +378,23 @@ def new_host(name, network=None, privileged=False, rootfs=False):
         pin_bridge_address(network)
         wait_for_systemd(name)
     else:
-        start_host(name, network, kind="test", extra_args=extra)
-    return {"ansible_host": name, "ansible_connection": "containers.podman.podman",
-            "ansible_python_interpreter": "/usr/bin/python3"}
+        start_host(name, network, kind="test", extra_args=extra, suite=suite)
+    return connect(name, network, connection)[0]
 
 
 ROOTFS_DIR = Path("/var/tmp/mo-fleet-lab-roots")
 
 
-def copy_image_root(name):
-    """A private copy of the base image's files for one --rootfs host."""
+def copy_image_root(name, suite=SUITE):
+    """A private copy of SUITE's host image files for one --rootfs host."""
     dest = ROOTFS_DIR / name
     ROOTFS_DIR.mkdir(parents=True, exist_ok=True)
-    mounted = podman("image", "mount", BASE_IMAGE).stdout.decode().strip()
+    image = host_image(suite)
+    mounted = podman("image", "mount", image).stdout.decode().strip()
     try:
         run(["cp", "-a", "--reflink=auto", f"{mounted}/.", str(dest)])
     finally:
-        podman("image", "unmount", BASE_IMAGE, check=False)
+        podman("image", "unmount", image, check=False)
     return dest
 
 
@@ -620,6 +418,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("image")
     p.add_argument("--force", action="store_true")
+    p.add_argument("--suite", action="append", choices=SUITES,
+                   help=f"build this suite's images (repeatable; default {SUITE})")
     p = sub.add_parser("up")
     p.add_argument("--hosts", default=HOSTS_FILE, help="lab spec (default lab/hosts.yml)")
     p.add_argument("--inventory", default=INVENTORY, help="inventory to write (default lab/inventory.yml)")
@@ -631,12 +431,15 @@ def main(argv=None):
     sub.add_parser("cache")
     p = sub.add_parser("new")
     p.add_argument("name")
+    p.add_argument("--suite", choices=SUITES, default=SUITE)
+    p.add_argument("--connection", choices=CONNECTIONS, default="ssh")
     p = sub.add_parser("rm")
     p.add_argument("names", nargs="+")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "image":
-            build_image(force=args.force)
+            for suite in args.suite or [SUITE]:
+                build_image(force=args.force, suite=suite) or say(f"the images of {suite} are cached")
         elif args.cmd == "up":
             up(args.hosts, args.inventory)
         elif args.cmd == "down":
@@ -646,7 +449,7 @@ def main(argv=None):
         elif args.cmd == "cache":
             ensure_apt_cache() or say(f"the package cache answers on port {APT_CACHE_PORT}")
         elif args.cmd == "new":
-            print(json.dumps(new_host(args.name)))
+            print(json.dumps(new_host(args.name, suite=args.suite, connection=args.connection)))
         elif args.cmd == "rm":
             remove_hosts(*args.names)
     except LabError as exc:

@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.." || exit 1
 
 JOBS=${MO_FLEET_TEST_JOBS:-3}
 
-stage_image()       { python lab/labctl.py image; }
-stage_unit()        { python -m pytest -q tests/unit; }
+stage_image()       { python lab/labctl.py image --suite bookworm --suite trixie; }
+stage_unit()        { python -m pytest -q -n 2 tests/unit; }
 stage_integration() { python -m pytest -q -n "$JOBS" --dist worksteal tests/integration; }
 stage_lint()        { ansible-lint --profile production; }
 

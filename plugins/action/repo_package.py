@@ -51,7 +51,9 @@ class ActionModule(ActionBase):
         tmpdir = self._make_tmp_path()
         try:
             remote_root = self._connection._shell.join_path(tmpdir, "upload")
-            self._low_level_execute_command(f"mkdir -p {remote_root}", sudoable=True)
+            # the login user's own tmp directory: made by that user (not the become user), who
+            # then puts the files there; _fixup_perms2 lets the become user read them
+            self._low_level_execute_command(f"mkdir -p {self._connection._shell.quote(remote_root)}", sudoable=False)
             for path in files:
                 self._transfer_file(path, self._connection._shell.join_path(remote_root, os.path.basename(path)))
             self._fixup_perms2((tmpdir, remote_root) + tuple(

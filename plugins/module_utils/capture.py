@@ -233,6 +233,11 @@ def _place_archive(archive_tmp, capture_id, options, store):
         return None, content, False  # archive_tmp goes with the work directory
     archive = os.path.join(options.get("archive_dir") or store.outbox, capture_id + ".tar.gz")
     shutil.move(archive_tmp, archive)  # a rename unless the directory is on another filesystem
+    if options.get("archive_dir"):
+        # the caller's tmp directory is its login user's, who fetches the archive from there
+        # while this runs as root (become): the archive goes to that user
+        owner = os.stat(options["archive_dir"])
+        os.chown(archive, owner.st_uid, owner.st_gid)
     return archive, None, False
 
 

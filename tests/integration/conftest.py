@@ -9,6 +9,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+    # the longest tests first: with -n N a worker takes each at the start, and the others
+    # share the rest, instead of all waiting at the end for the one that started last
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 @pytest.fixture
@@ -21,5 +24,6 @@ def lab(tmp_path):
 
 @pytest.fixture
 def fresh_host(lab):
-    """One fresh Debian 12 host running systemd, removed after the test."""
+    """One fresh Debian 12 host running systemd, reached over SSH as the login user with sudo,
+    removed after the test."""
     return lab.host(groups=["test_hosts"])

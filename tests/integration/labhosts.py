@@ -38,11 +38,15 @@ def ansible_env(**extra):
 
 @dataclass
 class Host:
-    """A disposable lab host: a fresh Debian container running systemd."""
+    """A disposable lab host: a fresh Debian container running systemd.
+
+    Ansible reaches it as `hostvars` say (by default over SSH as the login user, escalating
+    with become); `sh` is the test's own root shell on it (podman exec)."""
 
     name: str
     groups: list = field(default_factory=list)
     hostvars: dict = field(default_factory=dict)
+    suite: str = labctl.SUITE
 
     def sh(self, script, check=True, input_text=None):
         """Run a shell script as root on the host; return the CompletedProcess (text)."""
@@ -80,16 +84,19 @@ class LabFactory:
         self.tmp_path = Path(tmp_path)
         self.hosts = []
 
-    def host(self, groups=(), privileged=False, rootfs=False, ssh=False, prefix="mo-t"):
-        """A fresh host; rootfs=True: privileged, on a plain directory root (fanotify works);
-        ssh=True: sshd on, and Ansible reaches it over SSH instead of podman exec."""
+    def host(self, groups=(), privileged=False, rootfs=False, ssh=False, prefix="mo-t",
+             suite=labctl.SUITE, connection=None):
+        """A fresh Debian SUITE host (bookworm or trixie), reached the way fleets are: over
+        SSH as the login user `mo`, escalating with sudo (playbooks say `become: true`).
+
+        connection: "ssh" (that, the default), "root" (SSH as root) or "podman"
+        (containers.podman.podman, as root); ssh=True is connection="root".
+        rootfs=True: privileged, on a plain directory root (fanotify works)."""
+        connection = connection or ("root" if ssh else "ssh")
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        hostvars = labctl.new_host(name, privileged=privileged, rootfs=rootfs)
-        if ssh:
-            labctl.ensure_ssh(name)
-            hostvars = dict(hostvars, ansible_connection="ansible.builtin.ssh",
-                            **labctl.ssh_hostvars(name, labctl.load_spec()["network"]))
-        host = Host(name=name, groups=list(groups), hostvars=hostvars)
+        hostvars = labctl.new_host(name, privileged=privileged, rootfs=rootfs, suite=suite,
+                                   connection=connection)
+        host = Host(name=name, groups=list(groups), hostvars=hostvars, suite=suite)
         self.hosts.append(host)
         labctl.link_hosts([h.name for h in self.hosts])
         return host
@@ -161,9 +168,13 @@ def run_playbook(playbook, inventory, extra_vars=None, check=False, diff=False, 
     return _parse(proc)
 
 
-def run_module(inventory, pattern, module, args="", check=False, diff=False, cwd=None, env=None):
-    """Run one module ad hoc (`ansible PATTERN -m MODULE -a ARGS`); return an AnsibleRun."""
+def run_module(inventory, pattern, module, args="", check=False, diff=False, cwd=None, env=None,
+               become=True):
+    """Run one module ad hoc (`ansible PATTERN [--become] -m MODULE -a ARGS`), with --become
+    unless BECOME is false, as a user reaching a fleet as a login user would; return an AnsibleRun."""
     cmd = [str(ANSIBLE_BIN / "ansible"), "-i", str(inventory), pattern, "-m", module]
+    if become:
+        cmd.append("--become")
     if args:
         cmd += ["-a", args if isinstance(args, str) else json.dumps(args)]
     if check:

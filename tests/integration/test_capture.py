@@ -387,7 +387,8 @@ def test_bundle_comes_back_inline_or_through_the_tmp_dir_and_nothing_is_left_beh
         doc = tpl.verify_bundle(str(tmp_path / "captures" / host.name / name))
         assert "/opt/app/b-" + name in {e["path"] for e in doc["operations"]["files_created"]}
         assert (tmp_path / "captures" / host.name / name / ("files/opt/app/b-" + name)).read_text() == "new\n"
-        assert host.sh("ls -A /root/.ansible/tmp 2>/dev/null; ls -A /var/lib/mo-fleet/outbox").stdout == ""
+        assert host.sh("find /root/.ansible/tmp /home/mo/.ansible/tmp -mindepth 1 2>/dev/null; "
+                       "ls -A /var/lib/mo-fleet/outbox").stdout == ""  # the login user's tmp too
     kept = _ad_result(_adhoc(lab, host, {"cmd": change % "kept", "name": "kept", "roots": ["/opt"], "fetch": False},
                              tmp_path), host)
     assert kept["bundle"]["archive"] == "/var/lib/mo-fleet/outbox/%s.tar.gz" % kept["bundle"]["id"]

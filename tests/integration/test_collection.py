@@ -46,7 +46,7 @@ def test_build_install_and_use_by_fqcn_from_another_directory(lab, tmp_path):
 
     host = lab.host(groups=["targets"])
     playbook = elsewhere / "use.yml"
-    playbook.write_text("- hosts: targets\n  roles:\n    - role: mo.fleet.target\n")
+    playbook.write_text("- hosts: targets\n  become: true\n  roles:\n    - role: mo.fleet.target\n")
     run = run_playbook(playbook, lab.inventory(host), cwd=elsewhere,
                        env={"ANSIBLE_COLLECTIONS_PATH": installed, "ANSIBLE_CONFIG": bare_cfg})
     assert run.rc == 0, run.stdout[-3000:]

@@ -166,7 +166,7 @@ def test_hostile_bundle_stays_data_through_apply_rollback_and_role(lab, tmp_path
                           cwd=tmp_path, capture_output=True, text=True, env=ansible_env())
     assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-2000:]
     play = tmp_path / "site.yml"
-    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n"
+    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n  become: true\n"
                     "  roles:\n    - role: hostile\n      vars:\n        hostile_install_packages: false\n")
     empty = tmp_path / "no-collections"
     empty.mkdir(exist_ok=True)

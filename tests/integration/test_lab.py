@@ -90,7 +90,7 @@ def test_apt_module_is_idempotent_on_a_lab_host(lab, tmp_path):
     host = lab.host(groups=["test_hosts"])
     playbook = tmp_path / "apt.yml"
     playbook.write_text(
-        "- hosts: test_hosts\n  gather_facts: false\n  tasks:\n"
+        "- hosts: test_hosts\n  gather_facts: false\n  become: true\n  tasks:\n"
         "    - ansible.builtin.apt:\n        name: hello\n        state: present\n"
     )
     first = run_playbook(playbook, lab.inventory(host))

@@ -1,4 +1,4 @@
-"""`make lab` is idempotent and `make lab-down` leaves nothing but the cached base image."""
+"""`make lab` is idempotent and `make lab-down` leaves nothing but the cached images."""
 
 import subprocess
 import sys
@@ -25,7 +25,8 @@ def test_lab_up_twice_changes_nothing_and_down_removes_everything(tmp_path):
     tag = uuid.uuid4().hex[:6]
     net, a, b = f"mo-fleet-lt-{tag}", f"mo-lt-{tag}-a", f"mo-lt-{tag}-b"
     spec = tmp_path / "hosts.yml"
-    spec.write_text(yaml.safe_dump({"network": net, "hosts": {a: ["web"], b: ["db", "web"]}, "ssh_hosts": [b]}))
+    spec.write_text(yaml.safe_dump({"network": net, "hosts": {a: ["web"], b: ["db", "web"]},
+                                    "connections": {b: "root"}}))
     inventory = tmp_path / "inventory.yml"
     try:
         first = labctl_cli("up", "--hosts", str(spec), "--inventory", str(inventory))
@@ -42,10 +43,12 @@ def test_lab_up_twice_changes_nothing_and_down_removes_everything(tmp_path):
 
         groups = yaml.safe_load(text)["all"]["children"]
         assert set(groups["web"]["hosts"]) == {a, b} and set(groups["db"]["hosts"]) == {b}
-        assert groups["lab_ssh"]["vars"]["ansible_connection"] == "ansible.builtin.ssh"
-        pong = run_module(inventory, "web", "ansible.builtin.ping")
+        assert groups["lab_ssh"]["hosts"][a]["ansible_user"] == labctl.LOGIN_USER
+        assert groups["lab_root_ssh"]["hosts"][b]["ansible_user"] == "root"
+        pong = run_module(inventory, "web", "ansible.builtin.command", "id -un")
         assert pong.rc == 0, pong.stdout
-        assert pong.stats[a]["ok"] == 1 and pong.stats[b]["ok"] == 1  # b over real SSH
+        users = {h: r["stdout"] for h, r in pong.result["plays"][0]["tasks"][0]["hosts"].items()}
+        assert users == {a: "root", b: "root"}  # a: the login user with sudo (--become), b: root
     finally:
         down = labctl_cli("down", "--hosts", str(spec), "--inventory", str(inventory))
     assert down.returncode == 0, down.stderr

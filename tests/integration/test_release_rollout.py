@@ -131,6 +131,7 @@ def role_playbook(tmp_path):
         - name: Sync the clients
           hosts: all:!repo_server
           gather_facts: false
+          become: true
           roles:
             - role: mo.fleet.release
         """))
@@ -340,6 +341,7 @@ def expected_packages(plan, fixed_risky):
     return {name for name, present in want.items() if present}
 
 
+@pytest.mark.long
 def test_rollout_two_weeks_halt_and_resume(lab, tmp_path):
     debs = [build_deb(tmp_path, "mo-base"), build_deb(tmp_path, "mo-tool"), build_deb(tmp_path, "mo-old"),
             build_deb(tmp_path, "mo-risky", postinst=RISKY_POSTINST), build_deb(tmp_path, "mo-vip")]

@@ -170,7 +170,7 @@ def generated_role_on_fresh_host(lab, inventory, bundle, tmp_path, role_name, pr
     prepare_host(host)
     host_inventory = lab.inventory(host)
     play = tmp_path / "site.yml"
-    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n"
+    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n  become: true\n"
                     f"  roles:\n    - role: {role_name}\n")
     empty = tmp_path / "no-collections"
     empty.mkdir(exist_ok=True)

@@ -247,6 +247,7 @@ LOOP_PLAYBOOK = """
 - name: Publish many times in a row, alternating the package list
   hosts: repo_server
   gather_facts: false
+  become: true
   tasks:
     - name: Publish
       mo.fleet.repo_publish:
@@ -381,6 +382,7 @@ PUBLISH_PLAYBOOK = """
 - name: Publish through the module
   hosts: repo_server
   gather_facts: false
+  become: true
   tasks:
     - name: Publish
       mo.fleet.repo_publish:

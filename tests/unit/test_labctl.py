@@ -7,6 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
 import labctl  # noqa: E402
+import labimage  # noqa: E402
 
 
 def test_mirror_from_deb822_skips_security(tmp_path, monkeypatch):
@@ -16,22 +17,51 @@ def test_mirror_from_deb822_skips_security(tmp_path, monkeypatch):
         "Components: main\n\n"
         "Types: deb\n# a comment: with a colon\nURIs: http://mirror.example/debian\n"
         "Suites: bookworm bookworm-updates\nComponents: main\n")
-    real_path = labctl.Path
-    monkeypatch.setattr(labctl, "Path", lambda p: sources if p.endswith("debian.sources") else real_path(p))
+    real_path = labimage.Path
+    monkeypatch.setattr(labimage, "Path", lambda p: sources if p.endswith("debian.sources") else real_path(p))
     assert labctl.debian_mirror() == ("http://mirror.example/debian", sources)
 
 
-def test_inventory_groups_hosts_and_separates_ssh(monkeypatch):
+def test_inventory_groups_hosts_by_the_way_they_are_reached(monkeypatch):
     monkeypatch.setattr(labctl, "host_ip", lambda name, network: "10.0.0.9")
-    spec = {"network": "n", "hosts": {"a": ["web"], "b": ["db", "web"], "s": ["web"]}, "ssh_hosts": ["s"]}
-    inv = labctl.inventory(spec)["all"]
+    monkeypatch.setattr(labctl, "CONTROL_DIR", Path("/cp"))
+    spec = {"network": "n", "hosts": {"a": ["web"], "b": ["db", "web"], "s": ["web"], "p": ["db"]},
+            "connections": {"s": "root", "p": "podman"}, "suites": {"b": "trixie"}}
+    hostvars = {}
+    for host in spec["hosts"]:
+        suite, connection = labctl.host_settings(spec, host)
+        if connection == "podman":
+            hostvars[host] = {"ansible_host": host, "ansible_connection": "containers.podman.podman"}
+        else:
+            hostvars[host] = labctl.ssh_hostvars(host, "n", labctl.LOGIN_USER if connection == "ssh" else "root")
+    assert labctl.host_settings(spec, "b") == ("trixie", "ssh") and labctl.host_settings(spec, "a")[0] == "bookworm"
+    inv = labctl.inventory(spec, hostvars)["all"]
     children = inv["children"]
-    assert set(children["lab_podman"]["hosts"]) == {"a", "b"}
-    assert children["lab_podman"]["vars"]["ansible_connection"] == "containers.podman.podman"
-    assert children["lab_ssh"]["hosts"]["s"]["ansible_host"] == "10.0.0.9"
+    assert set(children["lab_ssh"]["hosts"]) == {"a", "b"}
+    assert children["lab_ssh"]["hosts"]["a"]["ansible_user"] == "mo"
+    assert children["lab_ssh"]["hosts"]["a"]["ansible_ssh_common_args"].endswith("-o ControlPath=/cp/a-%C")
+    assert children["lab_root_ssh"]["hosts"]["s"]["ansible_user"] == "root"
+    assert children["lab_podman"]["hosts"]["p"]["ansible_connection"] == "containers.podman.podman"
     assert set(children["web"]["hosts"]) == {"a", "b", "s"}
-    assert set(children["db"]["hosts"]) == {"b"}
+    assert set(children["db"]["hosts"]) == {"b", "p"}
     assert inv["vars"]["ansible_python_interpreter"] == "/usr/bin/python3"
+
+
+def test_host_settings_refuse_an_unknown_suite_or_connection():
+    with pytest.raises(labctl.LabError, match="suite 'sid'"):
+        labctl.host_settings({"hosts": {"a": []}, "suites": {"a": "sid"}}, "a")
+    with pytest.raises(labctl.LabError, match="a: connection 'telnet'"):
+        labctl.host_settings({"hosts": {"a": []}, "connections": {"a": "telnet"}}, "a")
+
+
+def test_suite_sources_name_the_suite_in_every_suites_field():
+    text = ("Types: deb\n# bookworm snapshot\nURIs: http://m.example/debian\nSuites: bookworm bookworm-updates\n\n"
+            "Types: deb\nURIs: http://m.example/debian-security\nSuites: bookworm-security\n")
+    out = labimage.suite_sources(text, "trixie", "bookworm")
+    assert "Suites: trixie trixie-updates\n" in out and "Suites: trixie-security\n" in out
+    assert "# bookworm snapshot" in out
+    legacy = "deb http://m.example/debian bookworm main\ndeb http://m.example/debian-security bookworm-security main\n"
+    assert labimage.suite_sources(legacy, "trixie", "bookworm") == legacy.replace("bookworm", "trixie")
 
 
 def test_write_if_changed_is_atomic_and_reports_change(tmp_path):
@@ -48,7 +78,9 @@ def test_shipped_spec_has_the_groups_later_work_uses():
     groups = {g for gs in spec["hosts"].values() for g in gs}
     assert {"repo_server", "canary", "web", "db"} <= groups
     assert len([h for h, gs in spec["hosts"].items() if "repo_server" not in gs]) >= 6
-    assert set(spec["ssh_hosts"]) <= set(spec["hosts"])
+    ways = {labctl.host_settings(spec, h) for h in spec["hosts"]}
+    assert {c for _, c in ways} == set(labctl.CONNECTIONS)  # one host of each way at least
+    assert {s for s, _ in ways} == set(labctl.SUITES)
 
 
 @pytest.mark.parametrize("mirror_file", ["sources.list"])
@@ -56,8 +88,8 @@ def test_mirror_from_legacy_sources_list(tmp_path, monkeypatch, mirror_file):
     legacy = tmp_path / mirror_file
     legacy.write_text("deb http://sec.example/debian-security bookworm-security main\n"
                       "deb [arch=amd64] http://mirror.example/debian bookworm main\n")
-    real_path = labctl.Path
-    monkeypatch.setattr(labctl, "Path", lambda p: legacy if p.endswith("sources.list")
+    real_path = labimage.Path
+    monkeypatch.setattr(labimage, "Path", lambda p: legacy if p.endswith("sources.list")
                         else real_path(tmp_path / "missing"))
     assert labctl.debian_mirror() == ("http://mirror.example/debian", legacy)
 
