@@ -41,6 +41,12 @@ from ansible_collections.mo.fleet.plugins.module_utils import pkg_hook
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, StoreError
 
+
+def _say(text, file=None):
+    """One line to the terminal: the CLI's output (stdout unless FILE is given)."""
+    (file or sys.stdout).write(f"{text}\n")
+
+
 VERSION = "0.1.0"
 SUBCOMMANDS = ("status", "list-snapshots", "list-templates", "cleanup", "reset", "version", "baseline", "drift")
 USAGE = __doc__.split("\n\n")[2]
@@ -117,7 +123,7 @@ def intercept(config: dict, argv: list) -> int:
         raise UsageError("--intercept needs the command to run.")
     program = os.path.basename(argv[0])
     if shutil.which(argv[0]) is None:  # as the shell says it
-        print("%s: command not found" % argv[0], file=sys.stderr)
+        _say("%s: command not found" % argv[0], file=sys.stderr)
         return 127
     store = Store(config["store"])
     step_aside = (os.geteuid() != 0 or os.environ.get("MO_FLEET_CAPTURE") or program not in
@@ -133,10 +139,10 @@ def intercept(config: dict, argv: list) -> int:
 
 def _print_rows(rows: list, columns: tuple, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(rows, indent=2, sort_keys=True, default=str))
+        _say(json.dumps(rows, indent=2, sort_keys=True, default=str))
         return
     for row in rows:
-        print("  ".join(str(row.get(c) if row.get(c) is not None else "-") for c in columns))
+        _say("  ".join(str(row.get(c) if row.get(c) is not None else "-") for c in columns))
 
 
 def _when(seconds) -> str:
@@ -167,7 +173,7 @@ def cmd_listing(config: dict, what: str, as_json: bool) -> int:
 def cmd_store(config: dict, what: str, keep: int) -> int:
     store = Store(config["store"])
     removed, kept = store.cleanup(reset=(what == "reset"), keep=keep)
-    print("%s: removed %d, kept %d." % (what, len(removed), len(kept)))
+    _say("%s: removed %d, kept %d." % (what, len(removed), len(kept)))
     log.info("%s removed %s", what, ", ".join(removed) or "nothing")
     return 0
 
@@ -181,7 +187,7 @@ def cmd_baseline(config: dict) -> int:
                                    hc.exclude_list(config) + [store.root, "/*/.ansible/tmp"])
     finally:
         store.unlock()
-    print("Baseline taken: %d entries, %d packages (%s)." % (info["entries"], info["packages"], info["path"]))
+    _say("Baseline taken: %d entries, %d packages (%s)." % (info["entries"], info["packages"], info["path"]))
     log.info("baseline taken: %d entries, %d packages", info["entries"], info["packages"])
     return 0
 
@@ -235,7 +241,7 @@ def _split_options(args: list):
 
 def _subcommand(config: dict, word: str, rest: list, opts: dict) -> int:
     if word == "version":
-        print("mo-capture %s (mo.fleet), template version %s" % (VERSION, tpl.TEMPLATE_VERSION))
+        _say("mo-capture %s (mo.fleet), template version %s" % (VERSION, tpl.TEMPLATE_VERSION))
         return 0
     if word in ("status", "list-snapshots", "list-templates"):
         return cmd_listing(config, word, opts["json"] or "--json" in rest)
@@ -253,7 +259,7 @@ def _subcommand(config: dict, word: str, rest: list, opts: dict) -> int:
         if len(names) != 1:
             raise UsageError("mo-capture drift needs one NAME for the template.")
         result = drift_capture(config, names[0], opts["rebase"] or "--rebase" in rest)
-        print("Drift capture %s: %s." % (result["bundle"]["id"], ", ".join(
+        _say("Drift capture %s: %s." % (result["bundle"]["id"], ", ".join(
             "%s %d" % (k[6:], v) for k, v in sorted(result["template"]["summary"].items()) if v) or "no changes"))
         return 0
     raise UsageError("%s is not a subcommand of mo-capture." % word)
@@ -267,7 +273,7 @@ def main_hook(args: list) -> int:
         if len(args) == 1 and args[0] in ("pre", "post"):
             return pkg_hook.run_hook(Store(config["store"]), args[0])
     except Exception as exc:  # never break dpkg
-        print("mo-capture hook: %s" % exc, file=sys.stderr)
+        _say("mo-capture hook: %s" % exc, file=sys.stderr)
     return 0
 
 
@@ -290,14 +296,14 @@ def main_capture(args: list) -> int:
             raise UsageError("mo-capture must run as root to capture a command (sudo mo-capture ...).")
         return run_capture(config, rest, opts["name"], opts["trace"])
     except UsageError as exc:
-        print("mo-capture: %s" % exc, file=sys.stderr)
+        _say("mo-capture: %s" % exc, file=sys.stderr)
         return 2
     except (hc.ConfigError, cap.CaptureError, StoreError, drift.DriftError, tpl.TemplateError) as exc:
-        print("mo-capture: %s" % exc, file=sys.stderr)
+        _say("mo-capture: %s" % exc, file=sys.stderr)
         log.error("%s", exc)
         return 1
     except OSError as exc:
-        print("mo-capture: %s: %s." % (exc.filename or "a file", exc.strerror or exc), file=sys.stderr)
+        _say("mo-capture: %s: %s." % (exc.filename or "a file", exc.strerror or exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -341,24 +347,24 @@ def main_install(args: list) -> int:
     as_json = "--json" in args
     args = [a for a in args if a != "--json"]
     if len(args) != 2 or args[0] not in ("--info", "--verify"):
-        print("usage: mo-install --info|--verify TEMPLATE [--json]  (a bundle directory, template.json, "
-              "capture id or name)", file=sys.stderr)
+        _say("usage: mo-install --info|--verify TEMPLATE [--json]  (a bundle directory, template.json, "
+             "capture id or name)", file=sys.stderr)
         return 2
     try:
         config = hc.load_config()
         directory = find_bundle(Store(config["store"]), args[1])
         if args[0] == "--verify":
             doc = tpl.verify_bundle(directory)
-            print("OK: %s is a valid template %s with every bundled file present and intact." % (
+            _say("OK: %s is a valid template %s with every bundled file present and intact." % (
                 directory, doc["MO_template"]["version"]))
             return 0
         doc = tpl.load_file(os.path.join(directory, tpl.BUNDLE_TEMPLATE))
         if as_json:
-            print(json.dumps(dict(tpl.describe(doc), conffile_diffs=doc["metadata"].get("conffile_diffs") or []),
+            _say(json.dumps(dict(tpl.describe(doc), conffile_diffs=doc["metadata"].get("conffile_diffs") or []),
                              indent=2, sort_keys=True))
         else:
-            print("\n".join(info_lines(doc)))
+            _say("\n".join(info_lines(doc)))
         return 0
     except (hc.ConfigError, tpl.TemplateError, StoreError) as exc:
-        print("mo-install: %s" % exc, file=sys.stderr)
+        _say("mo-install: %s" % exc, file=sys.stderr)
         return 1
