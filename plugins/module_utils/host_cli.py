@@ -361,7 +361,7 @@ def main_install(args: list) -> int:
         doc = tpl.load_file(os.path.join(directory, tpl.BUNDLE_TEMPLATE))
         if as_json:
             _say(json.dumps(dict(tpl.describe(doc), conffile_diffs=doc["metadata"].get("conffile_diffs") or []),
-                             indent=2, sort_keys=True))
+                            indent=2, sort_keys=True))
         else:
             _say("\n".join(info_lines(doc)))
         return 0

@@ -122,7 +122,7 @@ def test_each_documented_command_line_delivers_the_whole_command(probe, rel, lin
     kind, want = intended(line)
     for got in seen:
         assert got[kind] == want, f"{rel}: {line} delivers {got[kind]!r}, not {want!r}"
-        assert got["name"] in (None, "nginx", "memcached")
+        assert got["name"] in (None, "nginx", "memcached", "hello")
 
 
 @pytest.mark.parametrize("args", [
