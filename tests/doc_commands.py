@@ -58,6 +58,8 @@ RUN_ORDER = (
     "docs/release.md",
     "docs/release_client.md",
     "docs/lab.md",
+    "docs/interception.md",
+    "docs/architecture.md",
 )
 
 

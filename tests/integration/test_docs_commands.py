@@ -39,6 +39,8 @@ DOC_HOSTS = {
     "docs/renderers.md": ["web1", "web2"],
     "docs/repo_server.md": ["repo1"],
     "docs/lab.md": [],
+    "docs/interception.md": ["web1"],
+    "docs/architecture.md": [],
 }
 # The order in which a doc's steps depend on each other (by playbook or program; stable, so
 # lines of one step keep the doc's order).

@@ -17,7 +17,7 @@ from test_capture import BUILD_DEB, MAKE_PROJECT
 import labctl
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 
-ROLE_PLAY = "- hosts: all\n  gather_facts: false\n  roles:\n    - role: mo.fleet.target\n"
+ROLE_PLAY = "- hosts: all\n  gather_facts: false\n  become: true\n  roles:\n    - role: mo.fleet.target\n"
 
 
 def login_shell(host, line, user="root"):
