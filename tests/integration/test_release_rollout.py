@@ -220,7 +220,9 @@ def test_release_role_converges_one_host(lab, tmp_path):
     # real run: one .sources with Signed-By, the key stored, mo-base installed, a record written
     run = ok(run_playbook(playbook, inventory), "first run")
     sources = client.read("/etc/apt/sources.list.d/mo-fleet-base.sources")
-    assert f"URIs: http://{server.name}/pub/{PROJECT}/repos/base" in sources
+    # the role addresses the server as the inventory reaches it (ansible_host, else its name)
+    address = server.hostvars.get("ansible_host", server.name)
+    assert f"URIs: http://{address}/pub/{PROJECT}/repos/base" in sources
     assert "Suites: base" in sources
     assert f"Signed-By: /etc/apt/keyrings/mo-fleet-{PROJECT}.asc" in sources
     assert "BEGIN PGP PUBLIC KEY BLOCK" in client.read(f"/etc/apt/keyrings/mo-fleet-{PROJECT}.asc")

@@ -20,8 +20,9 @@ from labhosts import ANSIBLE_BIN, ROOT, ansible_env, labctl, run_module, run_pla
 pytestmark = pytest.mark.integration
 
 # Paths that differ between any two runs for reasons outside the template: ansible's own
-# temp directories and the capture store.
-IGNORE = ("/root/.ansible", "/var/lib/mo-fleet", "/root/.cache")
+# temp directories (root's, and the login user's that become starts from) and the capture store.
+LOGIN_ANSIBLE = f"/home/{labctl.LOGIN_USER}/.ansible"
+IGNORE = ("/root/.ansible", LOGIN_ANSIBLE, "/var/lib/mo-fleet", "/root/.cache")
 FILE_OPS = ("files_created", "files_modified", "files_deleted", "directories_created", "directories_deleted",
             "symlinks_created", "symlinks_modified", "symlinks_deleted")
 
@@ -29,7 +30,7 @@ SNAPSHOT_PY = r"""
 import hashlib, json, os, stat, sys
 roots = ["/etc", "/usr", "/opt", "/srv", "/var", "/home", "/root"]
 skip = ("/var/cache", "/var/log", "/var/lib/dpkg", "/var/lib/apt", "/var/lib/mo-fleet", "/var/tmp",
-        "/root/.ansible", "/root/.cache", "/var/lib/systemd/random-seed", "/var/lib/systemd/timers",
+        "/root/.ansible", "LOGIN_ANSIBLE", "/root/.cache", "/var/lib/systemd/random-seed", "/var/lib/systemd/timers",
         "/var/lib/systemd/catalog", "/etc/machine-id")
 out = {}
 def add(p):
@@ -63,7 +64,7 @@ def prepare(host, extra=""):
 
 
 def snapshot(host):
-    return json.loads(host.sh("python3 -", input_text=SNAPSHOT_PY).stdout)
+    return json.loads(host.sh("python3 -", input_text=SNAPSHOT_PY.replace("LOGIN_ANSIBLE", LOGIN_ANSIBLE)).stdout)
 
 
 def capture(inventory, host, cmd, name, dest, chdir=None, shell=False):

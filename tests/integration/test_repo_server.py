@@ -395,7 +395,9 @@ def test_killed_publish_keeps_the_previous_signed_generation_served(lab, tmp_pat
     """SIGKILL a real publish while it writes a generation aside: clients keep the previous
     complete, signed generation; the lock is not stale; the next publish cleans up and serves."""
     import subprocess
-    server = lab.host(groups=["repo_server"])
+    # on containers.podman.podman the module runs from a file named after it (over SSH with
+    # pipelining it is read from stdin), so the killer can tell the publish by its command line
+    server = lab.host(groups=["repo_server"], connection="podman")
     client = lab.host(groups=["clients"])
     base = f"/var/lib/mo-fleet/repo/{PROJECT}"
     dep_dir = f"{base}/repos/bulk"
