@@ -34,6 +34,7 @@ import tarfile
 import tempfile
 
 from ansible.module_utils.common.text.converters import to_text
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
@@ -164,7 +165,10 @@ def receive_bundle(connection, host, host_dir, final, name, bundle, content=None
             with open(archive, "wb") as fh:
                 fh.write(data)
         elif isinstance(remote, str) and remote.startswith("/") and "\n" not in remote:
-            connection.fetch_file(remote, archive)
+            try:
+                connection.fetch_file(remote, archive)
+            except AnsibleError as exc:
+                raise BundleError(f"The bundle archive {remote} could not be fetched: {exc.message}")
             if os.path.getsize(archive) > MAX_ARCHIVE_BYTES:
                 raise BundleError("The bundle archive is larger than %d bytes, the most a bundle may be."
                                   % MAX_ARCHIVE_BYTES)

@@ -234,11 +234,16 @@ def _place_archive(archive_tmp, capture_id, options, store):
     archive = os.path.join(options.get("archive_dir") or store.outbox, capture_id + ".tar.gz")
     shutil.move(archive_tmp, archive)  # a rename unless the directory is on another filesystem
     if options.get("archive_dir"):
-        # the caller's tmp directory is its login user's, who fetches the archive from there
-        # while this runs as root (become): the archive goes to that user
-        owner = os.stat(options["archive_dir"])
-        os.chown(archive, owner.st_uid, owner.st_gid)
+        give_to_fetcher(archive, options["archive_dir"])
     return archive, None, False
+
+
+def give_to_fetcher(archive: str, archive_dir: str) -> None:
+    """ARCHIVE, in the caller's ARCHIVE_DIR, goes to that directory's owner: the directory is
+    the login user's Ansible tmp directory, and that user fetches the archive (file transfers
+    never become) while the module runs as root."""
+    owner = os.stat(archive_dir)
+    os.chown(archive, owner.st_uid, owner.st_gid)
 
 
 def normalize_roots(roots, field):

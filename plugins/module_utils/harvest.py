@@ -73,6 +73,8 @@ def pack(store, items, inline_max, archive_dir=None):
             os.unlink(archive)
             item["archive"] = None
         else:
+            if archive_dir:
+                cap.give_to_fetcher(archive, archive_dir)
             item["archive"] = archive
         out.append(item)
     return out

@@ -56,6 +56,23 @@ def test_pack_inlines_within_the_budget_and_leaves_the_rest_as_files(tmp_path):
     assert "content" not in big and second["name"] == "b"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root, as the module has under become")
+def test_an_archive_left_as_a_file_goes_to_the_owner_of_the_login_users_tmp_dir(tmp_path):
+    """Under become the module is root and writes into the login user's tmp directory; that user
+    fetches the archive (file transfers never become), so it must be theirs."""
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    _template(store, "a-1", "a", "intercepted")
+    login_tmp = tmp_path / "home-mo-ansible-tmp"
+    login_tmp.mkdir(mode=0o700)
+    os.chown(login_tmp, 1000, 1000)
+    (big,) = harvest.pack(store, harvest.pending(store), inline_max=10, archive_dir=str(login_tmp))
+    st = os.stat(big["archive"])
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
+    (small,) = harvest.pack(store, harvest.pending(store), inline_max=10 ** 9, archive_dir=str(login_tmp))
+    assert small["archive"] is None and os.listdir(login_tmp) == [os.path.basename(big["archive"])]
+
+
 @pytest.mark.parametrize("text", ["not json", '{"harvested": "x"}', '{"harvested": ["../x"]}', "[1]"])
 def test_a_damaged_harvest_state_is_one_sentence(tmp_path, text):
     (tmp_path / action.STATE_FILE).write_text(text)
@@ -68,3 +85,22 @@ def test_harvest_state_roundtrip(tmp_path):
     assert action.read_state(str(tmp_path)) == []
     (tmp_path / action.STATE_FILE).write_text(json.dumps({"harvested": ["20261202-x-1a2b3c"]}))
     assert action.read_state(str(tmp_path)) == ["20261202-x-1a2b3c"]
+
+
+def test_a_fetch_the_connection_refuses_is_one_sentence_and_leaves_nothing(tmp_path):
+    """A transfer that fails (e.g. permission denied on the target) is a BundleError naming
+    the archive, not a traceback, and nothing is written below the host's directory."""
+    from ansible.errors import AnsibleError
+    from ansible_collections.mo.fleet.plugins.action.capture import receive_bundle
+
+    class Refusing:
+        def fetch_file(self, remote, local):
+            raise AnsibleError(f"failed to transfer file to {local}: Permission denied")
+
+    host_dir = tmp_path / "captures" / "web1"
+    with pytest.raises(BundleError, match=r"^The bundle from web1 was not kept: The bundle archive /home/mo/\.ansible/tmp/a\.tar\.gz "
+                                          r"could not be fetched: "
+                                          r"failed to transfer file .*Permission denied"):
+        receive_bundle(Refusing(), "web1", str(host_dir), str(host_dir / "a"), "a",
+                       {"sha256": "0" * 64, "archive": "/home/mo/.ansible/tmp/a.tar.gz"})
+    assert list(host_dir.iterdir()) == []  # no staging directory, no partial bundle
