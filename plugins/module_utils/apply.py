@@ -228,11 +228,47 @@ def _attr_changes(item, st, ids):
 
 
 def _set_attrs(item, path, ids, is_link=False):
+    """Owner, group and mode of PATH as ITEM says, never through a symlink: a link gets
+    lchown only; anything else is opened without following a link (and without blocking on
+    a FIFO swapped in) and changed through its descriptor."""
     uid, gid = ids.uid(item["owner"], item["path"]), ids.gid(item["group"], item["path"])
-    if uid != -1 or gid != -1:
-        os.lchown(path, uid, gid)
-    if item.get("mode") is not None and not is_link:
-        os.chmod(path, int(item["mode"], 8))
+    if is_link:
+        if uid != -1 or gid != -1:
+            os.lchown(path, uid, gid)
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if uid != -1 or gid != -1:
+            os.fchown(fd, uid, gid)
+        if item.get("mode") is not None:
+            os.fchmod(fd, int(item["mode"], 8))
+    finally:
+        os.close(fd)
+
+
+class _Ancestors:
+    """Refuses a path below a host symlink that root does not own.
+
+    A plan's directories may belong to ordinary users (an application's own tree); such a
+    user could swap a directory below theirs for a symlink and have this run, as root, write,
+    chown or remove through it.  Root's own links (merged /usr: /lib -> usr/lib) are
+    followed, as the kernel's protected_symlinks rule trusts a link whose owner is root."""
+
+    def __init__(self):
+        self.checked = set()
+
+    def check(self, path: str) -> None:
+        parent = os.path.dirname(path)
+        todo = []
+        while parent not in self.checked and parent != "/":
+            todo.append(parent)
+            parent = os.path.dirname(parent)
+        for directory in reversed(todo):
+            st = _lstat(directory)
+            if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid != 0:
+                raise ApplyError(f"{path} lies below {directory}, a symlink on this host owned by uid "
+                                 f"{st.st_uid}, not root; the apply does not follow it.")
+            self.checked.add(directory)
 
 
 def _text_or_summary(path, st):
@@ -399,8 +435,10 @@ def converge(items: list, content: ContentArchive | None = None, check: bool = F
         ids.uid(item["owner"], item["path"])
         ids.gid(item["group"], item["path"])
     result = {"changed": False, "changes": [], "need": [], "before": {}}
+    ancestors = _Ancestors()
     for item in items:
         try:
+            ancestors.check(item["path"])
             what = _one(item, content, check, diff, ids, result)
         except OSError as exc:
             raise ApplyError("Cannot converge %s: %s." % (item["path"], exc.strerror or exc))

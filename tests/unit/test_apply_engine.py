@@ -248,6 +248,58 @@ def test_host_symlink_at_a_file_path_is_replaced_not_followed(tmp_path):
     assert not os.path.islink(str(tmp_path / "d" / "f")) and (tmp_path / "d" / "f").read_bytes() == data
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a symlink owned by another user needs root to make")
+@pytest.mark.parametrize("state", ["file", "directory", "attrs", "absent"])
+def test_a_users_symlink_among_the_ancestors_is_never_followed(tmp_path, state):
+    """An ordinary user who owns a directory of the plan swaps a subdirectory for a symlink to
+    a root-owned place: the apply (root) refuses in one sentence, in check mode too, and
+    nothing there changes."""
+    target = tmp_path / "etc-ld.so.conf.d"
+    target.mkdir()
+    (target / "app.conf").write_bytes(b"root's\n")
+    os.chmod(target / "app.conf", 0o600)
+    app = tmp_path / "srv-app"
+    app.mkdir()
+    os.symlink(str(target), str(app / "conf"))
+    os.lchown(str(app / "conf"), 1000, 1000)
+    data = b"evil\n"
+    item = {"path": str(app / "conf" / "app.conf"), "state": state}
+    if state == "file":
+        item.update(sha256=sha(data), mode="0644")
+    elif state in ("directory", "attrs"):
+        item.update(mode="0777", owner="1000")
+    items = apply.check_plan([item])
+    before = snapshot(target)
+    for check in (True, False):
+        with pytest.raises(apply.ApplyError, match=r"^.*/srv-app/conf/app\.conf lies below .*/srv-app/conf, a symlink "
+                                                   r"on this host owned by uid 1000, not root; the apply does not follow it\.$"):
+            apply.converge(items, content_tar(tmp_path / f"c{check}.tar", [data]), check=check)
+    assert snapshot(target) == before
+
+
+def test_roots_symlinks_among_the_ancestors_are_followed(tmp_path):
+    """Merged /usr: /lib -> usr/lib is root's, and a unit below it is written through it."""
+    (tmp_path / "usr" / "lib").mkdir(parents=True)
+    os.symlink("usr/lib", str(tmp_path / "lib"))
+    data = b"[Unit]\n"
+    items = apply.check_plan([{"path": str(tmp_path / "lib" / "x.service"), "state": "file", "sha256": sha(data)}])
+    apply.converge(items, content_tar(tmp_path / "c.tar", [data]))
+    assert (tmp_path / "usr" / "lib" / "x.service").read_bytes() == data
+
+
+def test_attributes_are_never_set_through_a_symlink(tmp_path):
+    """A symlink swapped in where a regular file was checked: setting the mode fails (ELOOP)
+    instead of changing the link's target."""
+    victim = tmp_path / "shadow"
+    victim.write_bytes(b"x")
+    os.chmod(victim, 0o600)
+    os.symlink(str(victim), str(tmp_path / "swapped"))
+    with pytest.raises(OSError):
+        apply._set_attrs({"path": str(tmp_path / "swapped"), "owner": None, "group": None, "mode": "0666"},
+                         str(tmp_path / "swapped"), apply._Ids())
+    assert stat.S_IMODE(os.stat(victim).st_mode) == 0o600
+
+
 def test_content_archive_refuses_odd_members_oversize_and_wrong_bytes(tmp_path):
     odd = tmp_path / "odd.tar"
     with tarfile.open(odd, "w") as tar:
