@@ -119,6 +119,7 @@ def task_times(run):
 MAKE_PLAY = """- name: The original make install
   hosts: all
   gather_facts: false
+  become: true
   tasks:
     - name: Run make install in the built tree
       ansible.builtin.command:
