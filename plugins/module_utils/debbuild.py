@@ -38,7 +38,7 @@ import tempfile
 
 from ansible_collections.mo.fleet.plugins.module_utils import debrender
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils.render import RenderError, _shown
+from ansible_collections.mo.fleet.plugins.module_utils._render.prepare import RenderError, _shown
 
 DOC_OPTIONS = {"changelog": None, "distribution": "unstable", "copyright": "the upstream authors",
                "license": "other", "license_text": "The license of the captured software applies.", "strip": False}

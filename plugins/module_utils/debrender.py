@@ -26,9 +26,10 @@ import re
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
-from ansible_collections.mo.fleet.plugins.module_utils.render import (
-    CONFIG_ROOTS, Prepared, RenderError, _Units, _account_script, _check_text, _one_line,
-    _owner_spec, _q, _shown, prepare)
+from ansible_collections.mo.fleet.plugins.module_utils._render.prepare import (
+    CONFIG_ROOTS, Prepared, RenderError, _check_text, _shown, prepare)
+from ansible_collections.mo.fleet.plugins.module_utils._render.parts import _Units
+from ansible_collections.mo.fleet.plugins.module_utils._render.shell import _account_script, _one_line, _owner_spec, _q
 
 DEFAULT_MAINTAINER = "mo.fleet packager <packager@mo-fleet.invalid>"
 DEFAULT_VERSION = "1.0"

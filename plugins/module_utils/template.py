@@ -714,26 +714,48 @@ def migrate(doc):
 
 # --------------------------------------------------------------------------- load / dump
 
-def loads(text):
-    """Parse JSON text or bytes, migrate and validate; return the current document."""
+def _parse(text):
+    """The JSON value of TEXT (str or bytes); TemplateError in one sentence."""
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        doc = json.loads(text)
+        return json.loads(text)
     except UnicodeDecodeError as exc:
         raise TemplateError("The template is not UTF-8 text (byte %d)." % exc.start)
     except RecursionError:
         raise TemplateError("The template nests its values too deeply to be read.")
     except ValueError as exc:
         raise TemplateError("The template is not valid JSON: %s." % str(exc).replace("\n", " "))
-    return check(migrate(doc))
+
+
+def loads(text):
+    """Parse JSON text or bytes, migrate and validate; return the current document."""
+    return check(migrate(_parse(text)))
+
+
+def read_source(source):
+    """(value, bundle) of SOURCE, the one reader of templates: a dict as it is, JSON text or
+    bytes parsed, a path read with the size cap (a bundle directory: its template.json) and
+    parsed; BUNDLE is the bundle directory a path names, else None.  Nothing is migrated or
+    validated yet; TemplateError in one sentence."""
+    if isinstance(source, dict):
+        return source, None
+    if isinstance(source, bytes) or (isinstance(source, str) and source.lstrip().startswith("{")):
+        return _parse(source), None
+    if not isinstance(source, (str, os.PathLike)):
+        raise TemplateError("A template source must be a dict, JSON text or a path, not %s." % type(source).__name__)
+    path, bundle = os.fspath(source), None
+    if os.path.isdir(path):
+        bundle = os.path.abspath(path)
+        path = os.path.join(path, BUNDLE_TEMPLATE)
+    elif os.path.basename(path) == BUNDLE_TEMPLATE and os.path.isfile(path):
+        bundle = os.path.dirname(os.path.abspath(path))
+    return _parse(read_capped(path)), bundle
 
 
 def load_file(path):
     """Load a template file, or the template.json of a bundle directory."""
-    if os.path.isdir(path):
-        path = os.path.join(path, BUNDLE_TEMPLATE)
-    return loads(read_capped(path, TemplateError))
+    return load(os.fspath(path))
 
 
 def read_capped(path, error=None):
@@ -756,16 +778,11 @@ def read_capped(path, error=None):
 
 def load(source):
     """A dict, JSON text/bytes or a path (file or bundle dir) -> validated current document."""
-    if isinstance(source, dict):
-        try:
-            return check(migrate(source))
-        except RecursionError:
-            raise TemplateError("The template nests its values too deeply to be read.")
-    if isinstance(source, bytes) or (isinstance(source, str) and source.lstrip().startswith("{")):
-        return loads(source)
-    if isinstance(source, (str, os.PathLike)):
-        return load_file(os.fspath(source))
-    raise TemplateError("A template source must be a dict, JSON text or a path, not %s." % type(source).__name__)
+    value, _bundle = read_source(source)
+    try:
+        return check(migrate(value))
+    except RecursionError:
+        raise TemplateError("The template nests its values too deeply to be read.")
 
 
 def dump(doc):

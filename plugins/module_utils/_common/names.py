@@ -44,6 +44,10 @@ PATTERNS = {
     "uri": r"(?:https?|file)://[A-Za-z0-9._~:/?#\[\]@!&()*+,=%-]+",
     # a single line of printable text (origin, label, description of a Release file)
     "line": r"[^\x00-\x1f\x7f\x85\u2028\u2029]*",
+    # the name of a role a renderer writes (its variables are prefixed with it)
+    "role": r"[a-z][a-z0-9_]{0,63}",
+    # a prefix of the variables rendered tasks register
+    "var_prefix": r"[a-z_][a-z0-9_]*",
 }
 
 RULES = {
@@ -61,6 +65,8 @@ RULES = {
     "http_url": "an http:// or https:// URL of RFC 3986 characters without '$', ';', braces, quotes or spaces",
     "uri": "an http://, https:// or file:// URI of RFC 3986 characters without '$', ';', braces, quotes or spaces",
     "line": "one line of printable text",
+    "role": "a role name (lower-case letters, digits and '_', starting with a letter, at most 64 characters)",
+    "var_prefix": "a lower-case variable name prefix",
 }
 
 _COMPILED = dict((kind, re.compile(pattern)) for kind, pattern in PATTERNS.items())
