@@ -58,10 +58,8 @@ date, hosts that are not a mapping of lists of strings) raises ``ReleaseError``.
 
 from __future__ import annotations
 
-import bisect
 import datetime
 import hashlib
-import ipaddress
 import math
 from collections import defaultdict, deque
 from collections.abc import Mapping
@@ -73,115 +71,17 @@ from ansible_collections.mo.fleet.plugins.module_utils.catalog import (
     CatalogError, load_catalog, parse_date,
 )
 
+from ansible_collections.mo.fleet.plugins.module_utils.release_calendar import (  # noqa: F401
+    Calendar, is_workday, ReleaseError, to_date, workday_add)
+from ansible_collections.mo.fleet.plugins.module_utils.host_attributes import (  # noqa: F401
+    fleet_attributes, host_attributes, network_attributes)
+
+
 __all__ = [
     "CatalogError", "ReleaseError", "Calendar", "ReleaseEngine", "workday_add", "is_workday",
     "bucket", "host_attributes", "fleet_attributes", "network_attributes", "release_plan",
     "release_timeline", "due_date", "rollout_waves", "halt_threshold", "should_halt", "to_date",
 ]
-
-
-class ReleaseError(ValueError):
-    """Bad input to the release engine (not the catalog): one sentence naming the field."""
-
-
-def to_date(value, field="date"):
-    """A ``datetime.date`` from a date or ``'YYYY-MM-DD'``; ReleaseError naming FIELD otherwise."""
-    try:
-        return parse_date(value)
-    except ValueError as exc:
-        raise ReleaseError(f"field '{field}': {exc}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# Working-day calendar
-# --------------------------------------------------------------------------------------------
-
-def _weekday(ordinal):
-    return (ordinal - 1) % 7  # date.fromordinal(1) is a Monday
-
-
-def _weekdays_before(ordinal):
-    """Number of Monday-Friday days with ordinal in [1, ORDINAL)."""
-    weeks, rest = divmod(ordinal - 1, 7)
-    return weeks * 5 + min(rest, 5)
-
-
-def _add_weekdays(ordinal, count):
-    """Step COUNT Monday-Friday days forward from the weekday ORDINAL (holidays ignored)."""
-    weeks, rest = divmod(count, 5)
-    ordinal += weeks * 7
-    if _weekday(ordinal) + rest >= 5:
-        return ordinal + rest + 2
-    return ordinal + rest
-
-
-class Calendar:
-    """Working days: Monday to Friday minus HOLIDAYS.  Works on date ordinals, cached."""
-
-    def __init__(self, holidays=()):
-        ordinals = {to_date(h, "holidays").toordinal() for h in holidays}
-        self.holidays = frozenset(ordinals)
-        self._weekday_holidays = sorted(o for o in ordinals if _weekday(o) < 5)
-        self._add_cache = {}
-        self._index_cache = {}
-
-    def is_workday(self, ordinal):
-        return _weekday(ordinal) < 5 and ordinal not in self.holidays
-
-    def next_workday(self, ordinal):
-        """ORDINAL if it is a working day, else the next working day."""
-        while not self.is_workday(ordinal):
-            ordinal += 1
-        return ordinal
-
-    def _holidays_between(self, low, high):
-        """Weekday holidays with LOW < ordinal <= HIGH."""
-        hol = self._weekday_holidays
-        return bisect.bisect_right(hol, high) - bisect.bisect_right(hol, low)
-
-    def count(self, first, last):
-        """Working days with FIRST <= ordinal <= LAST."""
-        if last < first:
-            return 0
-        weekdays = _weekdays_before(last + 1) - _weekdays_before(first)
-        return weekdays - self._holidays_between(first - 1, last)
-
-    def add(self, start, n):
-        """workday_add on ordinals: the N-th working day (0-based) from START's first working day."""
-        key = (start, n)
-        cached = self._add_cache.get(key)
-        if cached is not None:
-            return cached
-        current = self.next_workday(start)
-        remaining = n
-        while remaining > 0:
-            ahead = _add_weekdays(current, remaining)
-            remaining = self._holidays_between(current, ahead)  # holidays stepped over don't count
-            current = ahead
-        self._add_cache[key] = current
-        return current
-
-    def last_index(self, start, day):
-        """Largest n with add(START, n) <= DAY, or -1 when even add(START, 0) is after DAY."""
-        key = (start, day)
-        cached = self._index_cache.get(key)
-        if cached is None:
-            cached = self.count(self.next_workday(start), day) - 1
-            self._index_cache[key] = cached
-        return cached
-
-
-def workday_add(start, n, holidays=()):
-    """The date N working days after START (a non-working START first moves to the next working day)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ReleaseError(f"field 'n': {n!r} is not an integer >= 0")
-    start = to_date(start, "start")
-    return datetime.date.fromordinal(Calendar(holidays).add(start.toordinal(), n))
-
-
-def is_workday(day, holidays=()):
-    """True when DAY is Monday to Friday and not one of HOLIDAYS."""
-    return Calendar(holidays).is_workday(to_date(day, "day").toordinal())
 
 
 def bucket(deployment, host, duration):
@@ -192,123 +92,6 @@ def bucket(deployment, host, duration):
         return 0
     digest = hashlib.sha256(f"{deployment}:{host}".encode("utf-8")).digest()
     return int.from_bytes(digest, "big") % duration
-
-
-# --------------------------------------------------------------------------------------------
-# Host attributes
-# --------------------------------------------------------------------------------------------
-
-def _networks_of(entry, out):
-    if not isinstance(entry, Mapping) or not entry.get("address"):
-        return
-    mask = entry.get("prefix") or entry.get("netmask")
-    if mask in (None, ""):
-        return
-    try:
-        iface = ipaddress.ip_interface(f"{entry['address']}/{mask}")
-    except ValueError:
-        return
-    if iface.ip.is_loopback or iface.ip.is_link_local:
-        return
-    out.add(f"NET-{iface.network.with_prefixlen}")
-
-
-def _interface_entries(facts, prefix=""):
-    """Interface fact dicts of FACTS (``ansible_facts`` style, or hostvars with PREFIX 'ansible_')."""
-    names = facts.get(prefix + "interfaces")
-    if isinstance(names, (list, tuple)):
-        for name in names:
-            entry = facts.get(prefix + str(name).replace("-", "_").replace(".", "_")) \
-                or facts.get(prefix + str(name))
-            if isinstance(entry, Mapping):
-                yield entry
-    elif isinstance(facts, dict) and not prefix:
-        for value in facts.values():  # interface facts carry 'device'
-            if isinstance(value, Mapping) and "device" in value:
-                yield value
-
-
-def network_attributes(facts):
-    """``NET-<network>/<prefix>`` for every address in gathered FACTS (``ansible_facts`` or hostvars).
-
-    Loopback and link-local addresses are skipped.  Hostvars are read through ``ansible_facts``
-    when present, else through the injected ``ansible_interfaces`` / ``ansible_<iface>`` variables.
-    """
-    if not isinstance(facts, Mapping):
-        return []
-    prefix = ""
-    inner = facts.get("ansible_facts") if "ansible_facts" in facts else None
-    if isinstance(inner, Mapping) and inner:
-        facts = inner
-    elif "ansible_interfaces" in facts:
-        prefix = "ansible_"
-    elif "interfaces" not in facts and not isinstance(facts, dict):
-        return []
-    out = set()
-    for value in _interface_entries(facts, prefix):
-        _networks_of(value.get("ipv4"), out)
-        for entry in value.get("ipv4_secondaries") or ():
-            _networks_of(entry, out)
-        for entry in value.get("ipv6") or ():
-            _networks_of(entry, out)
-    return sorted(out)
-
-
-def _extra_attributes(host, hostvars):
-    extra = hostvars.get("mo_fleet_attributes") if "mo_fleet_attributes" in hostvars else None
-    if extra is None:
-        return []
-    if isinstance(extra, str) or not isinstance(extra, (list, tuple)):
-        raise ReleaseError(f"host '{host}': field 'mo_fleet_attributes': must be a list of strings")
-    for index, item in enumerate(extra):
-        if not isinstance(item, str) or not item:
-            raise ReleaseError(f"host '{host}': field 'mo_fleet_attributes[{index}]': "
-                               f"{item!r} is not a non-empty string")
-    return [str(item) for item in extra]
-
-
-def host_attributes(host, groups=(), hostvars=None):
-    """Sorted attributes of HOST: its GROUPS (add 'all'), HST-<host>, NET-... from facts, extras."""
-    attrs = {str(g) for g in groups}
-    attrs.add("all")
-    attrs.add(f"HST-{host}")
-    if hostvars is not None and not isinstance(hostvars, Mapping):
-        raise ReleaseError(f"host '{host}': its hostvars must be a mapping, not {type(hostvars).__name__}")
-    if hostvars is not None:
-        attrs.update(network_attributes(hostvars))
-        attrs.update(_extra_attributes(host, hostvars))
-    return sorted(attrs)
-
-
-def fleet_attributes(hostvars, groups, hosts=None):
-    """{host: sorted attributes} from Ansible's ``hostvars`` and ``groups`` (group -> host list).
-
-    HOSTS limits the result (default: every host in ``groups['all']``, else every host named in
-    ``groups``).
-    """
-    if not isinstance(groups, Mapping):
-        raise ReleaseError("field 'groups': must be a mapping of group name to host names")
-    member = defaultdict(set)
-    for group, names in groups.items():
-        if isinstance(names, str) or not isinstance(names, (list, tuple, set)):
-            raise ReleaseError(f"field 'groups': group '{group}' must list host names")
-        for name in names:
-            member[str(name)].add(str(group))
-    if hosts is None:
-        hosts = groups.get("all") or sorted(member)
-    elif isinstance(hosts, str):
-        hosts = [hosts]
-    elif not isinstance(hosts, (list, tuple, set)):
-        raise ReleaseError(f"field 'hosts': must be a list of host names, not {type(hosts).__name__}")
-    out = {}
-    for host in hosts:
-        host = str(host)
-        try:
-            vars_ = hostvars[host] if hostvars is not None and host in hostvars else None
-        except (KeyError, TypeError):
-            vars_ = None
-        out[host] = host_attributes(host, member.get(host, ()), vars_)
-    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,13 +23,12 @@ the system writes itself; default true).
 from __future__ import annotations
 
 import grp
-import hashlib
 import os
 import pwd
 import stat
 import subprocess
 
-from ansible_collections.mo.fleet.plugins.module_utils._common import paths
+from ansible_collections.mo.fleet.plugins.module_utils._common import fs, paths
 
 GENERATED = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/subuid", "/etc/subgid",
              "/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-", "/etc/subuid-", "/etc/subgid-",
@@ -118,6 +117,14 @@ def expectations(doc, options=None):
     return out
 
 
+def _or_none(read, arg, errors=OSError):
+    """READ(ARG), or None when it raises ERRORS (what the host does not have)."""
+    try:
+        return read(arg)
+    except errors:
+        return None
+
+
 class HostProbe:
     """The live host's state, read-only."""
 
@@ -126,38 +133,19 @@ class HostProbe:
         self._units = {}
 
     def lstat(self, path):
-        try:
-            return os.lstat(path)
-        except OSError:
-            return None
+        return _or_none(os.lstat, path)
 
     def sha256(self, path):
-        digest = hashlib.sha256()
-        try:
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        except OSError:
-            return None
-        return digest.hexdigest()
+        return _or_none(fs.sha256_file, path)
 
     def readlink(self, path):
-        try:
-            return os.readlink(path)
-        except OSError:
-            return None
+        return _or_none(os.readlink, path)
 
     def user_name(self, uid):
-        try:
-            return pwd.getpwuid(uid).pw_name
-        except KeyError:
-            return None
+        return _or_none(lambda n: pwd.getpwuid(n).pw_name, uid, KeyError)
 
     def group_name(self, gid):
-        try:
-            return grp.getgrgid(gid).gr_name
-        except KeyError:
-            return None
+        return _or_none(lambda n: grp.getgrgid(n).gr_name, gid, KeyError)
 
     def user(self, name):
         try:

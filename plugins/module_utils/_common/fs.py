@@ -8,6 +8,7 @@ Standard library only: this file runs on targets too.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -42,3 +43,12 @@ def atomic_write(path: str, data, mode: int = 0o644) -> None:
         except OSError:
             pass
         raise
+
+
+def sha256_file(path: str) -> str:
+    """The sha256 hex digest of PATH's content, read in 1 MiB blocks (OSError when unreadable)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
