@@ -28,7 +28,8 @@ import re
 import time
 
 from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap
-from ansible_collections.mo.fleet.plugins.module_utils.template import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.logtail import read_tail
 
 BASELINE_FORMAT = 1
 # a baseline of a large host is a few tens of MiB of JSON; more than this is not one of ours
@@ -169,14 +170,8 @@ def parse_history(text: str) -> list:
 
 
 def read_history(path: str = HISTORY_LOG) -> list:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - MAX_HISTORY_BYTES))
-            return parse_history(handle.read().decode("utf-8", "replace"))
-    except OSError:
-        return []
+    text = read_tail(path, MAX_HISTORY_BYTES)
+    return [] if text is None else parse_history(text)
 
 
 def _changes_of(operations: dict):

@@ -33,6 +33,7 @@ from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils.capture import _system
 from ansible_collections.mo.fleet.plugins.module_utils.capture_index import StoreError
+from ansible_collections.mo.fleet.plugins.module_utils._common.logtail import read_tail
 
 MAX_RECORDS_BYTES = 64 * 1024 * 1024   # records.jsonl read back at most this much (its tail)
 MAX_RECORD_LINE = 1024 * 1024
@@ -184,15 +185,8 @@ def parse_records(text: str) -> list:
 
 
 def read_records(store) -> list:
-    path = os.path.join(hook_dir(store), "records.jsonl")
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - MAX_RECORDS_BYTES))
-            return parse_records(handle.read().decode("utf-8", "replace"))
-    except OSError:
-        return []
+    text = read_tail(os.path.join(hook_dir(store), "records.jsonl"), MAX_RECORDS_BYTES)
+    return [] if text is None else parse_records(text)
 
 
 def _operations(record: dict, after: dict) -> dict:

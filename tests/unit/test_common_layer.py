@@ -138,3 +138,12 @@ def test_one_include_exclude_matcher_for_render_and_verify(path, pattern, expect
     assert paths.matches(path, pattern) is expected
     assert verify._selected(path, {"include": [pattern]}) is expected
     assert verify._selected(path, {"exclude": [pattern]}) is not expected
+
+
+def test_read_tail_reads_at_most_its_limit_from_the_end(tmp_path):
+    from ansible_collections.mo.fleet.plugins.module_utils._common.logtail import read_tail
+    log = tmp_path / "history.log"
+    log.write_bytes(b"old line\n" * 1000 + b"last \xff line\n")
+    assert read_tail(str(log), 12) == "last \ufffd line\n"
+    assert read_tail(str(log), 1 << 20).startswith("old line\n")
+    assert read_tail(str(tmp_path / "missing.log"), 100) is None
