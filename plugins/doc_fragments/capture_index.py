@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The option the capture store modules share (argument spec: module_utils/capture_index.py)."""
+"""The option the capture directory modules share (argument spec: module_utils/capture_index.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   store:
-    description: The store directory (index, lock, templates, outbox, work).
+    description: The capture directory (index, lock, templates, outbox, work). The option keeps its name C(store) for existing playbooks; a package store is something else, on the repository server.
     type: path
     default: /var/lib/mo-fleet
 """

@@ -47,7 +47,7 @@ from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap
 from ansible_collections.mo.fleet.plugins.module_utils import elfdeps
 from ansible_collections.mo.fleet.plugins.module_utils import trace as tr
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, StoreError
+from ansible_collections.mo.fleet.plugins.module_utils.capture_index import CaptureDirectory, CaptureDirectoryError
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 
@@ -286,7 +286,7 @@ def _trace_marks(before):
 def capture(options, store=None):
     """Run one capture (see module docstring); raises CaptureError."""
     began = time.monotonic()
-    store = store or Store()
+    store = store or CaptureDirectory()
     chdir = options.get("chdir")
     if chdir and not os.path.isdir(chdir):
         raise CaptureError("chdir %s does not exist or is not a directory." % chdir)
@@ -331,7 +331,7 @@ def capture(options, store=None):
 
     try:
         store.lock(wait=float(options.get("lock_timeout") or 300))
-    except StoreError as exc:
+    except CaptureDirectoryError as exc:
         raise CaptureError(str(exc))
     work = None
     try:

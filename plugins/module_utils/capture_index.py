@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Target-side capture store (index): /var/lib/mo-fleet with an SQLite index and a lock.
+"""The capture directory on a target: /var/lib/mo-fleet with its SQLite index and its lock.
 
 Layout::
 
@@ -28,7 +28,7 @@ import time
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout, paths
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock, LockBusy as _LockBusy, held_by_other
 
-STORE_DIR = layout.CAPTURE_DIR
+CAPTURE_DIR = layout.CAPTURE_DIR
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -46,10 +46,11 @@ CREATE INDEX IF NOT EXISTS templates_name ON templates (name, created);
 
 
 def store_argument_spec(**options):
-    """The argument spec of a capture store module: OPTIONS plus the shared ``store``
-    (documented in the mo.fleet.capture_index doc fragment)."""
+    """The argument spec of a module over the capture directory: OPTIONS plus the shared
+    ``store`` (the capture directory's path; documented in the mo.fleet.capture_index doc
+    fragment; the option keeps its name for existing playbooks)."""
     spec = {name: dict(option) for name, option in options.items()}
-    spec["store"] = dict(type="path", default=STORE_DIR)
+    spec["store"] = dict(type="path", default=CAPTURE_DIR)
     return spec
 
 
@@ -67,16 +68,16 @@ def plan_cleanup(templates, keep, max_age_days, now):
     return sorted(remove), sorted(kept)
 
 
-class StoreError(Exception):
-    """A store problem; the message is one sentence."""
+class CaptureDirectoryError(Exception):
+    """A problem of the capture directory; the message is one sentence."""
 
 
-class LockBusy(StoreError, _LockBusy):
-    """Another capture holds the store lock."""
+class LockBusy(CaptureDirectoryError, _LockBusy):
+    """Another capture holds the capture directory's lock."""
 
 
-class Store:
-    def __init__(self, root=STORE_DIR):
+class CaptureDirectory:
+    def __init__(self, root=CAPTURE_DIR):
         self.root = root
         self.templates = os.path.join(root, "templates")
         self.outbox = os.path.join(root, "outbox")
@@ -106,7 +107,7 @@ class Store:
 
     # -- lock
     def lock(self, wait=60.0):
-        """Take the store lock (flock; released by the kernel if the process dies)."""
+        """Take the capture directory's lock (flock; released by the kernel if the process dies)."""
         self.ensure()
         lock = FileLock(self.lock_path, wait, holder="Another capture", error=LockBusy, dir_mode=0o755)
         self._lock = lock.acquire()
@@ -172,15 +173,15 @@ class Store:
         return out
 
     def template_dir(self, template_id, recorded=None):
-        """templates/<TEMPLATE_ID>, refusing (StoreError) an id that is not a plain file name part
+        """templates/<TEMPLATE_ID>, refusing (CaptureDirectoryError) an id that is not a plain file name part
         or a RECORDED path (from the index) that is anywhere else: the index never decides
-        what is removed outside the store (the one path guard)."""
+        what is removed outside the capture directory (the one path guard)."""
         try:
             path = paths.join(self.templates, [template_id], "The template id")
         except paths.PathError as exc:
-            raise StoreError(str(exc))
+            raise CaptureDirectoryError(str(exc))
         if recorded is not None and os.path.normpath(recorded) != os.path.normpath(path):
-            raise StoreError(f"The index records {recorded!r} for the template {template_id}, which is not {path}; "
+            raise CaptureDirectoryError(f"The index records {recorded!r} for the template {template_id}, which is not {path}; "
                              "nothing was removed.")
         return path
 
@@ -298,3 +299,10 @@ def remove_tree(path):
         shutil.rmtree(path)
     elif os.path.lexists(path):
         os.unlink(path)
+
+
+# The names of before the capture directory had its own word ("store" is the repository
+# server's package store); callers that still use them keep working.
+Store = CaptureDirectory
+StoreError = CaptureDirectoryError
+STORE_DIR = CAPTURE_DIR

@@ -8,10 +8,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: capture_info
-short_description: Status of the capture store, its snapshots and templates
+short_description: Status of the capture directory, its snapshots and templates
 version_added: "0.1.0"
 description:
-  - Reads the target's capture store (C(/var/lib/mo-fleet/)) and its SQLite index, as MO-capture's
+  - Reads the target's capture directory (C(/var/lib/mo-fleet/)) and its SQLite index, as MO-capture's
     C(status), C(list-snapshots) and C(list-templates) did. Changes nothing.
 author:
   - mo.fleet developers (@mo-fleet)
@@ -37,7 +37,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Show the capture store
+- name: Show the capture directory
   mo.fleet.capture_info:
   register: store
 
@@ -48,7 +48,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 status:
-  description: Store path, whether it exists, whether a capture holds the lock now, counts and bytes used.
+  description: The capture directory's path, whether it exists, whether a capture holds the lock now, counts and bytes used.
   returned: always
   type: dict
   sample: {store: /var/lib/mo-fleet, exists: true, locked: false, snapshots: 2, templates: 1, bytes: 20480, pending_archives: 0}
@@ -73,7 +73,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, store_argument_spec
+from ansible_collections.mo.fleet.plugins.module_utils.capture_index import CaptureDirectory, store_argument_spec
 
 
 def main():
@@ -81,7 +81,7 @@ def main():
         argument_spec=store_argument_spec(name=dict(type="str"), template=dict(type="str")),
         supports_check_mode=True,
     )
-    store = Store(module.params["store"])
+    store = CaptureDirectory(module.params["store"])
     result = dict(changed=False, **store.report(module.params["name"]))
     result["status"]["template_version"] = tpl.TEMPLATE_VERSION
     wanted = module.params["template"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: capture_store
-short_description: Clean up or reset the capture store on a target
+short_description: Clean up or reset the capture directory on a target
 version_added: "0.1.0"
 description:
   - O(state=cleanup) keeps the newest O(keep) templates of every capture name (and anything younger than
@@ -72,7 +72,7 @@ kept:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils.capture_index import (
-    Store, StoreError, store_argument_spec,
+    CaptureDirectory, CaptureDirectoryError, store_argument_spec,
 )
 
 
@@ -90,13 +90,13 @@ def main():
         module.fail_json(msg="keep must be zero or more.")
     if p["max_age_days"] < 0:
         module.fail_json(msg="max_age_days must be zero or more.")
-    store = Store(p["store"])
+    store = CaptureDirectory(p["store"])
     if not store.exists():
-        module.exit_json(changed=False, removed=[], kept=[], msg=f"The store {store.root} does not exist.")
+        module.exit_json(changed=False, removed=[], kept=[], msg=f"The capture directory {store.root} does not exist.")
     try:
         removed, kept = store.cleanup(reset=p["state"] == "reset", keep=p["keep"], max_age_days=p["max_age_days"],
                                       check_mode=module.check_mode)
-    except StoreError as exc:
+    except CaptureDirectoryError as exc:
         module.fail_json(msg=str(exc))
     if module.check_mode:
         msg = f"check mode: would remove {len(removed)} item(s)."
