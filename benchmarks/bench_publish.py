@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
-from ansible_collections.mo.fleet.plugins.module_utils import publish as P  # noqa: E402
+from ansible_collections.mo.fleet.plugins.module_utils._repo import publish as P  # noqa: E402
 # import the catalog validator (and jsonschema, when the controller has it) before timing:
 # a one-off process cost, not part of publishing
-from ansible_collections.mo.fleet.plugins.module_utils import catalog as _catalog  # noqa: E402,F401
+from ansible_collections.mo.fleet.plugins.module_utils._repo import catalog as _catalog  # noqa: E402,F401
 from debtools import kill_agent, make_gpg_home  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks" / "publish.md"
@@ -116,7 +116,7 @@ def timed(fn, repeat=1):
 
 def control_80k():
     """Seconds to parse a control file with 80,000 continuation lines (linear: was 89 s)."""
-    from ansible_collections.mo.fleet.plugins.module_utils.deb import parse_control
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import parse_control
     text = "Package: long\nVersion: 1\nArchitecture: all\nDescription: x\n" + " y\n" * 80000
     seconds, fields = timed(lambda: parse_control(text, "long"), repeat=3)
     assert fields["Description"].count("\n") == 80000

@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
 
-from ansible_collections.mo.fleet.plugins.module_utils.catalog import load_catalog  # noqa: E402
-from ansible_collections.mo.fleet.plugins.module_utils.release import (  # noqa: E402
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import load_catalog  # noqa: E402
+from ansible_collections.mo.fleet.plugins.module_utils._release.release import (  # noqa: E402
     ReleaseEngine, release_plan,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.release_report import timeline_html  # noqa: E402
+from ansible_collections.mo.fleet.plugins.module_utils._release.release_report import timeline_html  # noqa: E402
 
 D = datetime.date
 ONE = datetime.timedelta(days=1)

@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
 
-from ansible_collections.mo.fleet.plugins.module_utils import render  # noqa: E402
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl  # noqa: E402
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render  # noqa: E402
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl  # noqa: E402
 
 
 def generate(entries, bundled=2000, bundle_dir=None):

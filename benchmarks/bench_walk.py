@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
-from ansible_collections.mo.fleet.plugins.module_utils import snapshot  # noqa: E402
+from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot  # noqa: E402
 
 ENTRIES = 150_000
 ROUNDS = 5

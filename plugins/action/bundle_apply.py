@@ -29,7 +29,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 try:
-    from ansible_collections.mo.fleet.plugins.module_utils import apply_plan
+    from ansible_collections.mo.fleet.plugins.module_utils._render import apply_plan
 except ImportError:  # a generated role: only plan files
     apply_plan = None
 

@@ -19,7 +19,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mo.fleet.plugins.action.capture import INLINE_MAX, BundleError, receive_bundle
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._common import names, paths
 
 STATE_FILE = ".harvested.json"

@@ -12,9 +12,9 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError
+from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import DebError
 from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
-from ansible_collections.mo.fleet.plugins.module_utils.store import (
+from ansible_collections.mo.fleet.plugins.module_utils._repo.store import (
     UPLOAD_ARGUMENT_SPEC, check_upload, collect_debs, package_set_of,
 )
 

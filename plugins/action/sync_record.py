@@ -12,7 +12,7 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import (
     RolloutError, sync_record_paths, write_sync_record,
 )
 

@@ -11,7 +11,7 @@ import os
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
-from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
 from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain
 from ansible_collections.mo.fleet.plugins.module_utils._render import output
 from ansible_collections.mo.fleet.plugins.module_utils._render.args import TEMPLATE_RENDER_ARGS

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
 
 
 class ActionModule(ActionBase):

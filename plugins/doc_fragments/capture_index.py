@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The option the capture directory modules share (argument spec: module_utils/capture_index.py)."""
+"""The option the capture directory modules share (argument spec: module_utils/_capture/capture_index.py)."""
 
 from __future__ import annotations
 

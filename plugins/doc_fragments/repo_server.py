@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options the repository server modules share (argument spec: module_utils/store.py)."""
+"""Options the repository server modules share (argument spec: module_utils/_repo/store.py)."""
 
 from __future__ import annotations
 

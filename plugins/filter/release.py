@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Release filters: thin wrappers over module_utils/release.py and release_report.py.
+"""Release filters: thin wrappers over module_utils/_release/release.py and release_report.py.
 
 Documentation: the adjacent release_plan.yml, host_attributes.yml, release_timeline.yml,
 release_timeline_text.yml, release_timeline_html.yml and release_catalog.yml.  (release_waves,
@@ -15,11 +15,11 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError, load_catalog
-from ansible_collections.mo.fleet.plugins.module_utils.release import (
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import CatalogError, load_catalog
+from ansible_collections.mo.fleet.plugins.module_utils._release.release import (
     ReleaseEngine, ReleaseError, fleet_attributes, to_date,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.release_report import (
+from ansible_collections.mo.fleet.plugins.module_utils._release.release_report import (
     timeline_html, timeline_text,
 )
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Renderer filters: thin wrappers over module_utils/render.py.
+"""Renderer filters: thin wrappers over module_utils/_render/api.py.
 
 Documentation: the adjacent to_tasks.yml, to_task_yaml.yml, to_rollback_tasks.yml,
 to_dockerfile.yml, to_role.yml and to_deb.yml.
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
 from ansible_collections.mo.fleet.plugins.module_utils._render import output
 from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain as _plain
 

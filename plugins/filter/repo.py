@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Repository server filters: thin wrappers over module_utils/repo_index.py.
+"""Repository server filters: thin wrappers over module_utils/_repo/repo_index.py.
 
 Documentation: the adjacent gpg_fingerprints.yml.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mo.fleet.plugins.module_utils.repo_index import secret_key_fingerprints
+from ansible_collections.mo.fleet.plugins.module_utils._repo.repo_index import secret_key_fingerprints
 
 
 def gpg_fingerprints(colons):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Rollout filters: thin wrappers over module_utils/release.py and module_utils/rollout.py.
+"""Rollout filters: thin wrappers over module_utils/_release/release.py and module_utils/_release/rollout.py.
 
 Documentation: the adjacent release_sources.yml, release_waves.yml, release_batches.yml and
 release_halts.yml.
@@ -14,10 +14,10 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import CatalogError
 from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain as _plain
-from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseEngine, ReleaseError
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
+from ansible_collections.mo.fleet.plugins.module_utils._release.release import ReleaseEngine, ReleaseError
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import (
     RolloutError, client_entries, halt_decisions, wave_batches,
 )
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The status site filter: a thin wrapper over module_utils/status_site.py (doc: release_status_site.yml)."""
+"""The status site filter: a thin wrapper over module_utils/_repo/status_site.py (doc: release_status_site.yml)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import CatalogError
 from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain as _plain
-from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseError
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError
-from ansible_collections.mo.fleet.plugins.module_utils.status_site import build_site, default_range
+from ansible_collections.mo.fleet.plugins.module_utils._release.release import ReleaseError
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import RolloutError
+from ansible_collections.mo.fleet.plugins.module_utils._repo.status_site import build_site, default_range
 
 
 def release_status_site(catalog, hosts, records=None, halted=None, repo=None, today=None, start=None,

@@ -55,7 +55,7 @@ from ansible.plugins.lookup import LookupBase
 from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import single_path_term
 
 from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plain
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError, read_sync_records
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import RolloutError, read_sync_records
 
 
 class LookupModule(LookupBase):

@@ -133,7 +133,7 @@ items:
 from ansible.module_utils.basic import AnsibleModule
 
 try:
-    from ansible_collections.mo.fleet.plugins.module_utils import apply
+    from ansible_collections.mo.fleet.plugins.module_utils._render import apply
 except ImportError:  # inside a generated role: a copy in the role's module_utils/
     from ansible.module_utils import mo_fleet_apply as apply  # type: ignore[no-redef]
 

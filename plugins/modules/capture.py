@@ -278,9 +278,9 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.capture import (
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture import (
     CaptureError, capture, resolve_argv, skip_reason, TRACE_MODES)
-from ansible_collections.mo.fleet.plugins.module_utils.snapshot import CONFIG_ROOTS, DEFAULT_EXCLUDE
+from ansible_collections.mo.fleet.plugins.module_utils._capture.snapshot import CONFIG_ROOTS, DEFAULT_EXCLUDE
 
 
 def main():

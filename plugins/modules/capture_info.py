@@ -72,8 +72,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import CaptureDirectory, store_argument_spec
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import CaptureDirectory, store_argument_spec
 
 
 def main():

@@ -71,7 +71,7 @@ kept:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import (
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import (
     CaptureDirectory, CaptureDirectoryError, store_argument_spec,
 )
 

@@ -176,10 +176,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils import debbuild
-from ansible_collections.mo.fleet.plugins.module_utils import deb as _deb
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils.render import RenderError
+from ansible_collections.mo.fleet.plugins.module_utils._render import debbuild
+from ansible_collections.mo.fleet.plugins.module_utils._repo import deb as _deb
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._render.prepare import RenderError
 
 RENDER_OPTIONS = ("name", "version", "maintainer", "architecture", "pin_versions", "install_auto", "relocate",
                   "include", "exclude", "changelog", "distribution", "copyright", "license", "license_text", "strip")

@@ -119,12 +119,12 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils import harvest
-from ansible_collections.mo.fleet.plugins.module_utils.capture import CaptureError
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store, StoreError, store_argument_spec
-from ansible_collections.mo.fleet.plugins.module_utils.drift import DriftError
-from ansible_collections.mo.fleet.plugins.module_utils.host_cli import drift_capture
-from ansible_collections.mo.fleet.plugins.module_utils.host_config import ConfigError, load_config
+from ansible_collections.mo.fleet.plugins.module_utils._capture import harvest
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture import CaptureError
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import Store, StoreError, store_argument_spec
+from ansible_collections.mo.fleet.plugins.module_utils._capture.drift import DriftError
+from ansible_collections.mo.fleet.plugins.module_utils._capture.host_cli import drift_capture
+from ansible_collections.mo.fleet.plugins.module_utils._capture.host_config import ConfigError, load_config
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
 
 

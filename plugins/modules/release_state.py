@@ -84,7 +84,7 @@ state:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import (
     RolloutError, read_state, update_state,
 )
 

@@ -148,8 +148,8 @@ failed_deployments:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.mo.fleet.plugins.module_utils.release_client import ClientError
-from ansible_collections.mo.fleet.plugins.module_utils.release_sync import Sync, SyncFailed
+from ansible_collections.mo.fleet.plugins.module_utils._release.release_client import ClientError
+from ansible_collections.mo.fleet.plugins.module_utils._release.release_sync import Sync, SyncFailed
 
 
 def _downloader(module):

@@ -98,8 +98,8 @@ orphans:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.publish import repo_report
-from ansible_collections.mo.fleet.plugins.module_utils.store import CATALOG_OPTION, repo_argument_spec, run_engine
+from ansible_collections.mo.fleet.plugins.module_utils._repo.publish import repo_report
+from ansible_collections.mo.fleet.plugins.module_utils._repo.store import CATALOG_OPTION, repo_argument_spec, run_engine
 
 
 def main():

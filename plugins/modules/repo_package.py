@@ -139,7 +139,7 @@ packages:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.store import (
+from ansible_collections.mo.fleet.plugins.module_utils._repo.store import (
     UPLOAD_ARGUMENT_SPEC, collect_debs, package_set_of, run_engine, store_packages,
 )
 

@@ -228,8 +228,8 @@ pending:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils.publish import prepare_catalog, publish
-from ansible_collections.mo.fleet.plugins.module_utils.store import (
+from ansible_collections.mo.fleet.plugins.module_utils._repo.publish import prepare_catalog, publish
+from ansible_collections.mo.fleet.plugins.module_utils._repo.store import (
     CATALOG_OPTION, LOCK_TIMEOUT_OPTION, repo_argument_spec, run_engine,
 )
 

@@ -144,8 +144,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils import verify
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture import verify
 
 
 def validate_path(module, path):

@@ -8,7 +8,7 @@ import pytest
 
 from labhosts import run_module, run_playbook
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 
 def _result(run, host):

@@ -16,7 +16,7 @@ import pytest
 from debian_source import TREE, install_tree
 from labhosts import run_module
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 pytestmark = pytest.mark.integration
 

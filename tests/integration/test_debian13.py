@@ -9,7 +9,7 @@ from labhosts import run_module, run_playbook
 
 from test_release_rollout import build_deb, host_state, ok, role_playbook, set_up_server
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 
 def capture(lab, host, tmp_path, package):

@@ -32,7 +32,7 @@ ACCOUNT_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/e
 
 def hostile_bundle(root, marker):
     """(bundle dir, the template, the paths it touches)."""
-    from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+    from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
     pwn = "{{ lookup('pipe', 'touch /tmp/%s') }}" % marker
     # in a path segment: no '/', so the marker goes to $HOME (cd without an argument)

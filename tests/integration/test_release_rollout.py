@@ -2,7 +2,7 @@
 
 A fresh repository server (roles/repo_server, repo_package, repo_publish) serves small .debs built
 with dpkg-deb; the mo.fleet.release role and playbooks/rollout.yml converge fresh clients, and the
-tests compare every host's sources and packages with module_utils/release.py's plan.
+tests compare every host's sources and packages with module_utils/_release/release.py's plan.
 """
 
 import datetime
@@ -17,7 +17,7 @@ import pytest
 
 from labhosts import ROOT, run_module, run_playbook
 
-from ansible_collections.mo.fleet.plugins.module_utils.release import release_plan
+from ansible_collections.mo.fleet.plugins.module_utils._release.release import release_plan
 
 PROJECT = "acme"
 FAIL_MARKER = "/etc/mo-test-fail"

@@ -395,7 +395,7 @@ def synthetic_bundle(bundle, files):
     import hashlib
     import sys
     sys.path.insert(0, str(ROOT / ".collections"))
-    from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+    from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
     entries = []
     for path, (data, mode) in files.items():

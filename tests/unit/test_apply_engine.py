@@ -1,5 +1,5 @@
-"""The apply engine (module_utils/apply.py) on a temp directory tree, and the path plan
-(module_utils/apply_plan.py) rendered from a bundle whose paths lie in that tree."""
+"""The apply engine (module_utils/_render/apply.py) on a temp directory tree, and the path plan
+(module_utils/_render/apply_plan.py) rendered from a bundle whose paths lie in that tree."""
 
 import hashlib
 import io
@@ -9,10 +9,10 @@ import tarfile
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils import apply
-from ansible_collections.mo.fleet.plugins.module_utils import apply_plan
-from ansible_collections.mo.fleet.plugins.module_utils import render
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._render import apply
+from ansible_collections.mo.fleet.plugins.module_utils._render import apply_plan
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 from test_render import bundle, by_name, fentry, sha  # noqa: F401 (bundle: a fixture)
 

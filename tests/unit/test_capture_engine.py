@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils import capture as cap
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils import trace as tr
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import LockBusy, Store
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import plan_cleanup
+from ansible_collections.mo.fleet.plugins.module_utils._capture import capture as cap
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture import trace as tr
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import LockBusy, Store
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import plan_cleanup
 
 COLLECTIONS = Path(__file__).resolve().parents[2] / ".collections"
 
@@ -164,8 +164,8 @@ def test_killed_capture_leaves_no_stale_lock_and_no_half_written_template(area):
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys
         sys.path.insert(0, %r)
-        from ansible_collections.mo.fleet.plugins.module_utils import capture as cap
-        from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store
+        from ansible_collections.mo.fleet.plugins.module_utils._capture import capture as cap
+        from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import Store
         cap.capture({"argv": ["sleep", %r], "roots": [%r], "exclude": [], "trace": "none"},
                     store=Store(%r))
     """ % (str(COLLECTIONS), tag, root, base + "/store"))])

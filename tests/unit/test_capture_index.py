@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import (
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import (
     LockBusy, Store, plan_cleanup, store_argument_spec,
 )
 
@@ -105,7 +105,7 @@ def test_cleanup_waits_for_a_running_capture_then_says_so(store):
 
 @pytest.mark.parametrize("recorded", ["/", "{victim}", "{templates}/../../victim", "{templates}/a1/.."])
 def test_cleanup_never_removes_what_a_hostile_index_points_at(store, tmp_path, recorded):
-    from ansible_collections.mo.fleet.plugins.module_utils.capture_index import StoreError
+    from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import StoreError
 
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -122,7 +122,7 @@ def test_cleanup_never_removes_what_a_hostile_index_points_at(store, tmp_path, r
 
 @pytest.mark.parametrize("bad", ["..", "a/b", "", "x\ny", "."])
 def test_template_dir_refuses_ids_that_are_not_a_plain_name(store, bad):
-    from ansible_collections.mo.fleet.plugins.module_utils.capture_index import StoreError
+    from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import StoreError
 
     with pytest.raises(StoreError, match="template id"):
         store.template_dir(bad)

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.mo.fleet.plugins.module_utils import catalog as catalog_mod
+from ansible_collections.mo.fleet.plugins.module_utils._repo import catalog as catalog_mod
 from ansible_collections.mo.fleet.plugins.module_utils._common import validate
-from ansible_collections.mo.fleet.plugins.module_utils.catalog import (
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import (
     SCHEMA_PATH, CatalogError, load_catalog, parse_date, validate_catalog,
 )
 

@@ -81,7 +81,7 @@ def test_layout_is_the_one_place_for_paths():
 # ---------------------------------------------------------------- the readers behind the lookups
 
 def test_sync_records_reader_reads_what_the_writer_wrote_and_refuses_a_corrupt_record(tmp_path):
-    from ansible_collections.mo.fleet.plugins.module_utils import rollout
+    from ansible_collections.mo.fleet.plugins.module_utils._release import rollout
 
     record = {"host": "web1", "time": "2026-12-02T01:00:00Z", "date": "2026-12-02", "deployments": ["base"]}
     rollout.write_sync_record(str(tmp_path), record)
@@ -97,7 +97,7 @@ def test_sync_records_reader_reads_what_the_writer_wrote_and_refuses_a_corrupt_r
 
 
 def test_release_state_update_waits_for_the_lock_then_refuses_in_one_sentence(tmp_path):
-    from ansible_collections.mo.fleet.plugins.module_utils import rollout
+    from ansible_collections.mo.fleet.plugins.module_utils._release import rollout
 
     path = str(tmp_path / "release-state.json")
     with lock.FileLock(path + ".lock", 0):
@@ -109,7 +109,7 @@ def test_release_state_update_waits_for_the_lock_then_refuses_in_one_sentence(tm
 
 def test_gpg_fingerprints_are_parsed_once_for_the_role_and_the_publisher():
     from ansible_collections.mo.fleet.plugins.filter.repo import gpg_fingerprints
-    from ansible_collections.mo.fleet.plugins.module_utils.repo_index import secret_key_fingerprints
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.repo_index import secret_key_fingerprints
 
     colons = ("sec:u:255:22:AAAA1111:1700000000:::u:::scESC:::+:::ed25519:::0:\n"
               "fpr:::::::::0123456789ABCDEF0123456789ABCDEF01234567:\n"
@@ -132,7 +132,7 @@ def test_gpg_fingerprints_are_parsed_once_for_the_role_and_the_publisher():
     ("/ETC/x.conf", "/etc/*.conf", False),  # case-sensitive
 ])
 def test_one_include_exclude_matcher_for_render_and_verify(path, pattern, expected):
-    from ansible_collections.mo.fleet.plugins.module_utils import verify
+    from ansible_collections.mo.fleet.plugins.module_utils._capture import verify
     from ansible_collections.mo.fleet.plugins.module_utils._common import paths
 
     assert paths.matches(path, pattern) is expected

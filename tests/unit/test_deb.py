@@ -7,8 +7,8 @@ import subprocess
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.mo.fleet.plugins.module_utils import deb as debmod
-from ansible_collections.mo.fleet.plugins.module_utils.deb import DebCache, DebError, parse_deb, parse_deb_bytes
+from ansible_collections.mo.fleet.plugins.module_utils._repo import deb as debmod
+from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import DebCache, DebError, parse_deb, parse_deb_bytes
 
 from debtools import build_deb
 

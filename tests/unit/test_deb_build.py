@@ -14,9 +14,13 @@ import tarfile
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils import debbuild, debrender, elfdeps, pkgfiles, render
-from ansible_collections.mo.fleet.plugins.module_utils import deb as _deb
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._render import debbuild
+from ansible_collections.mo.fleet.plugins.module_utils._render import debrender
+from ansible_collections.mo.fleet.plugins.module_utils._render import elfdeps
+from ansible_collections.mo.fleet.plugins.module_utils._capture import pkgfiles
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
+from ansible_collections.mo.fleet.plugins.module_utils._repo import deb as _deb
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 
 # --------------------------------------------------------------------------- a synthetic ELF

@@ -11,8 +11,8 @@ import tarfile
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.mo.fleet.plugins.module_utils import deb as debmod
-from ansible_collections.mo.fleet.plugins.module_utils.deb import MAX_CONTROL_TAR, DebError, parse_deb, parse_deb_bytes
+from ansible_collections.mo.fleet.plugins.module_utils._repo import deb as debmod
+from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import MAX_CONTROL_TAR, DebError, parse_deb, parse_deb_bytes
 
 from debtools import ar_archive, build_deb, deb_members
 

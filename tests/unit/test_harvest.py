@@ -11,9 +11,9 @@ import pytest
 
 from ansible_collections.mo.fleet.plugins.action import harvest as action
 from ansible_collections.mo.fleet.plugins.action.capture import BundleError
-from ansible_collections.mo.fleet.plugins.module_utils import harvest
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store
+from ansible_collections.mo.fleet.plugins.module_utils._capture import harvest
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import Store
 
 
 def _template(store, template_id, name, origin):

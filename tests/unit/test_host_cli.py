@@ -8,14 +8,14 @@ import tempfile
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils import capture as cap
-from ansible_collections.mo.fleet.plugins.module_utils import confdiff
-from ansible_collections.mo.fleet.plugins.module_utils import drift
-from ansible_collections.mo.fleet.plugins.module_utils import host_cli
-from ansible_collections.mo.fleet.plugins.module_utils import host_config as hc
-from ansible_collections.mo.fleet.plugins.module_utils import pkg_hook
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils.capture_index import Store
+from ansible_collections.mo.fleet.plugins.module_utils._capture import capture as cap
+from ansible_collections.mo.fleet.plugins.module_utils._capture import confdiff
+from ansible_collections.mo.fleet.plugins.module_utils._capture import drift
+from ansible_collections.mo.fleet.plugins.module_utils._capture import host_cli
+from ansible_collections.mo.fleet.plugins.module_utils._capture import host_config as hc
+from ansible_collections.mo.fleet.plugins.module_utils._capture import pkg_hook
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import Store
 
 
 # --------------------------------------------------------------------------- configuration

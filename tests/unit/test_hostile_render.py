@@ -26,11 +26,11 @@ from ansible.parsing.utils.yaml import from_yaml
 from ansible.template import is_trusted_as_template, trust_as_template
 
 from ansible_collections.mo.fleet.plugins.filter import render as render_filters
-from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
 from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml
 from ansible_collections.mo.fleet.plugins.module_utils._common.inert_yaml import Expr
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 from test_render import apt_template
 

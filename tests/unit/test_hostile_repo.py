@@ -18,17 +18,17 @@ import zlib
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.mo.fleet.plugins.module_utils import deb as debmod
-from ansible_collections.mo.fleet.plugins.module_utils import publish as P
-from ansible_collections.mo.fleet.plugins.module_utils import repo_index as RI
+from ansible_collections.mo.fleet.plugins.module_utils._repo import deb as debmod
+from ansible_collections.mo.fleet.plugins.module_utils._repo import publish as P
+from ansible_collections.mo.fleet.plugins.module_utils._repo import repo_index as RI
 from ansible_collections.mo.fleet.plugins.module_utils._common import deb822, names
-from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError, load_catalog
-from ansible_collections.mo.fleet.plugins.module_utils.deb import DebError, parse_deb_bytes
-from ansible_collections.mo.fleet.plugins.module_utils.release_client import ClientError, check_entry, sources_text
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import CatalogError, load_catalog
+from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import DebError, parse_deb_bytes
+from ansible_collections.mo.fleet.plugins.module_utils._release.release_client import ClientError, check_entry, sources_text
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import (
     RolloutError, halt_decisions, read_state, write_sync_record,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.store import store_packages
+from ansible_collections.mo.fleet.plugins.module_utils._repo.store import store_packages
 
 from debtools import build_deb, gzip_bytes, tar_bytes
 
@@ -481,7 +481,7 @@ def test_hostile_publish_state_and_cache_are_one_sentence_or_read_again(tmp_path
     ({"base": {"threshold": 1e30}}, "halted/base/threshold"),
 ])
 def test_a_halt_that_would_poison_the_state_file_is_not_written(tmp_path, halt, field):
-    from ansible_collections.mo.fleet.plugins.module_utils.rollout import update_state
+    from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import update_state
     path = tmp_path / "release-state.json"
     with pytest.raises(RolloutError) as err:
         update_state(str(path), halt=halt)
@@ -507,7 +507,7 @@ def test_catalog_external_deployments_refuse_values_that_break_a_sources_line(fi
 
 
 def test_a_large_packages_index_is_read_whole_and_a_field_flood_is_refused():
-    from ansible_collections.mo.fleet.plugins.module_utils.release_client import parse_packages_index
+    from ansible_collections.mo.fleet.plugins.module_utils._release.release_client import parse_packages_index
     index = "".join(f"Package: mo-p{i}\nVersion: 1.{i}\nArchitecture: all\nDescription: d\n\n" for i in range(5000))
     assert len(parse_packages_index(index)) == 5000
     flood = BASE + "".join(f"X-F{i}: v\n" for i in range(1001))
@@ -590,7 +590,7 @@ def test_a_large_deb_is_parsed_without_reading_it_whole(tmp_path):
 
 
 def test_a_catalog_without_project_is_planned_and_rendered_without_a_traceback():
-    from ansible_collections.mo.fleet.plugins.module_utils.rollout import client_entries
+    from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import client_entries
     cat = {"deployments": [{"name": "app", "start_date": "2026-11-02", "packages_to_install": ["hello"]}]}
     entries = client_entries(cat, ["app"], "http://repo1")
     assert entries[0]["uri"] == "http://repo1/pub/default/repos/app"

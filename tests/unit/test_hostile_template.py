@@ -14,7 +14,9 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.mo.fleet.plugins.module_utils import render, template as tpl, verify
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture import verify
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths
 
 SHA = "a" * 64
@@ -386,7 +388,7 @@ def test_v2_1_import_never_raises_anything_but_a_template_error(section, value, 
 
 # ---------------------------------------------------------------- redaction as promised
 
-from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap  # noqa: E402
+from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot as snap  # noqa: E402
 
 
 @pytest.mark.parametrize("path, reason", [
@@ -585,7 +587,7 @@ def test_a_hostile_inventory_hostname_is_refused_before_the_module_runs(tmp_path
 
 
 def test_the_targets_own_os_release_cannot_break_a_template_line(tmp_path, monkeypatch):
-    from ansible_collections.mo.fleet.plugins.module_utils import capture as cap
+    from ansible_collections.mo.fleet.plugins.module_utils._capture import capture as cap
 
     monkeypatch.setattr(cap, "os_release", lambda: {"ID": "debian\rRUN id", "VERSION_ID": "12\u2028x",
                                                      "PRETTY_NAME": "x" * 1000})

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.mo.fleet.plugins.module_utils import publish as P
-from ansible_collections.mo.fleet.plugins.module_utils import repo_index as RI
-from ansible_collections.mo.fleet.plugins.module_utils.deb import DebCache
+from ansible_collections.mo.fleet.plugins.module_utils._repo import publish as P
+from ansible_collections.mo.fleet.plugins.module_utils._repo import repo_index as RI
+from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import DebCache
 
 from debtools import build_deb, export_keyring, kill_agent, make_gpg_home
 
@@ -207,7 +207,7 @@ def test_package_of_foreign_architecture_is_refused(repo):
 SLOW_PUBLISH = r"""
 import json, sys, time
 sys.path.insert(0, {collections!r})
-from ansible_collections.mo.fleet.plugins.module_utils import publish as P
+from ansible_collections.mo.fleet.plugins.module_utils._repo import publish as P
 catalog = json.loads({catalog!r})
 def hook(name, tmp):
     open({marker!r}, "w").write(tmp)
@@ -299,7 +299,7 @@ def test_repo_report_orphans_and_holders(repo):
 def test_chunked_indexes_are_valid_gzip_and_xz_and_reused(tmp_path):
     """Packages.gz is multi-member gzip, Packages.xz one multi-block xz stream: both must be
     what gzip/xz (and apt, which reads one xz stream) decode to the exact Packages text."""
-    from ansible_collections.mo.fleet.plugins.module_utils.deb import parse_deb
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import parse_deb
     template = parse_deb(build_deb(tmp_path, "chunk-mo"))
     entries = []
     for i in range(700):
@@ -356,7 +356,7 @@ def test_check_mode_before_any_key_or_layout_exists(tmp_path):
 # ------------------------------------------------------------------ epochs (issue 15)
 
 def test_a_catalog_naming_the_uploaded_file_publishes_the_epoch_package(repo):
-    from ansible_collections.mo.fleet.plugins.module_utils.store import store_packages
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.store import store_packages
     src = build_deb(repo.tmp / "build", "libfoo", version="1:2.0-1", arch="amd64", compress="zstd",
                     out=repo.tmp / "out" / "libfoo_2.0-1_amd64.deb")
     store_packages(str(repo.root), "demo", "main", [str(src)])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.mo.fleet.plugins.module_utils.release import (
+from ansible_collections.mo.fleet.plugins.module_utils._release.release import (
     Calendar, CatalogError, ReleaseEngine, ReleaseError, bucket, due_date, fleet_attributes,
     halt_threshold, host_attributes, is_workday, network_attributes, release_plan, release_timeline,
     rollout_waves, should_halt, workday_add,
@@ -516,7 +516,7 @@ def test_filters_wrap_the_engine_and_fail_with_one_sentence():
 
 
 def test_renderers_escape_and_stay_self_contained():
-    from ansible_collections.mo.fleet.plugins.module_utils.release_report import timeline_html, timeline_text
+    from ansible_collections.mo.fleet.plugins.module_utils._release.release_report import timeline_html, timeline_text
 
     timeline = {"app": {"2026-12-04": ["<b>&x"], "2026-12-05": ["<b>&x", "y"]}, "off": {"2026-12-04": [],
                                                                                         "2026-12-05": []}}

@@ -14,13 +14,13 @@ from ansible_collections.mo.fleet.plugins.filter.rollout import (
     release_batches, release_halts, release_sources, release_waves,
 )
 from ansible_collections.mo.fleet.plugins.filter.status import release_status_site
-from ansible_collections.mo.fleet.plugins.module_utils import release_client as rc
-from ansible_collections.mo.fleet.plugins.module_utils.release import release_plan
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
+from ansible_collections.mo.fleet.plugins.module_utils._release import release_client as rc
+from ansible_collections.mo.fleet.plugins.module_utils._release.release import release_plan
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import (
     RolloutError, client_entries, halt_decisions, read_state, sync_record_paths, update_state,
     wave_batches, write_sync_record,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.status_site import build_site
+from ansible_collections.mo.fleet.plugins.module_utils._repo.status_site import build_site
 
 CATALOG = {
     "project": {"name": "acme", "architectures": ["amd64"]},

@@ -15,8 +15,8 @@ import tempfile
 import pytest
 import yaml
 
-from ansible_collections.mo.fleet.plugins.module_utils.release_client import check_entry, sources_text
-from ansible_collections.mo.fleet.plugins.module_utils.release_sync import Sync, SyncFailed
+from ansible_collections.mo.fleet.plugins.module_utils._release.release_client import check_entry, sources_text
+from ansible_collections.mo.fleet.plugins.module_utils._release.release_sync import Sync, SyncFailed
 
 CASES = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "data", "release_sync.yaml"), encoding="utf-8"))
 KEY = b"-----BEGIN PGP PUBLIC KEY BLOCK-----\nrecorded\n-----END PGP PUBLIC KEY BLOCK-----\n"

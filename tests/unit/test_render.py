@@ -1,4 +1,4 @@
-"""Unit tests for the renderers (module_utils/render.py, filter/render.py, module_utils/verify.py)."""
+"""Unit tests for the renderers (module_utils/_render/api.py, filter/render.py, module_utils/_capture/verify.py)."""
 
 import copy
 import hashlib
@@ -15,10 +15,10 @@ from ansible.errors import AnsibleFilterError
 from ansible.parsing.utils.yaml import from_yaml
 
 from ansible_collections.mo.fleet.plugins.filter import render as render_filters
-from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
 from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils import verify
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture import verify
 
 ALLOWED_MODULES = {
     "ansible.builtin.apt", "ansible.builtin.group", "ansible.builtin.user", "ansible.builtin.file",
@@ -620,7 +620,7 @@ def test_user_without_gid_joins_its_same_name_group():
 
 
 def test_deb_architecture_follows_compiled_content(tmp_path):
-    from ansible_collections.mo.fleet.plugins.module_utils.render import RenderError, deb_architecture
+    from ansible_collections.mo.fleet.plugins.module_utils._render.api import RenderError, deb_architecture
     elf, script = tmp_path / "bin", tmp_path / "script"
     elf.write_bytes(b"\x7fELF\x02\x01\x01")
     script.write_text("#!/bin/sh\n")

@@ -8,7 +8,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.parsing.utils.yaml import from_yaml
 
 from ansible_collections.mo.fleet.plugins.filter import render as render_filters
-from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
 
 from test_render import CONTENT, apt_template, bundle, by_name  # noqa: F401 (bundle: a fixture)
 

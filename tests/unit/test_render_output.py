@@ -6,7 +6,7 @@ import stat
 
 from ansible.parsing.utils.yaml import from_yaml
 
-from ansible_collections.mo.fleet.plugins.module_utils import render
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
 from ansible_collections.mo.fleet.plugins.module_utils._render import output
 
 from test_render import bundle  # noqa: F401 (a fixture)

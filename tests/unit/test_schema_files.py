@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils import publish, rollout
+from ansible_collections.mo.fleet.plugins.module_utils._repo import publish
+from ansible_collections.mo.fleet.plugins.module_utils._release import rollout
 from ansible_collections.mo.fleet.plugins.module_utils._common import validate
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -47,7 +48,7 @@ def test_the_file_means_what_the_checker_does(name):
 
 
 def test_the_template_file_refuses_a_trailing_line_break_as_the_checker_does():
-    from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+    from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
     doc = tpl.build({"argv": ["true"], "timestamp": "2026-01-01T00:00:00+00:00", "name": "hello"}, {})
     checker = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "template.schema.json").read_text()))
     assert checker.is_valid(doc)

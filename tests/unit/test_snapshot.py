@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot as snap
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 KEY = b"-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n-----END RSA PRIVATE KEY-----\n"
 

@@ -3,7 +3,7 @@
 import hashlib
 import os
 
-from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap
+from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot as snap
 
 
 def make_tree(root):

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils.deb import DebCache, DebError
-from ansible_collections.mo.fleet.plugins.module_utils.store import collect_debs, store_packages
+from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import DebCache, DebError
+from ansible_collections.mo.fleet.plugins.module_utils._repo.store import collect_debs, store_packages
 
 from debtools import build_deb
 
@@ -105,7 +105,7 @@ class _Module:
 
 
 def test_repo_argument_spec_shares_root_and_copies_options():
-    from ansible_collections.mo.fleet.plugins.module_utils.store import (
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.store import (
         LOCK_TIMEOUT_OPTION, UPLOAD_ARGUMENT_SPEC, repo_argument_spec,
     )
     spec = repo_argument_spec(lock_timeout=LOCK_TIMEOUT_OPTION)
@@ -117,7 +117,7 @@ def test_repo_argument_spec_shares_root_and_copies_options():
 
 
 def test_package_set_defaults_to_the_directory_name(tmp_path):
-    from ansible_collections.mo.fleet.plugins.module_utils.store import package_set_of
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.store import package_set_of
     (tmp_path / "base-2026").mkdir()
     (tmp_path / "one.deb").write_bytes(b"")
     assert package_set_of(str(tmp_path / "base-2026") + "/") == "base-2026"
@@ -127,8 +127,8 @@ def test_package_set_defaults_to_the_directory_name(tmp_path):
 
 
 def test_run_engine_turns_engine_errors_into_one_sentence(tmp_path):
-    from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError
-    from ansible_collections.mo.fleet.plugins.module_utils.store import run_engine
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.publish import PublishError
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.store import run_engine
     assert run_engine(_Module(), "upload", lambda a, b=0: a + b, 1, b=2) == 3
     for exc, msg in [(PublishError("the catalog is bad."), "the catalog is bad."),
                      (DebError("x.deb is not a .deb."), "x.deb is not a .deb."),
@@ -192,7 +192,7 @@ def test_an_epoch_package_is_stored_under_the_pool_name(tmp_path):
     "main/libfoo=2.0-1",
 ])
 def test_a_catalog_names_the_package_by_any_of_its_names(tmp_path, entry):
-    from ansible_collections.mo.fleet.plugins.module_utils.publish import resolve_packages
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.publish import resolve_packages
     root, _ = _epoch_upload(tmp_path)
     dep = {"name": "foo", "packages": [entry]}
     assert resolve_packages({}, dep, str(root / "demo" / "stores")) == ["main/libfoo_1%3a2.0-1_amd64.deb"]
@@ -202,7 +202,7 @@ def test_a_catalog_names_the_package_by_any_of_its_names(tmp_path, entry):
                                    "libfoo=3.0", "libfoo:arm64=2.0-1", "libfoo_2.0-1_amd64.deb\n",
                                    "libfoo=2.0-1\nX: y", "libfoo=2.0-1\u2028"])
 def test_other_versions_and_hostile_names_are_in_no_store(tmp_path, entry):
-    from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError, resolve_packages
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.publish import PublishError, resolve_packages
     root, _ = _epoch_upload(tmp_path)
     with pytest.raises(PublishError) as err:
         resolve_packages({}, {"name": "foo", "packages": [entry]}, str(root / "demo" / "stores"))
@@ -213,7 +213,7 @@ def test_other_versions_and_hostile_names_are_in_no_store(tmp_path, entry):
 
 def test_an_epochless_name_matching_two_epochs_is_refused_with_the_way_out(tmp_path):
     from debtools import build_deb as build
-    from ansible_collections.mo.fleet.plugins.module_utils.publish import PublishError, resolve_packages
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.publish import PublishError, resolve_packages
     root, _ = _epoch_upload(tmp_path)
     other = build(tmp_path / "b2", "libfoo", version="2:2.0-1", arch="amd64", out=tmp_path / "o2" / "libfoo_2.0-1_amd64.deb")
     store_packages(str(root), "demo", "main", [str(other)])
@@ -225,7 +225,7 @@ def test_an_epochless_name_matching_two_epochs_is_refused_with_the_way_out(tmp_p
 
 def test_a_package_set_lists_its_packages_by_the_uploaded_names(tmp_path):
     from debtools import build_deb as build
-    from ansible_collections.mo.fleet.plugins.module_utils.publish import resolve_packages
+    from ansible_collections.mo.fleet.plugins.module_utils._repo.publish import resolve_packages
     src = tmp_path / "base-set"
     build(tmp_path / "b", "liba", version="3:1.0-1", arch="amd64", out=src / "liba_1.0-1_amd64.deb")
     build(tmp_path / "b", "libb", version="1.0-1", arch="amd64", out=src / "libb_1.0-1_amd64.deb")

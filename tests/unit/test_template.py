@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_EXAMPLE = Path(__file__).parent / "data" / "mo_capture_v2_1.json"

@@ -11,8 +11,8 @@ import tempfile
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils import snapshot as snap
-from ansible_collections.mo.fleet.plugins.module_utils import trace as tr
+from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot as snap
+from ansible_collections.mo.fleet.plugins.module_utils._capture import trace as tr
 
 REASON = tr.probe("/var/tmp")
 needs_fanotify = pytest.mark.skipif(REASON is not None, reason="fanotify unsupported here: %s" % REASON)

@@ -16,7 +16,7 @@ import posixpath
 import tarfile
 from datetime import datetime, timezone
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 from ansible_collections.mo.fleet.plugins.module_utils._render.prepare import (
     Prepared, RenderError, _id_number, _shown, prepare)

@@ -8,7 +8,7 @@ Standard library only.
 
 from __future__ import annotations
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._render.prepare import Prepared, RenderError, prepare
 from ansible_collections.mo.fleet.plugins.module_utils._render.parts import _Units, _pkg_spec
 from ansible_collections.mo.fleet.plugins.module_utils._render.shell import (

@@ -23,9 +23,9 @@ from __future__ import annotations
 import os
 import posixpath
 
-from ansible_collections.mo.fleet.plugins.module_utils import apply_plan
-from ansible_collections.mo.fleet.plugins.module_utils import render
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._render import apply_plan
+from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 

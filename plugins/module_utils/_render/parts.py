@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
 from ansible_collections.mo.fleet.plugins.module_utils._common.inert_yaml import Expr
 from ansible_collections.mo.fleet.plugins.module_utils._render.prepare import (

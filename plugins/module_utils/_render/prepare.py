@@ -14,7 +14,7 @@ import os
 import posixpath
 import re
 
-from ansible_collections.mo.fleet.plugins.module_utils import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths as _paths
 

@@ -1,0 +1,370 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The seed's CLI on a managed host: ``mo-capture`` (alias ``MO-capture``) and ``mo-install``.
+
+The target role copies module_utils to /usr/local/lib/mo-fleet/ and installs small entry
+scripts that call ``main_capture`` / ``main_install``: the same engine as the
+``mo.fleet.capture`` module, the same capture store (/var/lib/mo-fleet).
+
+    mo-capture [--name NAME] [--trace MODE] <command...>   capture a command
+    mo-capture status | list-snapshots | list-templates [--json]
+    mo-capture cleanup [--keep N] | reset | version
+    mo-capture baseline                                     take the drift baseline
+    mo-capture drift NAME [--rebase]                        capture what changed since it
+    mo-capture --intercept <command...>                     what the login-shell wrappers call
+    mo-capture hook pre|post                                what dpkg's hooks call
+    mo-install --info|--verify TEMPLATE [--json]            TEMPLATE: a bundle directory,
+                                                            template.json, capture id or name
+
+Exit status: a captured or intercepted command's own status; 0 for a subcommand that did
+its work; 1 when it could not (one sentence on stderr); 2 for a wrong command line.
+Standard library only (runs on targets).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import logging.handlers
+import os
+import re
+import shutil
+import sys
+
+from ansible_collections.mo.fleet.plugins.module_utils._capture import capture as cap
+from ansible_collections.mo.fleet.plugins.module_utils._capture import confdiff
+from ansible_collections.mo.fleet.plugins.module_utils._capture import drift
+from ansible_collections.mo.fleet.plugins.module_utils._capture import host_config as hc
+from ansible_collections.mo.fleet.plugins.module_utils._capture import pkg_hook
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import Store, StoreError
+
+
+def _say(text, file=None):
+    """One line to the terminal: the CLI's output (stdout unless FILE is given)."""
+    (file or sys.stdout).write(f"{text}\n")
+
+
+VERSION = "0.1.0"
+SUBCOMMANDS = ("status", "list-snapshots", "list-templates", "cleanup", "reset", "version", "baseline", "drift")
+USAGE = __doc__.split("\n\n")[2]
+log = logging.getLogger("mo-fleet")
+
+
+class UsageError(Exception):
+    """A wrong command line (exit status 2)."""
+
+
+def setup_logging(config: dict) -> None:
+    """Log to the configured file with rotation (RotatingFileHandler); nothing when not writable."""
+    logs = config["logging"]
+    log.setLevel(logs["level"])
+    log.propagate = False
+    try:
+        os.makedirs(os.path.dirname(logs["file"]), mode=0o750, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(logs["file"], maxBytes=logs["max_bytes"],
+                                                       backupCount=logs["backups"], encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+
+
+def _options(config: dict, argv: list, name: str, trace: str = None) -> dict:
+    options = {"argv": argv, "name": name, "chdir": os.getcwd(), "roots": config["capture_directories"],
+               "exclude": hc.exclude_list(config), "config_roots": config["config_directories"],
+               "keep_secrets": config["keep_secrets"], "trace": trace or config["trace"],
+               "lock_timeout": 300, "passthrough": True, "origin": "cli",
+               "requested_by": {"user": pkg_hook.who(), "command": " ".join(argv)[:4096]}}
+    if config["analyze_config"]:
+        options["analyze"] = confdiff.analyze
+    return options
+
+
+def default_name(argv: list, now=None) -> str:
+    """PROGRAM-ACTION-OPERAND-<UTC time>: a plain file name part, unique per second."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    words = [os.path.basename(argv[0])] + [w for w in argv[1:] if not w.startswith("-") and "=" not in w][:2]
+    stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", "-".join(words)).strip("._-")[:48] or "capture"
+    return "%s-%s" % (stem, now.strftime("%Y%m%dT%H%M%S"))
+
+
+def _auto_cleanup(config: dict, store: Store) -> None:
+    snaps = config["snapshots"]
+    if snaps["auto_cleanup"]:
+        removed, _kept = store.cleanup(keep=snaps["max_count"])
+        if removed:
+            log.info("auto cleanup removed %s", ", ".join(removed))
+
+
+def _exit_status(rc) -> int:
+    if rc is None:
+        return 1
+    return 128 - rc if rc < 0 else rc
+
+
+def run_capture(config: dict, argv: list, name: str = None, trace: str = None, origin: str = "cli") -> int:
+    store = Store(config["store"])
+    options = _options(config, argv, name or default_name(argv), trace)
+    options["origin"] = origin
+    result = cap.capture(options, store)
+    summary = result["template"]["summary"]
+    log.info("%s capture %s of %s: rc %s, %s", origin, result["bundle"]["id"], " ".join(argv), result["rc"],
+             ", ".join("%s %d" % (k[6:], v) for k, v in sorted(summary.items()) if v) or "no changes")
+    _auto_cleanup(config, store)
+    return _exit_status(result["rc"])
+
+
+def intercept(config: dict, argv: list) -> int:
+    """What the login-shell wrappers call: capture ARGV when it is a change, else exec it as is."""
+    if not argv:
+        raise UsageError("--intercept needs the command to run.")
+    program = os.path.basename(argv[0])
+    if shutil.which(argv[0]) is None:  # as the shell says it
+        _say("%s: command not found" % argv[0], file=sys.stderr)
+        return 127
+    store = Store(config["store"])
+    step_aside = (os.geteuid() != 0 or os.environ.get("MO_FLEET_CAPTURE") or program not in
+                  config["intercepted_commands"] or not hc.is_change(argv) or store.locked_by_other())
+    if step_aside:
+        os.execvp(argv[0], argv)  # never returns: the command as if typed without mo.fleet
+    try:
+        return run_capture(config, argv, origin="intercepted")
+    except cap.CaptureError as exc:
+        log.error("interception of %s failed: %s", " ".join(argv), exc)
+        raise
+
+
+def _print_rows(rows: list, columns: tuple, as_json: bool) -> None:
+    if as_json:
+        _say(json.dumps(rows, indent=2, sort_keys=True, default=str))
+        return
+    for row in rows:
+        _say("  ".join(str(row.get(c) if row.get(c) is not None else "-") for c in columns))
+
+
+def _when(seconds) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_listing(config: dict, what: str, as_json: bool) -> int:
+    store = Store(config["store"])
+    report = store.report()
+    if what == "status":
+        status = dict(report["status"], template_version=tpl.TEMPLATE_VERSION, version=VERSION)
+        try:
+            status["baseline"] = _when(drift.load_baseline(store)[2]["created"])
+        except drift.DriftError:
+            status["baseline"] = None
+        status["hook_records"] = len(pkg_hook.read_records(store))
+        _print_rows([status] if as_json else [{"k": k, "v": v} for k, v in sorted(status.items())], ("k", "v"),
+                    as_json)
+    elif what == "list-snapshots":
+        rows = [dict(s, created=_when(s["created"])) for s in report["snapshots"]]
+        _print_rows(rows, ("id", "created", "phase", "template_id", "entries", "packages", "method"), as_json)
+    else:
+        rows = [dict(t, created=_when(t["created"])) for t in report["templates"]]
+        _print_rows(rows, ("id", "name", "created", "status", "rc", "command"), as_json)
+    return 0
+
+
+def cmd_store(config: dict, what: str, keep: int) -> int:
+    store = Store(config["store"])
+    removed, kept = store.cleanup(reset=(what == "reset"), keep=keep)
+    _say("%s: removed %d, kept %d." % (what, len(removed), len(kept)))
+    log.info("%s removed %s", what, ", ".join(removed) or "nothing")
+    return 0
+
+
+def cmd_baseline(config: dict) -> int:
+    store = Store(config["store"])
+    store.lock(wait=300)
+    try:
+        # Ansible's temporary files (a drift capture taken through mo.fleet.harvest) are not drift
+        info = drift.take_baseline(store, config["capture_directories"],
+                                   hc.exclude_list(config) + [store.root, "/*/.ansible/tmp"])
+    finally:
+        store.unlock()
+    _say("Baseline taken: %d entries, %d packages (%s)." % (info["entries"], info["packages"], info["path"]))
+    log.info("baseline taken: %d entries, %d packages", info["entries"], info["packages"])
+    return 0
+
+
+def drift_capture(config: dict, name: str, rebase: bool = False) -> dict:
+    """Capture everything changed since the baseline as template NAME; return capture()'s result."""
+    store = Store(config["store"])
+    before, state, info = drift.load_baseline(store)
+    options = _options(config, ["mo-capture", "drift", name], name)
+    options.update(roots=info["roots"], exclude=info["exclude"], baseline=(before, state), origin="drift", chdir=None,
+                   passthrough=False)
+    analyze = options.pop("analyze", None)
+    hook_records, history = pkg_hook.read_records(store), drift.read_history()
+
+    def attribution(operations, state_after):
+        extra = {"baseline": {"created": _when(info["created"]), "entries": info["entries"]},
+                 "package_sources": drift.attribute(operations, hook_records, history)}
+        if analyze is not None:
+            extra.update(analyze(operations, state_after))
+        return extra
+    options["analyze"] = attribution
+    result = cap.capture(options, store)
+    log.info("drift capture %s since %s", result["bundle"]["id"], _when(info["created"]))
+    if rebase:
+        cmd_baseline(config)
+    return result
+
+
+def _split_options(args: list):
+    """Leading --name/--trace/--config/--json/--keep/--rebase/--intercept options, then the rest."""
+    opts = {"name": None, "trace": None, "config": hc.CONFIG_PATH, "json": False, "keep": None,
+            "rebase": False, "intercept": False}
+    rest = list(args)
+    while rest and rest[0].startswith("--"):
+        word = rest.pop(0)
+        key = word[2:]
+        if key in ("json", "rebase", "intercept", "debug"):
+            opts[key] = True
+        elif key in ("name", "trace", "config", "keep"):
+            if not rest:
+                raise UsageError("%s needs a value." % word)
+            opts[key] = rest.pop(0)
+        elif key == "help":
+            raise UsageError(USAGE)
+        else:
+            raise UsageError("%s is not an option of mo-capture." % word)
+        if opts["intercept"]:
+            break
+    return opts, rest
+
+
+def _subcommand(config: dict, word: str, rest: list, opts: dict) -> int:
+    if word == "version":
+        _say("mo-capture %s (mo.fleet), template version %s" % (VERSION, tpl.TEMPLATE_VERSION))
+        return 0
+    if word in ("status", "list-snapshots", "list-templates"):
+        return cmd_listing(config, word, opts["json"] or "--json" in rest)
+    if os.geteuid() != 0:
+        raise UsageError("mo-capture %s must run as root." % word)
+    if word in ("cleanup", "reset"):
+        keep = opts["keep"] if opts["keep"] is not None else config["snapshots"]["max_count"]
+        if not str(keep).isdigit():
+            raise UsageError("--keep must be a whole number.")
+        return cmd_store(config, word, int(keep))
+    if word == "baseline":
+        return cmd_baseline(config)
+    if word == "drift":
+        names = [w for w in rest if not w.startswith("--")]
+        if len(names) != 1:
+            raise UsageError("mo-capture drift needs one NAME for the template.")
+        result = drift_capture(config, names[0], opts["rebase"] or "--rebase" in rest)
+        _say("Drift capture %s: %s." % (result["bundle"]["id"], ", ".join(
+            "%s %d" % (k[6:], v) for k, v in sorted(result["template"]["summary"].items()) if v) or "no changes"))
+        return 0
+    raise UsageError("%s is not a subcommand of mo-capture." % word)
+
+
+def main_hook(args: list) -> int:
+    """dpkg's pre-invoke/post-invoke: always 0, whatever happens (a failing hook fails dpkg)."""
+    try:
+        config = hc.load_config()
+        setup_logging(config)
+        if len(args) == 1 and args[0] in ("pre", "post"):
+            return pkg_hook.run_hook(Store(config["store"]), args[0])
+    except Exception as exc:  # never break dpkg
+        _say("mo-capture hook: %s" % exc, file=sys.stderr)
+    return 0
+
+
+def main_capture(args: list) -> int:
+    if args[:1] == ["hook"]:
+        return main_hook(args[1:])
+    try:
+        opts, rest = _split_options(args)
+        if not rest:
+            raise UsageError(USAGE)
+        config = hc.load_config(opts["config"])
+        setup_logging(config)
+        if opts["intercept"]:
+            return intercept(config, rest)
+        if rest[0] in SUBCOMMANDS:
+            return _subcommand(config, rest[0], rest[1:], opts)
+        if opts["trace"] not in (None,) + cap.TRACE_MODES:
+            raise UsageError("--trace must be one of %s." % ", ".join(cap.TRACE_MODES))
+        if os.geteuid() != 0:
+            raise UsageError("mo-capture must run as root to capture a command (sudo mo-capture ...).")
+        return run_capture(config, rest, opts["name"], opts["trace"])
+    except UsageError as exc:
+        _say("mo-capture: %s" % exc, file=sys.stderr)
+        return 2
+    except (hc.ConfigError, cap.CaptureError, StoreError, drift.DriftError, tpl.TemplateError) as exc:
+        _say("mo-capture: %s" % exc, file=sys.stderr)
+        log.error("%s", exc)
+        return 1
+    except OSError as exc:
+        _say("mo-capture: %s: %s." % (exc.filename or "a file", exc.strerror or exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# --------------------------------------------------------------------------- mo-install
+
+def find_bundle(store: Store, what: str) -> str:
+    """The bundle directory WHAT names: a path, else a capture id, else the newest capture of that name."""
+    if os.path.isdir(what):
+        return what
+    if os.path.isfile(what):
+        return os.path.dirname(os.path.abspath(what))
+    for item in reversed(store.list_templates()):
+        if what in (item["id"], item["name"]):
+            return store.template_dir(item["id"], item["path"])
+    raise tpl.TemplateError("%s is neither a bundle directory nor a capture in %s." % (what, store.root))
+
+
+def info_lines(doc: dict) -> list:
+    """mo-install --info as text: the summary, then each conffile diff."""
+    info = tpl.describe(doc)
+    lines = ["%s: %s" % (k, v) for k, v in info.items() if v not in (None, [], {})]
+    md = doc["metadata"]
+    if md.get("origin"):
+        lines.append("origin: %s" % md["origin"])
+    for item in md.get("package_sources") or []:
+        lines.append("package %s %s %s: %s (%s, by %s)" % (item["change"], item["package"], item.get("version"),
+                                                           item.get("command"), item.get("source"), item.get("user")))
+    for item in md.get("conffile_diffs") or []:
+        if item.get("diff") is not None:
+            lines.append("conffile %s changed from %s %s (%s):" % (
+                item["path"], item["package"], item["version"], item.get("source")))
+            lines.extend("  " + line for line in item["diff"].splitlines())
+        else:
+            lines.append("conffile %s: no diff: %s" % (item["path"], item.get("error")))
+    return lines
+
+
+def main_install(args: list) -> int:
+    as_json = "--json" in args
+    args = [a for a in args if a != "--json"]
+    if len(args) != 2 or args[0] not in ("--info", "--verify"):
+        _say("usage: mo-install --info|--verify TEMPLATE [--json]  (a bundle directory, template.json, "
+             "capture id or name)", file=sys.stderr)
+        return 2
+    try:
+        config = hc.load_config()
+        directory = find_bundle(Store(config["store"]), args[1])
+        if args[0] == "--verify":
+            doc = tpl.verify_bundle(directory)
+            _say("OK: %s is a valid template %s with every bundled file present and intact." % (
+                directory, doc["MO_template"]["version"]))
+            return 0
+        doc = tpl.load_file(os.path.join(directory, tpl.BUNDLE_TEMPLATE))
+        if as_json:
+            _say(json.dumps(dict(tpl.describe(doc), conffile_diffs=doc["metadata"].get("conffile_diffs") or []),
+                            indent=2, sort_keys=True))
+        else:
+            _say("\n".join(info_lines(doc)))
+        return 0
+    except (hc.ConfigError, tpl.TemplateError, StoreError) as exc:
+        _say("mo-install: %s" % exc, file=sys.stderr)
+        return 1

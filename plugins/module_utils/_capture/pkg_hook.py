@@ -1,0 +1,255 @@
+# -*- coding: utf-8 -*-
+# Copyright: mo.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""dpkg's pre-invoke / post-invoke hook: no package change goes unrecorded.
+
+dpkg runs the commands of ``pre-invoke=`` and ``post-invoke=`` (``/etc/dpkg/dpkg.cfg.d/``)
+around every run that changes packages, whoever started it: apt, a script calling
+``dpkg -i``, unattended-upgrades.  ``pre`` keeps the installed package set in
+``<store>/hook/pending.json``; ``post`` compares, and appends one JSON line per run that
+changed packages to ``<store>/hook/records.jsonl``: the time, the packages installed,
+upgraded and removed, the dpkg or apt command line that asked, its parent command line and
+the user (``SUDO_USER``, else the login uid, else the uid).  Outside a capture (no
+``MO_FLEET_CAPTURE`` in the environment) ``post`` also writes a packages-only template into
+the capture store (origin ``dpkg-hook``), so harvest brings it home.
+
+The hook never makes dpkg fail: ``run_hook`` logs a problem and returns 0.
+Standard library only (runs on targets).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import pwd
+import shlex
+import socket
+import time
+import uuid
+
+from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot as snap
+from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture import _system
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import StoreError
+from ansible_collections.mo.fleet.plugins.module_utils._common.logtail import read_tail
+
+MAX_RECORDS_BYTES = 64 * 1024 * 1024   # records.jsonl read back at most this much (its tail)
+MAX_RECORD_LINE = 1024 * 1024
+MAX_PARENTS = 16
+# what stands between a package tool and who started it: the interception wrapper
+_WRAPPERS = ("python3", "mo-capture", "MO-capture")
+_REQUESTERS = ("apt", "apt-get", "aptitude", "dpkg", "unattended-upgr", "unattended-upgrade", "packagekitd")
+
+log = logging.getLogger("mo-fleet")
+
+
+def hook_dir(store) -> str:
+    return os.path.join(store.root, "hook")
+
+
+def _proc(pid: int):
+    """(ppid, comm, cmdline) of PID from /proc, or None."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            stat_line = handle.read(4096).decode("utf-8", "replace")
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            raw = handle.read(65536)
+    except OSError:
+        return None
+    comm = stat_line[stat_line.find("(") + 1:stat_line.rfind(")")]
+    ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
+    words = [w.decode("utf-8", "replace") for w in raw.split(b"\0") if w]
+    return ppid, comm, snap.printable_path(" ".join(shlex.quote(w) for w in words))[:4096]
+
+
+def parents(pid: int = None) -> list:
+    """[(comm, cmdline)] from the hook's parent up to (not including) pid 1."""
+    out = []
+    pid = os.getppid() if pid is None else pid
+    while pid > 1 and len(out) < MAX_PARENTS:
+        info = _proc(pid)
+        if info is None:
+            break
+        out.append((info[1], info[2]))
+        pid = info[0]
+    return out
+
+
+def requester(chain: list):
+    """(command, parent) of CHAIN: the outermost package tool and what started it."""
+    index = None
+    for i, (comm, _cmd) in enumerate(chain):
+        if comm in _REQUESTERS:
+            index = i
+    if index is None:
+        return (chain[0][1] if chain else None), (chain[1][1] if len(chain) > 1 else None)
+    parent = next((cmd for comm, cmd in chain[index + 1:] if comm not in _WRAPPERS), None)
+    if parent is None and index + 1 < len(chain):
+        parent = chain[index + 1][1]
+    return chain[index][1], parent
+
+
+def who(environ=None) -> str:
+    environ = os.environ if environ is None else environ
+    if environ.get("SUDO_USER"):
+        return snap.printable_path(environ["SUDO_USER"])[:64]
+    uid = None
+    try:
+        with open("/proc/self/loginuid") as handle:
+            uid = int(handle.read().strip())
+    except (OSError, ValueError):
+        pass
+    if uid is None or uid == 4294967295:
+        uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def package_changes(before: dict, after: dict) -> list:
+    """[{name, architecture, version, change[, version_before]}] between two package sets."""
+    installed, removed, upgraded = snap._pkg_changes({"packages": before}, {"packages": after}, set())
+    out = []
+    for change, items in (("installed", installed), ("upgraded", upgraded), ("removed", removed)):
+        for item in items:
+            entry = {"name": item["name"], "architecture": item["architecture"], "version": item["version"],
+                     "change": change}
+            if "version_before" in item:
+                entry["version_before"] = item["version_before"]
+            out.append(entry)
+    return out
+
+
+def _packages_json(packages: dict) -> list:
+    return list(packages.values())
+
+
+def pre(store) -> None:
+    packages, _conffiles = snap.read_packages()
+    os.makedirs(hook_dir(store), mode=0o700, exist_ok=True)
+    tpl.atomic_write(os.path.join(hook_dir(store), "pending.json"), json.dumps(_packages_json(packages)), 0o600)
+
+
+def make_record(before: dict, after: dict, chain: list, environ=None, now=None) -> dict:
+    environ = os.environ if environ is None else environ
+    command, parent = requester(chain)
+    return {"time": datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.timezone.utc)
+            .replace(microsecond=0).isoformat(),
+            "packages": package_changes(before, after), "command": command, "parent": parent,
+            "user": who(environ), "action": snap.printable_path(environ.get("DPKG_HOOK_ACTION", ""))[:64] or None,
+            "capture": snap.printable_path(environ.get("MO_FLEET_CAPTURE", ""))[:128] or None}
+
+
+def post(store, environ=None) -> dict:
+    """Compare with pre's package set; record a change (see module docstring); return the record."""
+    environ = os.environ if environ is None else environ
+    pending = os.path.join(hook_dir(store), "pending.json")
+    try:
+        with open(pending, encoding="utf-8") as handle:
+            before = dict(((p["name"], p["architecture"]), p) for p in json.loads(handle.read(64 * 1024 * 1024)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    os.unlink(pending)
+    after, _conffiles = snap.read_packages()
+    record = make_record(before, after, parents(), environ)
+    if not record["packages"]:
+        return None
+    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(os.path.join(hook_dir(store), "records.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    if not record["capture"]:
+        record["template"] = write_template(store, record, after)
+    return record
+
+
+def parse_records(text: str) -> list:
+    """records.jsonl -> the records that are JSON objects with a package list (others skipped)."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip() or len(line) > MAX_RECORD_LINE:
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and isinstance(item.get("packages"), list) and \
+                all(isinstance(p, dict) for p in item["packages"]):
+            out.append(item)
+    return out
+
+
+def read_records(store) -> list:
+    text = read_tail(os.path.join(hook_dir(store), "records.jsonl"), MAX_RECORDS_BYTES)
+    return [] if text is None else parse_records(text)
+
+
+def _operations(record: dict, after: dict) -> dict:
+    auto = snap.read_auto()
+    ops = {"packages_installed": [], "packages_upgraded": [], "packages_removed": []}
+    for item in record["packages"]:
+        pkg = after.get((item["name"], item["architecture"]))
+        entry = {"name": item["name"], "version": item["version"], "architecture": item["architecture"],
+                 "status": pkg["status"] if pkg else "removed"}
+        if item["change"] != "removed":
+            entry["manual"] = snap.is_manual(entry, auto)
+        if "version_before" in item:
+            entry["version_before"] = item["version_before"]
+        ops["packages_" + item["change"]].append(entry)
+    return ops
+
+
+def write_template(store, record: dict, after: dict) -> str:
+    """A packages-only template of RECORD in STORE (index row included); return its id."""
+    started = datetime.datetime.now(datetime.timezone.utc)
+    words = shlex.split(record["command"] or "dpkg") or ["dpkg"]
+    name = "%s-%s" % (os.path.basename(words[0]) or "dpkg", started.strftime("%Y%m%dT%H%M%S"))
+    capture_id = "%s-%s-%s" % (started.strftime("%Y%m%d-%H%M%S"), name, uuid.uuid4().hex[:6])
+    system = _system()
+    meta = {"system": "%s %s (%s)" % (system["id"] or "linux", system["version_id"] or "", system["machine"]),
+            "timestamp": started.replace(microsecond=0).isoformat(), "argv": words, "command": words[0],
+            "arguments": " ".join(shlex.quote(a) for a in words[1:]), "name": name,
+            "host": snap.printable_path(socket.gethostname())[:255], "status": "succeeded", "rc": 0,
+            "os": system}
+    metadata = {"analysis_method": "dpkg_hook", "origin": "dpkg-hook",
+                "requested_by": {"command": record["command"], "parent": record["parent"], "user": record["user"]}}
+    doc = tpl.build(meta, _operations(record, after), metadata, use_jsonschema=False)
+    try:
+        store.lock(wait=5)
+    except StoreError:
+        log.warning("dpkg hook: the capture store is busy; the change is only in records.jsonl")
+        return None
+    try:
+        work = os.path.join(store.work, capture_id)
+        os.makedirs(work, mode=0o700)
+        tpl.atomic_write(os.path.join(work, tpl.BUNDLE_TEMPLATE), tpl.dump(doc))
+        final = os.path.join(store.templates, capture_id)
+        os.rename(work, final)
+        store.add_template({"id": capture_id, "name": name, "created": time.time(), "command": record["command"]
+                            or "dpkg", "status": "succeeded", "rc": 0, "path": final, "archive": None,
+                            "summary": json.dumps(doc["summary"]), "bytes": 0})
+    finally:
+        store.unlock()
+    return capture_id
+
+
+def run_hook(store, phase: str) -> int:
+    """dpkg's hook entry point: PHASE pre or post; always 0 (a failing hook fails dpkg)."""
+    try:
+        if phase == "pre":
+            pre(store)
+        elif phase == "post":
+            record = post(store)
+            if record:
+                log.info("dpkg hook: %s by %s (%s): %s", record["command"], record["user"], record["parent"],
+                         ", ".join("%s %s" % (p["change"], p["name"]) for p in record["packages"]))
+        else:
+            log.error("dpkg hook: unknown phase %r", phase)
+    except Exception as exc:  # never break dpkg; the log says what went wrong
+        log.error("dpkg hook %s failed: %s: %s", phase, type(exc).__name__, exc)
+    return 0
