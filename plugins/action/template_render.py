@@ -16,6 +16,7 @@ from ansible_collections.mo.fleet.plugins.module_utils._common.plain import plai
 from ansible_collections.mo.fleet.plugins.module_utils._render import output
 from ansible_collections.mo.fleet.plugins.module_utils._render.args import TEMPLATE_RENDER_ARGS
 
+
 def _role(src: str, dest: str, args: dict, options: dict):
     if args["role_engine"] == "module":
         options["apply_module"] = True

@@ -11,7 +11,9 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   store:
-    description: The capture directory (index, lock, templates, outbox, work). The option keeps its name C(store) for existing playbooks; a package store is something else, on the repository server.
+    description:
+      - The capture directory (index, lock, templates, outbox, work).
+      - The option keeps its name C(store) for existing playbooks; a package store is something else, on the repository server.
     type: path
     default: /var/lib/mo-fleet
 """

@@ -181,8 +181,8 @@ class CaptureDirectory:
         except paths.PathError as exc:
             raise CaptureDirectoryError(str(exc))
         if recorded is not None and os.path.normpath(recorded) != os.path.normpath(path):
-            raise CaptureDirectoryError(f"The index records {recorded!r} for the template {template_id}, which is not {path}; "
-                             "nothing was removed.")
+            raise CaptureDirectoryError(f"The index records {recorded!r} for the template {template_id}, "
+                                        f"which is not {path}; nothing was removed.")
         return path
 
     def forget_template(self, template_id):

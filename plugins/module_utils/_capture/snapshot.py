@@ -38,18 +38,18 @@ import gc
 import os
 import stat
 
-from ansible_collections.mo.fleet.plugins.module_utils._capture.snapshot_tree import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._capture.snapshot_tree import (  # noqa: F401 pylint: disable=unused-import
     Changes, CONFIG_ROOTS, DEFAULT_EXCLUDE, DEFAULT_ROOTS, diff, DPKG_INFO, EXCLUDE_REASONS, Excluder,
     EXTENDED_STATES, file_type, make_stat, printable_path, Snapshot, Stat, STORE_DIR, CAPTURE_DIR, _TYPE_NAMES,
     unnamed_name)
-from ansible_collections.mo.fleet.plugins.module_utils._capture.redaction import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._capture.redaction import (  # noqa: F401 pylint: disable=unused-import
     copy_file, hash_file, kept, NAMED_LIKE_CREDENTIALS, redaction_reason, Stash, write_bytes)
-from ansible_collections.mo.fleet.plugins.module_utils._capture.system_state import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._capture.system_state import (  # noqa: F401 pylint: disable=unused-import
     add_unit_files, DPKG_FORMAT, is_manual, Names, owners, parse_dpkg_query, parse_extended_states,
     parse_group, parse_passwd, parse_unit_files, parse_units, read_accounts, read_auto, read_md5sums,
     read_packages, read_state, read_units, _run, state_of, UNIT_DIRS, unit_dirs_covered, unit_files,
     unit_path, UNIT_SUFFIXES)
-from ansible_collections.mo.fleet.plugins.module_utils._capture.operations import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._capture.operations import (  # noqa: F401 pylint: disable=unused-import
     _pkg_changes, build_operations, excluded_entries)  # _pkg_changes: pkg_hook compares package sets with it
 
 

@@ -213,18 +213,15 @@ def check_item(item, probe):
             actual = f"{stat.S_IMODE(st.st_mode):04o}"
             if int(item["mode"], 8) != stat.S_IMODE(st.st_mode):
                 out.append(_drift(item, "mode", item["mode"].zfill(4), actual))
-        if "owner" in item or "uid" in item:
-            name = probe.user_name(st.st_uid)
-            if item.get("owner") is not None and name != item["owner"]:
-                out.append(_drift(item, "owner", item["owner"], name or st.st_uid))
-            elif item.get("owner") is None and item.get("uid") is not None and st.st_uid != item["uid"]:
-                out.append(_drift(item, "owner", item["uid"], st.st_uid))
-        if "group" in item or "gid" in item:
-            name = probe.group_name(st.st_gid)
-            if item.get("group") is not None and name != item["group"]:
-                out.append(_drift(item, "group", item["group"], name or st.st_gid))
-            elif item.get("group") is None and item.get("gid") is not None and st.st_gid != item["gid"]:
-                out.append(_drift(item, "group", item["gid"], st.st_gid))
+        for key, number, name_of, actual in (("owner", "uid", probe.user_name, st.st_uid),
+                                             ("group", "gid", probe.group_name, st.st_gid)):
+            if key not in item and number not in item:
+                continue
+            name = name_of(actual)
+            if item.get(key) is not None and name != item[key]:
+                out.append(_drift(item, key, item[key], name or actual))
+            elif item.get(key) is None and item.get(number) is not None and actual != item[number]:
+                out.append(_drift(item, key, item[number], actual))
         if "sha256" in item:
             digest = probe.sha256(item["name"])
             if digest != item["sha256"]:

@@ -90,3 +90,10 @@ def check(kind, value, field):
     if not is_valid(kind, value):
         raise NameError_("%s must be %s, not %r." % (field, RULES[kind], value))
     return value
+
+
+def by_deployment(fields: dict) -> dict:
+    """The JSON Schema of a mapping deployment name -> object with FIELDS (a state file's shape)."""
+    return {"type": "object",
+            "propertyNames": {"type": "string", "pattern": PATTERNS["safe"], "x-rule": "is not a deployment name"},
+            "additionalProperties": {"type": "object", "properties": fields}}

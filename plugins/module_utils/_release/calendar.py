@@ -12,9 +12,7 @@ from __future__ import annotations
 import bisect
 import datetime
 
-from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import (
-    CatalogError, load_catalog, parse_date,
-)
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import parse_date
 
 
 class ReleaseError(ValueError):

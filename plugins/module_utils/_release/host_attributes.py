@@ -10,7 +10,7 @@ Standard library only.
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Mapping
 
 

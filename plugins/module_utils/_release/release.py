@@ -68,12 +68,11 @@ from operator import le, methodcaller, mod
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import validate as _validate
 from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import (
-    CatalogError, load_catalog, parse_date,
-)
+    CatalogError, load_catalog, parse_date)  # CatalogError: in __all__
 
-from ansible_collections.mo.fleet.plugins.module_utils._release.calendar import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._release.calendar import (  # noqa: F401 pylint: disable=unused-import
     Calendar, is_workday, ReleaseError, to_date, workday_add)
-from ansible_collections.mo.fleet.plugins.module_utils._release.host_attributes import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._release.host_attributes import (  # noqa: F401 pylint: disable=unused-import
     fleet_attributes, host_attributes, network_attributes)
 
 

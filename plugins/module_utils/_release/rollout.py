@@ -78,20 +78,13 @@ STATE_SCHEMA = {
     "type": "object",
     "properties": {
         "version": {"const": STATE_VERSION},
-        "halted": {
-            "type": "object",
-            "propertyNames": {"type": "string", "pattern": names.PATTERNS["safe"], "x-rule": "is not a deployment name"},
-            "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    "failed": {"type": "integer", "minimum": 0, "maximum": 10 ** 9},
-                    "total": {"type": "integer", "minimum": 0, "maximum": 10 ** 9},
-                    "threshold": {"type": "number", "minimum": 0, "maximum": 100},
-                    "hosts": _names_list("file_part"),
-                    "date": {"type": "string", "pattern": names.PATTERNS["date"], "x-rule": "is not " + names.RULES["date"]},
-                },
-            },
-        },
+        "halted": names.by_deployment({
+            "failed": {"type": "integer", "minimum": 0, "maximum": 10 ** 9},
+            "total": {"type": "integer", "minimum": 0, "maximum": 10 ** 9},
+            "threshold": {"type": "number", "minimum": 0, "maximum": 100},
+            "hosts": _names_list("file_part"),
+            "date": {"type": "string", "pattern": names.PATTERNS["date"], "x-rule": "is not " + names.RULES["date"]},
+        }),
     },
 }
 

@@ -72,14 +72,16 @@ Options (every renderer accepts the same dict; unknown keys are refused):
 from __future__ import annotations
 
 # The renderers' public names, one module per output under _render/ (this module only gathers them).
-from ansible_collections.mo.fleet.plugins.module_utils._render.prepare import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._render.prepare import (  # noqa: F401 pylint: disable=unused-import
     ACCOUNT_DATABASES, CONFIG_ROOTS, DEFAULT_ALLOWED_ROOTS, DEFAULT_BASE_IMAGE, GENERATED_PATHS, OPTION_DEFAULTS,
     UNIT_DIRS, Prepared, RenderError, fast_errors, normalize_options, prepare)
-from ansible_collections.mo.fleet.plugins.module_utils._render.tasks import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._render.tasks import (  # noqa: F401 pylint: disable=unused-import
     APPLY_MODULE, MODULE_OPTIONS, apply_paths, module_options, to_handlers, to_tasks)
-from ansible_collections.mo.fleet.plugins.module_utils._render.archive import archive_members, files_archive_differs, write_files_archive  # noqa: F401
-from ansible_collections.mo.fleet.plugins.module_utils._render.rollback import rollback_paths, to_rollback_tasks  # noqa: F401
-from ansible_collections.mo.fleet.plugins.module_utils._render.shell import _q  # noqa: F401 (quoting a shell word; tests use it)
-from ansible_collections.mo.fleet.plugins.module_utils._render.dockerfile import to_dockerfile  # noqa: F401
-from ansible_collections.mo.fleet.plugins.module_utils._render.deb import deb_architecture, to_deb  # noqa: F401
-from ansible_collections.mo.fleet.plugins.module_utils._render.role import ROLE_ARCHIVE, to_role  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._render.archive import (  # noqa: F401 pylint: disable=unused-import
+    archive_members, files_archive_differs, write_files_archive)
+from ansible_collections.mo.fleet.plugins.module_utils._render.rollback import rollback_paths, to_rollback_tasks  # noqa: F401 pylint: disable=unused-import
+# _q: quoting a shell word, which tests use through this module
+from ansible_collections.mo.fleet.plugins.module_utils._render.shell import _q  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.mo.fleet.plugins.module_utils._render.dockerfile import to_dockerfile  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.mo.fleet.plugins.module_utils._render.deb import deb_architecture, to_deb  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.mo.fleet.plugins.module_utils._render.role import ROLE_ARCHIVE, to_role  # noqa: F401 pylint: disable=unused-import

@@ -8,8 +8,6 @@ other renderers).
 from __future__ import annotations
 
 
-
-
 def to_deb(source, options=None):
     """The .deb renderer (``debrender.to_deb``; imported when used, it builds on this module)."""
     from ansible_collections.mo.fleet.plugins.module_utils._render import debrender

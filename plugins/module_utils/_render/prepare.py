@@ -73,8 +73,6 @@ OPTION_DEFAULTS = {
 HANDLER_MODES = ("inline", "notify", "none")
 
 
-
-
 class RenderError(ValueError):
     """The template, the bundle or an option cannot be rendered; the message is one sentence."""
 

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.mo.fleet.plugins.module_utils._common import layout, names, validate
+from ansible_collections.mo.fleet.plugins.module_utils._common import names
 from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import (
-    DebCache, DebError, check_safe_name, record_fields, split_pool_name, version_matches,
+    DebError, check_safe_name, split_pool_name, version_matches,
 )
-from ansible_collections.mo.fleet.plugins.module_utils._repo.repo_index import (
-    COMPONENT, STATE_VERSION, ChunkStore, PublishError, build_packages_chunks, build_release, compress_indexes,
-    parse_release_sha256, sign_release, signing_key_fingerprint,
-)
+from ansible_collections.mo.fleet.plugins.module_utils._repo.repo_index import PublishError
 
 
 class PackagesMissing(PublishError):

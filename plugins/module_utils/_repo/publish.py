@@ -39,21 +39,20 @@ import shutil
 import tempfile
 from datetime import datetime, timedelta, timezone
 
-from ansible_collections.mo.fleet.plugins.module_utils._common import layout, names, validate
+from ansible_collections.mo.fleet.plugins.module_utils._common import layout, names
 from ansible_collections.mo.fleet.plugins.module_utils._common.layout import project_paths
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock
-from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import (
-    DebCache, DebError, check_safe_name, record_fields, split_pool_name, version_matches,
-)
+from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import DebCache, DebError, record_fields
+from ansible_collections.mo.fleet.plugins.module_utils._repo.deb import split_pool_name  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.mo.fleet.plugins.module_utils._repo.repo_index import (
-    COMPONENT, STATE_VERSION, ChunkStore, PublishError, build_packages_chunks, build_release, compress_indexes,
+    COMPONENT, ChunkStore, PublishError, build_packages_chunks, build_release, compress_indexes,
     parse_release_sha256, sign_release, signing_key_fingerprint,
 )
 
-from ansible_collections.mo.fleet.plugins.module_utils._repo.package_resolve import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._repo.package_resolve import (  # noqa: F401 pylint: disable=unused-import
     package_ref, PackagesMissing, pool_matches, prepare_catalog, resolve_packages,
     validate_catalog_for_publish)
-from ansible_collections.mo.fleet.plugins.module_utils._repo.publish_state import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._repo.publish_state import (  # noqa: F401 pylint: disable=unused-import
     _fingerprint, load_state, save_state, STATE_SCHEMA)
 
 

@@ -13,12 +13,9 @@ import hashlib
 import json
 import os
 
-from ansible_collections.mo.fleet.plugins.module_utils._common import layout, names, validate
+from ansible_collections.mo.fleet.plugins.module_utils._common import names, validate
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
-from ansible_collections.mo.fleet.plugins.module_utils._repo.repo_index import (
-    COMPONENT, STATE_VERSION, ChunkStore, PublishError, build_packages_chunks, build_release, compress_indexes,
-    parse_release_sha256, sign_release, signing_key_fingerprint,
-)
+from ansible_collections.mo.fleet.plugins.module_utils._repo.repo_index import STATE_VERSION, PublishError
 
 
 _TEXTS = {"type": "array", "maxItems": 1000000, "items": {"type": "string"}}
@@ -33,21 +30,14 @@ STATE_SCHEMA = {
     "required": ["version", "deployments"],
     "properties": {
         "version": {"const": STATE_VERSION},
-        "deployments": {
-            "type": "object",
-            "propertyNames": {"type": "string", "pattern": names.PATTERNS["safe"], "x-rule": "is not a deployment name"},
-            "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    "fingerprint": {"type": "string", "maxLength": 128},
-                    "packages": _TEXTS, "chunks": _TEXTS,
-                    "generation": _COUNT, "date": _COUNT,
-                    "suite": {"type": ["string", "null"], "pattern": names.PATTERNS["suite"]},
-                    "enabled": {"type": "boolean"},
-                    "history": {"type": "array", "items": {"type": "object"}},
-                },
-            },
-        },
+        "deployments": names.by_deployment({
+            "fingerprint": {"type": "string", "maxLength": 128},
+            "packages": _TEXTS, "chunks": _TEXTS,
+            "generation": _COUNT, "date": _COUNT,
+            "suite": {"type": ["string", "null"], "pattern": names.PATTERNS["suite"]},
+            "enabled": {"type": "boolean"},
+            "history": {"type": "array", "items": {"type": "object"}},
+        }),
     },
 }
 

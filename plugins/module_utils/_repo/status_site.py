@@ -60,6 +60,18 @@ def _cell_list(items):
     return ", ".join(escape(i) for i in items) if items else '<span class="muted">-</span>'
 
 
+def _table_head(section_id: str, title: str, columns) -> str:
+    """The start of a section holding one table with COLUMNS (the caller closes it)."""
+    heads = "".join(f"<th>{column}</th>" for column in columns)
+    return f'<section id="{section_id}"><h2>{title}</h2><table class="grid"><thead><tr>{heads}</tr></thead><tbody>'
+
+
+def _row(data: dict, cells) -> str:
+    """One table row: DATA as data-* attributes (escaped), then CELLS (HTML already)."""
+    attrs = "".join(f' data-{key}="{escape(str(value))}"' for key, value in data.items())
+    return f"<tr{attrs}>" + "".join(cells) + "</tr>"
+
+
 def _checked_inputs(halted, records, repo):
     """HALTED, RECORDS and REPO as plain dicts, checked against the schemas they are read with
     for a rollout (they come from files anyone with the reports directory could have written)."""
@@ -104,46 +116,40 @@ def _halted_section(halted):
 
 def _deployments_section(engine, halted, plan_today):
     """The deployments table: state, start, schedule, hosts today."""
-    out = []
-    out.append('<section id="deployments"><h2>Deployments</h2><table class="grid"><thead><tr>'
-               "<th>deployment</th><th>state</th><th>start</th><th>schedule</th><th>hosts today</th>"
-               "<th>packages</th><th>install</th><th>remove</th><th>comment</th></tr></thead><tbody>")
+    columns = ("deployment", "state", "start", "schedule", "hosts today", "packages", "install", "remove", "comment")
+    out = [_table_head("deployments", "Deployments", columns)]
     for dep in sorted(engine.catalog["deployments"], key=lambda d: d["name"]):
         name = dep["name"]
         state = "halted" if name in halted else ("active" if dep["enabled"] else "disabled")
         having = sorted(h for h, names in plan_today.items() if name in names)
-        out.append(f'<tr data-deployment="{escape(name)}" data-state="{state}" data-hosts="{len(having)}">'
-                   f'<td>{escape(name)}</td><td><span class="badge {state}">{state}</span></td>'
-                   f'<td>{escape(dep["start_date"])}</td><td>{escape(dep["schedule"] or "-")}</td>'
-                   f'<td title="{escape(", ".join(having))}">{len(having)}</td>'
-                   f'<td>{_cell_list(dep["packages"] + dep["package_sets"])}</td>'
-                   f'<td>{_cell_list(dep["packages_to_install"])}</td>'
-                   f'<td>{_cell_list(dep["packages_to_remove"])}</td><td>{escape(dep["comment"])}</td></tr>')
+        out.append(_row({"deployment": name, "state": state, "hosts": len(having)}, (
+            f'<td>{escape(name)}</td>', f'<td><span class="badge {state}">{state}</span></td>',
+            f'<td>{escape(dep["start_date"])}</td>', f'<td>{escape(dep["schedule"] or "-")}</td>',
+            f'<td title="{escape(", ".join(having))}">{len(having)}</td>',
+            f'<td>{_cell_list(dep["packages"] + dep["package_sets"])}</td>',
+            f'<td>{_cell_list(dep["packages_to_install"])}</td>',
+            f'<td>{_cell_list(dep["packages_to_remove"])}</td>', f'<td>{escape(dep["comment"])}</td>')))
     out.append("</tbody></table></section>")
     return out
 
 
 def _hosts_section(hosts, records):
     """The hosts' last sync table."""
-    out = []
-    out.append('<section id="hosts"><h2>Hosts (last sync)</h2><table class="grid"><thead><tr>'
-               "<th>host</th><th>status</th><th>time</th><th>plan day</th><th>deployments</th>"
-               "<th>installed</th><th>upgraded</th><th>removed</th><th>message</th></tr></thead><tbody>")
+    columns = ("host", "status", "time", "plan day", "deployments", "installed", "upgraded", "removed", "message")
+    out = [_table_head("hosts", "Hosts (last sync)", columns)]
     for host in sorted(hosts):
         record = records.get(host) if isinstance(records.get(host), dict) else None
         if record is None:
-            out.append(f'<tr data-host="{escape(host)}" data-status="never"><td>{escape(host)}</td>'
-                       '<td class="never">never</td><td colspan="7" class="muted">no sync record</td></tr>')
+            out.append(_row({"host": host, "status": "never"}, (
+                f'<td>{escape(host)}</td>', '<td class="never">never</td>',
+                '<td colspan="7" class="muted">no sync record</td>')))
             continue
         status = "ok" if record.get("status") == "ok" else "error"
-        out.append(f'<tr data-host="{escape(host)}" data-status="{status}"><td>{escape(host)}</td>'
-                   f'<td class="{status}">{status}</td><td>{escape(str(record.get("time", "")))}</td>'
-                   f'<td>{escape(str(record.get("date", "")))}</td>'
-                   f'<td>{_cell_list(_list(record.get("deployments")))}</td>'
-                   f'<td>{_cell_list(_list(record.get("installed")))}</td>'
-                   f'<td>{_cell_list(_list(record.get("upgraded")))}</td>'
-                   f'<td>{_cell_list(_list(record.get("removed")))}</td>'
-                   f'<td>{escape(str(record.get("message", "")))}</td></tr>')
+        cells = [f'<td>{escape(host)}</td>', f'<td class="{status}">{status}</td>']
+        cells += [f'<td>{escape(str(record.get(key, "")))}</td>' for key in ("time", "date")]
+        cells += [f'<td>{_cell_list(_list(record.get(key)))}</td>'
+                  for key in ("deployments", "installed", "upgraded", "removed")]
+        out.append(_row({"host": host, "status": status}, cells + [f'<td>{escape(str(record.get("message", "")))}</td>']))
     out.append("</tbody></table></section>")
     return out
 

@@ -184,6 +184,20 @@ def _account():
     return {"type": "object", "required": ["name"], "additionalProperties": False, "properties": fields}
 
 
+# what a path's state holds: the "state" definition, and a "file" entry besides its own fields
+_STATE_FIELDS = {
+    "type": {"type": "string", "enum": list(FILE_TYPES)},
+    "size": _SIZE,
+    "permissions": _MODE,
+    "owner": _named("account", nullable=True),
+    "group": _named("account", nullable=True),
+    "uid": _ID,
+    "gid": _ID,
+    "hash": _SHA256,
+    "modified": _TIME,
+    "target": _TARGET,
+}
+
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "urn:mo-fleet:schema:template:" + TEMPLATE_VERSION,
@@ -235,18 +249,7 @@ SCHEMA = {
             "description": "Ownership and mode of a path at one moment.",
             "type": ["object", "null"],
             "additionalProperties": False,
-            "properties": {
-                "type": {"type": "string", "enum": list(FILE_TYPES)},
-                "size": _SIZE,
-                "permissions": _MODE,
-                "owner": _named("account", nullable=True),
-                "group": _named("account", nullable=True),
-                "uid": _ID,
-                "gid": _ID,
-                "hash": _SHA256,
-                "modified": _TIME,
-                "target": _TARGET,
-            },
+            "properties": dict(_STATE_FIELDS),
         },
         "file": {
             "description": "A file, directory or symlink and its state (after, or before for deletions).",
@@ -255,16 +258,7 @@ SCHEMA = {
             "additionalProperties": False,
             "properties": {
                 "path": _ABS_PATH,
-                "type": {"type": "string", "enum": list(FILE_TYPES)},
-                "size": _SIZE,
-                "permissions": _MODE,
-                "owner": _named("account", nullable=True),
-                "group": _named("account", nullable=True),
-                "uid": _ID,
-                "gid": _ID,
-                "hash": _SHA256,
-                "modified": _TIME,
-                "target": _TARGET,
+                **_STATE_FIELDS,
                 "package": _named("package", nullable=True),
                 "conffile": {"type": "boolean"},
                 "conffile_changed": {"type": "boolean"},

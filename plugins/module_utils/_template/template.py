@@ -95,16 +95,17 @@ import json
 import os
 import posixpath
 
-from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write, sha256_file  # noqa: F401 (tpl.sha256_file)
+# sha256_file: callers use tpl.sha256_file
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write, sha256_file  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths as _paths
 
-from ansible_collections.mo.fleet.plugins.module_utils._template.model import (  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._template.model import (  # noqa: F401 pylint: disable=unused-import
     ACCOUNT_OPERATIONS, build, BUNDLE_BEFORE, BUNDLE_FILES, BUNDLE_TEMPLATE, check, empty_operations,
     FILE_OPERATIONS, FILE_TYPES, GENERATOR, LEGACY_VERSIONS, MAX_ENTRIES, MAX_ID, MAX_PATH, MAX_SIZE,
     MAX_TEXT, normalize_path, OPERATIONS, PACKAGE_OPERATIONS, PATH_OPERATIONS, SCHEMA, schema, schema_json,
     SORT_KEYS, STATUSES, structural_errors, summarize, TEMPLATE_VERSION, TemplateError,
     UNIT_OPERATIONS, validate)
-from ansible_collections.mo.fleet.plugins.module_utils._template.migrate import detect_version, migrate  # noqa: F401
+from ansible_collections.mo.fleet.plugins.module_utils._template.migrate import detect_version, migrate  # noqa: F401 pylint: disable=unused-import
 
 MAX_TEMPLATE_BYTES = 1024 ** 3  # a template file larger than this is refused unread
 
