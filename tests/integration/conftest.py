@@ -2,7 +2,7 @@
 
 import pytest
 
-from labhosts import LabFactory
+from labhosts import LabFactory, wait_for_removals
 
 
 def pytest_collection_modifyitems(items):
@@ -19,7 +19,11 @@ def lab(tmp_path):
     """Factory for disposable hosts: `lab.host(groups=[...])`, `lab.inventory(h1, h2)`."""
     factory = LabFactory(tmp_path)
     yield factory
-    factory.cleanup()
+    factory.cleanup(wait=False)  # removed while the next test runs
+
+
+def pytest_sessionfinish(session):
+    wait_for_removals()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,30 @@ class LabFactory:
         hosts = hosts or tuple(self.hosts)
         return write_inventory(self.tmp_path / f"inventory-{uuid.uuid4().hex[:6]}.yml", hosts, group_vars)
 
-    def cleanup(self):
-        labctl.remove_hosts(*(h.name for h in self.hosts))
+    def cleanup(self, wait=True):
+        """Remove the hosts; with WAIT false in a background thread (remove_later)."""
+        names = [h.name for h in self.hosts]
+        if wait:
+            labctl.remove_hosts(*names)
+        else:
+            remove_later(names)
+
+
+_REMOVALS = []
+
+
+def remove_later(names):
+    """Remove hosts NAMES in a thread of their own, so the test's worker goes on to its next
+    test meanwhile (`podman rm` of a systemd host took 1-11 s here); wait_for_removals(), or
+    the interpreter's exit, waits for every one of them."""
+    thread = threading.Thread(target=labctl.remove_hosts, args=tuple(names), name="lab-remove")
+    thread.start()
+    _REMOVALS.append(thread)
+
+
+def wait_for_removals():
+    while _REMOVALS:
+        _REMOVALS.pop().join()
 
 
 @dataclass
