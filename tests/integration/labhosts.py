@@ -132,6 +132,38 @@ def wait_for_removals():
         _REMOVALS.pop().join()
 
 
+# ---------------------------------------------------------------- the order tests start in
+
+def estimates(nodeids, marked_long, known):
+    """Seconds each of NODEIDS is expected to take: its KNOWN duration, else the median of the
+    known ones (a new test); tests in MARKED_LONG (@pytest.mark.long) count as the longest."""
+    median = sorted(known.values())[len(known) // 2] if known else 1.0
+    top = max(known.values(), default=1.0)
+    return {n: top * 2 + known.get(n, 0) if n in marked_long else known.get(n, median) for n in nodeids}
+
+
+def worksteal_order(nodeids, cost, workers):
+    """NODEIDS ordered for `--dist worksteal` with WORKERS: that scheduler hands worker i the
+    i-th contiguous slice (len // workers, then of what is left ...), and idle workers then steal
+    from the tails of the others. Longest first into the slice with the least total seconds
+    (and room left), each slice longest first: every worker starts with one of the longest
+    tests, and no long test waits behind another on one worker while the others run out."""
+    order = sorted(nodeids, key=lambda n: -cost[n])
+    if workers <= 1:
+        return order
+    sizes, left = [], len(order)
+    for i in range(workers):
+        sizes.append(left // (workers - i))
+        left -= sizes[-1]
+    slices = [[] for _ in range(workers)]
+    totals = [0.0] * workers
+    for nodeid in order:
+        i = min((i for i in range(workers) if len(slices[i]) < sizes[i]), key=lambda i: totals[i])
+        slices[i].append(nodeid)
+        totals[i] += cost[nodeid]
+    return [n for part in slices for n in part]
+
+
 @dataclass
 class AnsibleRun:
     rc: int
