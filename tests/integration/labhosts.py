@@ -143,11 +143,14 @@ def estimates(nodeids, marked_long, known):
 
 
 def worksteal_order(nodeids, cost, workers):
-    """NODEIDS ordered for `--dist worksteal` with WORKERS: that scheduler hands worker i the
-    i-th contiguous slice (len // workers, then of what is left ...), and idle workers then steal
-    from the tails of the others. Longest first into the slice with the least total seconds
-    (and room left), each slice longest first: every worker starts with one of the longest
-    tests, and no long test waits behind another on one worker while the others run out."""
+    """NODEIDS ordered for `--dist worksteal` with WORKERS, by COST (seconds per test).
+
+    That scheduler hands worker i the i-th contiguous slice (len // workers, then of what is
+    left ...), and an idle worker then steals the last half (by count) of the longest queue.
+    Tests go longest first into the slice with the least seconds and room left; each slice
+    starts with its longest test, so every worker starts with one of the longest, and goes on
+    shortest first, so that what is stolen from its tail is its longer tests, not its shortest.
+    """
     order = sorted(nodeids, key=lambda n: -cost[n])
     if workers <= 1:
         return order
@@ -161,7 +164,7 @@ def worksteal_order(nodeids, cost, workers):
         i = min((i for i in range(workers) if len(slices[i]) < sizes[i]), key=lambda i: totals[i])
         slices[i].append(nodeid)
         totals[i] += cost[nodeid]
-    return [n for part in slices for n in part]
+    return [n for part in slices for n in part[:1] + part[1:][::-1]]
 
 
 @dataclass

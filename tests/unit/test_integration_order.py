@@ -18,21 +18,44 @@ def slices(order, workers):
     return out
 
 
-def test_each_worker_starts_with_one_of_the_longest_tests_and_the_slices_are_balanced():
-    cost = {"rollout": 900.0, "docs2": 600.0, "docs1": 400.0, "roundtrip": 350.0}
-    cost.update({f"t{i:02d}": 20.0 + i for i in range(20)})
-    order = worksteal_order(list(cost), cost, 3)
-    assert sorted(order) == sorted(cost)  # every test once
+def makespan(order, cost, workers):
+    """Seconds until the last worker is done, under worksteal's rules: the first slices, then
+    an idle worker steals the last half (by count) of the longest queue."""
+    queues, clock = slices(order, workers), [0.0] * workers
+    idle = set()
+    while any(queues):
+        i = min((i for i in range(workers) if i not in idle), key=lambda i: clock[i])
+        if not queues[i]:
+            j = max(range(workers), key=lambda j: len(queues[j]))
+            half = len(queues[j]) // 2
+            if half == 0:
+                idle.add(i)
+                continue
+            queues[i], queues[j] = queues[j][-half:], queues[j][:-half]
+        clock[i] += cost[queues[i].pop(0)]
+    return max(clock)
+
+
+COST = {"rollout": 900.0, "docs2": 600.0, "docs1": 400.0, "roundtrip": 350.0, "server": 300.0,
+        **{f"t{i:02d}": 20.0 + 3 * i for i in range(25)}}
+
+
+def test_each_worker_starts_with_one_of_the_longest_tests():
+    order = worksteal_order(list(COST), COST, 3)
+    assert sorted(order) == sorted(COST)  # every test once
     parts = slices(order, 3)
     assert {part[0] for part in parts} == {"rollout", "docs2", "docs1"}
-    for part in parts:  # each slice longest first: steals take its short tail
-        assert [cost[n] for n in part] == sorted((cost[n] for n in part), reverse=True)
-    totals = [sum(cost[n] for n in part) for part in parts]
-    # a plain longest-first order gives the first worker rollout, docs2, docs1 and roundtrip
-    naive = [sum(cost[n] for n in part) for part in slices(sorted(cost, key=lambda n: -cost[n]), 3)]
-    assert max(naive) == 900 + 600 + 400 + 350 + 39 + 38 + 37 + 36
-    # here the rollout's slice holds only short tests (slices are 8 long)
-    assert max(totals) == totals[order.index("rollout") // 8] <= 900 + 7 * 39 < max(naive)
+    for part in parts:  # then shortest first: a steal from the tail takes the longer ones
+        rest = [COST[n] for n in part[1:]]
+        assert rest == sorted(rest) and COST[part[0]] >= max(rest)
+
+
+def test_the_run_ends_sooner_than_with_the_long_tests_first_in_collection_order():
+    naive = sorted(COST, key=lambda n: -COST[n])  # the first worker got every long test
+    ours = worksteal_order(list(COST), COST, 3)
+    bound = max(max(COST.values()), sum(COST.values()) / 3)
+    assert makespan(ours, COST, 3) < makespan(naive, COST, 3)
+    assert makespan(ours, COST, 3) <= bound * 1.15
 
 
 def test_one_worker_runs_longest_first():
