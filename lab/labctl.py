@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from labimage import (  # noqa: F401  (the lab's one namespace for tests and the command line)
-    APT_CACHE_DIR, APT_CACHE_PORT, BASE_IMAGE, CONTAINERS_CONF, HOST_IMAGE, IMAGE_REVISION, LAB_DIR,
+    APT_CACHE_DIR, APT_CACHE_PORT, BASE_IMAGE, CONTAINERS_CONF, HOST_IMAGE, HOST_PACKAGES, IMAGE_REVISION, LAB_DIR,
     LABEL, LOGIN_USER, STATE_DIR, SUITE, SUITES, LabError, apt_cache_client_config, apt_cache_config,
     base_image, build_image, check_suite, debian_mirror, ensure_apt_cache, host_image, image_exists,
     pinned_mirror_hosts, podman, podman_env, run, say, source_hosts, source_uris, stop_apt_cache,
@@ -162,7 +162,13 @@ def start_host(name, network, kind="fleet", extra_args=(), suite=SUITE):
     return changed
 
 
-def wait_for_systemd(name, timeout=90):
+# A host boots in 2-10 s; under a load average of 40 (five suites on two cores) a host of the
+# r1 image was still "starting" after 90 s and failed its test. A slow boot is waited for,
+# a hung one still ends in a LabError.
+BOOT_TIMEOUT = 300
+
+
+def wait_for_systemd(name, timeout=BOOT_TIMEOUT):
     deadline = time.monotonic() + timeout
     while True:
         proc = podman("exec", name, "systemctl", "is-system-running", check=False)
@@ -337,6 +343,7 @@ def down(remove_image=False, spec_path=None, inventory_path=INVENTORY):
         removed += stop_apt_cache()
     images = [image(suite) for suite in SUITES for image in (host_image, base_image)
               if image_exists(image(suite), revision=None)]
+    images += [i for i in older_host_images() if i not in images]
     if remove_image and images:
         podman("rmi", *images)
         removed += len(images)
@@ -344,6 +351,14 @@ def down(remove_image=False, spec_path=None, inventory_path=INVENTORY):
     elif images:
         say(f"kept the cached images {' '.join(images)}; `make lab-down-all` removes them too")
     say(f"{removed} object(s) removed")
+
+
+def older_host_images():
+    """Host images of other recipe revisions (named SUITE-rN, or SUITE before revision 2)."""
+    proc = podman("images", "--filter", "label=mo.fleet.lab.host-revision",
+                  "--format", "{{.Repository}}:{{.Tag}}", check=False)
+    return sorted({i for i in proc.stdout.decode().split() if i.startswith("localhost/mo-fleet-lab:")}
+                  - {host_image(suite) for suite in SUITES})
 
 
 def status():

@@ -219,21 +219,23 @@ def apt_cache_client_config(hosts, port=APT_CACHE_PORT):
                    for host in hosts)
 
 
+# Raise when an image's content changes: an image built by an older recipe is rebuilt.
+IMAGE_REVISION = "3"        # the base image (label mo.fleet.lab.revision)
+HOST_IMAGE_REVISION = "2"   # the host image (label mo.fleet.lab.host-revision and its tag)
+
 
 def base_image(suite=SUITE):
     return f"localhost/mo-fleet-base:{suite}"
 
 
 def host_image(suite=SUITE):
-    return f"localhost/mo-fleet-lab:{suite}"
+    """SUITE's host image, its tag naming the recipe's revision: checkouts of other revisions
+    on one machine keep their own image instead of building each other's over and over."""
+    return f"localhost/mo-fleet-lab:{suite}-r{HOST_IMAGE_REVISION}"
 
 
 BASE_IMAGE = base_image()
 HOST_IMAGE = host_image()
-
-# Raise when an image's content changes: an image built by an older recipe is rebuilt.
-IMAGE_REVISION = "3"        # the base image (label mo.fleet.lab.revision)
-HOST_IMAGE_REVISION = "1"   # the host image (label mo.fleet.lab.host-revision)
 
 
 def image_exists(image=BASE_IMAGE, revision=IMAGE_REVISION, label="mo.fleet.lab.revision"):
@@ -326,24 +328,42 @@ def prepare_rootfs(rootfs, sources, suite=SUITE):
     (rootfs / APT_CACHE_CLIENT_CONFIG.lstrip("/")).write_text(apt_cache_client_config(source_hosts(sources)))
 
 
-# Run in a container of the base image, through the package cache; USER is LOGIN_USER.
+# What every lab host has beyond the base image: sudo for the login user; python3-apt, which
+# the apt module and mo.fleet.target need on every target; make, which the capture and
+# round-trip tests run (before, each of those hosts installed them itself, seconds of apt each).
+HOST_PACKAGES = ["sudo", "python3-apt", "make"]
+# Timers of the base packages that no test starts: apt's daily update and upgrade reach the
+# mirror, and dpkg's database backup, fstrim and e2scrub write or scan at midnight or on
+# Mondays, in the middle of whatever capture runs then.
+MASKED_TIMERS = ["apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
+                 "e2scrub_all.timer", "fstrim.timer"]
+
+# Run in a container of the base image, through the package cache; USER is LOGIN_USER,
+# PACKAGES is HOST_PACKAGES, TIMERS is MASKED_TIMERS.
+# sshd has one host key, ed25519, made by each host on its first boot (none are shared):
+# `ssh-keygen -A` also made RSA 3072 and ECDSA keys, and the RSA key alone took 1-15 s of CPU
+# on every boot. `apt-cache gencaches` after `apt-get clean` keeps apt's binary caches in the
+# image, so a host's first apt command does not build them (about a second of CPU each).
 HOST_IMAGE_SCRIPT = r"""set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends sudo >/dev/null
+apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
 apt-get clean
+apt-cache gencaches >/dev/null
 useradd --create-home --shell /bin/bash "$USER"
-printf '%s ALL=(ALL:ALL) NOPASSWD: ALL
-' "$USER" > /etc/sudoers.d/mo-fleet-lab
+printf '%s ALL=(ALL:ALL) NOPASSWD: ALL\n' "$USER" > /etc/sudoers.d/mo-fleet-lab
 chmod 0440 /etc/sudoers.d/mo-fleet-lab
 visudo -cq
-install -d /etc/systemd/system/ssh.service.d
-printf '[Service]
+install -d /etc/systemd/system/ssh.service.d /etc/ssh/sshd_config.d
+cat > /etc/systemd/system/ssh.service.d/mo-fleet-lab-host-keys.conf <<'EOF'
+[Service]
 ExecStartPre=
-ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/bin/sh -c 'test -s /etc/ssh/ssh_host_ed25519_key || exec ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key'
 ExecStartPre=/usr/sbin/sshd -t
-'   > /etc/systemd/system/ssh.service.d/mo-fleet-lab-host-keys.conf
+EOF
+printf 'HostKey /etc/ssh/ssh_host_ed25519_key\n' > /etc/ssh/sshd_config.d/mo-fleet-lab-host-key.conf
 systemctl enable ssh >/dev/null 2>&1
+systemctl mask $TIMERS >/dev/null 2>&1
 """
 
 
@@ -358,6 +378,7 @@ def _build_host_image(force, suite, network="podman"):
     say(f"building {image} from {base_image(suite)}: sudo and the login user {LOGIN_USER}")
     try:
         podman("run", "--name", builder, "--network", network, "-e", f"USER={LOGIN_USER}",
+               "-e", f"PACKAGES={' '.join(HOST_PACKAGES)}", "-e", f"TIMERS={' '.join(MASKED_TIMERS)}",
                base_image(suite), "sh", "-c", HOST_IMAGE_SCRIPT)
         podman("commit", "-q", "--change", 'CMD ["/sbin/init"]',
                "--change", f"LABEL mo.fleet.lab.host-revision={HOST_IMAGE_REVISION}", builder, image)

@@ -2,11 +2,20 @@
 # Run the test stages, time each, print a summary, fail if any stage failed.
 #   tests/run-suite.sh all | image unit integration molecule lint sanity ...
 # Called by `make test` (all) and the per-stage make targets, with the venv on PATH.
+#
+# `all` runs image and unit first, then integration in the foreground while molecule, lint and
+# sanity run one after the other beside it (MO_FLEET_TEST_LANES=2, the default): integration
+# waits on hosts booting, apt and SSH much of its time, and the other three fit in those gaps.
+# Their output goes to .build/test-logs/STAGE.log, printed in full once integration ends.
+# MO_FLEET_TEST_LANES=1 runs every stage in turn, in the foreground. Named stages always run
+# in turn.
 # shellcheck disable=SC2317  # stage functions are called indirectly, as "stage_$name"
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 JOBS=${MO_FLEET_TEST_JOBS:-3}
+LANES=${MO_FLEET_TEST_LANES:-2}
+LOGS=.build/test-logs
 
 stage_image()       { python lab/labctl.py image --suite bookworm --suite trixie; }
 stage_unit()        { python -m pytest -q -n 2 tests/unit; }
@@ -54,18 +63,59 @@ PY
 }
 
 all_stages=(image unit integration molecule lint sanity)
-if [ "${1:-all}" = all ]; then stages=("${all_stages[@]}"); else stages=("$@"); fi
+side_stages=(molecule lint sanity)  # beside integration when LANES=2
 
 declare -a summary
 failed=0
 suite_start=$SECONDS
-for s in "${stages[@]}"; do
+
+# run_stage NAME: run stage NAME in the foreground; add its line to the summary
+run_stage() {
+  local start status
   echo
-  echo "===== stage: $s ====="
+  echo "===== stage: $1 ====="
   start=$SECONDS
-  if "stage_$s"; then status=ok; else status=FAILED; failed=1; fi
-  summary+=("$(printf '%-12s %-7s %5ss' "$s" "$status" $((SECONDS - start)))")
-done
+  if "stage_$1"; then status=ok; else status=FAILED; failed=1; fi
+  summary+=("$(printf '%-12s %-7s %5ss' "$1" "$status" $((SECONDS - start)))")
+}
+
+# side_lane NAME...: run the stages in turn, each into $LOGS/NAME.log; one line per stage
+# (name, ok or FAILED, seconds) into $LOGS/side.summary
+side_lane() {
+  local s start status
+  : > "$LOGS/side.summary"
+  for s in "$@"; do
+    start=$SECONDS
+    if "stage_$s" > "$LOGS/$s.log" 2>&1; then status=ok; else status=FAILED; fi
+    printf '%s %s %s\n' "$s" "$status" $((SECONDS - start)) >> "$LOGS/side.summary"
+  done
+}
+
+if [ "${1:-all}" = all ] && [ "$LANES" = 2 ]; then
+  run_stage image
+  run_stage unit
+  mkdir -p "$LOGS"
+  rm -f "$LOGS"/*.log "$LOGS/side.summary"
+  echo
+  echo "===== stages ${side_stages[*]}: beside integration, output in $LOGS/ ====="
+  side_lane "${side_stages[@]}" &
+  side_pid=$!
+  run_stage integration
+  wait "$side_pid"
+  while read -r s status seconds; do
+    echo
+    echo "===== stage: $s (ran beside integration; $LOGS/$s.log) ====="
+    cat "$LOGS/$s.log"
+    [ "$status" = ok ] || failed=1
+    summary+=("$(printf '%-12s %-7s %5ss' "$s" "$status" "$seconds")")
+  done < "$LOGS/side.summary"
+  for s in "${side_stages[@]}"; do  # a stage the lane never got to counts as failed
+    grep -q "^$s " "$LOGS/side.summary" || { failed=1; summary+=("$(printf '%-12s %-7s' "$s" FAILED)"); }
+  done
+else
+  if [ "${1:-all}" = all ]; then stages=("${all_stages[@]}"); else stages=("$@"); fi
+  for s in "${stages[@]}"; do run_stage "$s"; done
+fi
 echo
 echo "===== summary (stage, result, seconds) ====="
 printf '%s\n' "${summary[@]}"

@@ -3,10 +3,12 @@
 Building needs build-essential (large) and a compile on shared cores, so it happens once per
 base image: on a throwaway lab host (`apt-get source hello`, `./configure --prefix=/usr/local
 && make`, as demo/prepare-source.yml does), exported to the controller as a tarball under
-tests/output/debian-source/<base image id>/. A file lock makes concurrent pytest-xdist
-workers wait for the one build instead of starting their own.
+/var/cache/mo-fleet-lab/debian-source/<base image id>/, beside the package cache: like the
+images, it is made once per machine (a clean clone builds it again only when the base image
+changed), not once per checkout. A file lock makes concurrent pytest-xdist workers (and
+checkouts) wait for the one build instead of starting their own.
 
-A test host then only needs `make` and the unpacked tree (mtimes kept, so `make install`
+A test host then only needs `make` (in the lab image) and the unpacked tree (mtimes kept, so `make install`
 finds everything up to date and compiles nothing; the test hosts have no compiler at all).
 configure runs with --disable-dependency-tracking, as Debian's own package builds do: with
 tracking on, .deps/*.Po name the build host's system headers (/usr/include/..., gcc's own
@@ -19,12 +21,12 @@ import os
 import subprocess
 import uuid
 
-from labhosts import ROOT, Host, labctl
+from labhosts import Host, labctl
 
 SOURCE = "hello"
 VERSION = "2.10"
 TREE = "/usr/local/src/hello-%s" % VERSION
-CACHE = ROOT / "tests" / "output" / "debian-source"
+CACHE = labctl.APT_CACHE_DIR.parent / "debian-source"
 
 BUILD = r"""
 set -e
@@ -77,9 +79,9 @@ def _build(tarball):
 
 
 def install_tree(host):
-    """Put the built hello tree on HOST under /usr/local/src (mtimes kept) and install `make`."""
+    """Put the built hello tree on HOST under /usr/local/src (mtimes kept); `make` is in the
+    lab image (labimage.HOST_PACKAGES)."""
     tarball = built_tree()
-    host.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends make >/dev/null")
     with open(tarball, "rb") as data:
         subprocess.run(["podman", "exec", "-i", host.name, "tar", "-C", "/usr/local/src", "-xzf", "-"],
                        stdin=data, env=labctl.podman_env(), check=True)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,65 @@ class LabFactory:
         hosts = hosts or tuple(self.hosts)
         return write_inventory(self.tmp_path / f"inventory-{uuid.uuid4().hex[:6]}.yml", hosts, group_vars)
 
-    def cleanup(self):
-        labctl.remove_hosts(*(h.name for h in self.hosts))
+    def cleanup(self, wait=True):
+        """Remove the hosts; with WAIT false in a background thread (remove_later)."""
+        names = [h.name for h in self.hosts]
+        if wait:
+            labctl.remove_hosts(*names)
+        else:
+            remove_later(names)
+
+
+_REMOVALS = []
+
+
+def remove_later(names):
+    """Remove hosts NAMES in a thread of their own, so the test's worker goes on to its next
+    test meanwhile (`podman rm` of a systemd host took 1-11 s here); wait_for_removals(), or
+    the interpreter's exit, waits for every one of them."""
+    thread = threading.Thread(target=labctl.remove_hosts, args=tuple(names), name="lab-remove")
+    thread.start()
+    _REMOVALS.append(thread)
+
+
+def wait_for_removals():
+    while _REMOVALS:
+        _REMOVALS.pop().join()
+
+
+# ---------------------------------------------------------------- the order tests start in
+
+def estimates(nodeids, marked_long, known):
+    """Seconds each of NODEIDS is expected to take: its KNOWN duration, else the median of the
+    known ones (a new test); tests in MARKED_LONG (@pytest.mark.long) count as the longest."""
+    median = sorted(known.values())[len(known) // 2] if known else 1.0
+    top = max(known.values(), default=1.0)
+    return {n: top * 2 + known.get(n, 0) if n in marked_long else known.get(n, median) for n in nodeids}
+
+
+def worksteal_order(nodeids, cost, workers):
+    """NODEIDS ordered for `--dist worksteal` with WORKERS, by COST (seconds per test).
+
+    That scheduler hands worker i the i-th contiguous slice (len // workers, then of what is
+    left ...), and an idle worker then steals the last half (by count) of the longest queue.
+    Tests go longest first into the slice with the least seconds and room left; each slice
+    starts with its longest test, so every worker starts with one of the longest, and goes on
+    shortest first, so that what is stolen from its tail is its longer tests, not its shortest.
+    """
+    order = sorted(nodeids, key=lambda n: -cost[n])
+    if workers <= 1:
+        return order
+    sizes, left = [], len(order)
+    for i in range(workers):
+        sizes.append(left // (workers - i))
+        left -= sizes[-1]
+    slices = [[] for _ in range(workers)]
+    totals = [0.0] * workers
+    for nodeid in order:
+        i = min((i for i in range(workers) if len(slices[i]) < sizes[i]), key=lambda i: totals[i])
+        slices[i].append(nodeid)
+        totals[i] += cost[nodeid]
+    return [n for part in slices for n in part[:1] + part[1:][::-1]]
 
 
 @dataclass

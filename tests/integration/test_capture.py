@@ -332,8 +332,7 @@ make >/dev/null
 
 def test_make_install_bundles_every_installed_file(lab, tmp_path):
     host = lab.host()
-    host.sh("apt-get install -y -q --no-install-recommends make >/dev/null")
-    host.sh(MAKE_PROJECT)
+    host.sh(MAKE_PROJECT)  # make is in the lab image (labimage.HOST_PACKAGES)
     run = _adhoc(lab, host, "cmd='make install' chdir=/src/app-1.0 name=app", tmp_path)
     assert run.rc == 0, run.stdout
     bundle = tmp_path / "captures" / host.name / "app"

@@ -46,7 +46,6 @@ def prepared(tmp_path_factory):
         changed = [t["task"]["name"] for p in again.result.get("plays", []) for t in p.get("tasks", [])
                    if t["hosts"].get(host.name, {}).get("changed")]
         assert again.rc == 0 and again.changed(host.name) == 0, changed
-        host.sh("apt-get install -y -q --no-install-recommends make >/dev/null")
         host.sh(MAKE_PROJECT)
         host.sh(BUILD_DEB)
         host.sh("useradd -m -s /bin/bash alice")
