@@ -110,16 +110,32 @@ def test_record_libraries_resolves_owns_and_versions(tmp_path):
 
 # --------------------------------------------------------------------------- what a package ships
 
-def write_deb(path, members, control="Package: demo\nVersion: 1.0-1\nArchitecture: all\n", data_kind="xz"):
-    """A .deb (ar) whose data.tar holds MEMBERS: (name, type, mode, uname, gname)."""
+def compressed(data, kind):
+    if kind == "bz2":
+        import bz2
+        return bz2.compress(data)
+    if kind == "zst":
+        return subprocess.run(["zstd", "-q", "-c"], input=data, stdout=subprocess.PIPE, check=True).stdout
+    if kind == "xz":
+        import lzma
+        return lzma.compress(data, format=lzma.FORMAT_XZ)
+    return gzip.compress(data)
+
+
+def write_deb(path, members, control="Package: demo\nVersion: 1.0-1\nArchitecture: all\n", data_kind="xz", fill=b""):
+    """A .deb (ar) whose data.tar holds MEMBERS: (name, type, mode, uname, gname); each file holds FILL."""
     def tar_bytes(entries, compress):
         raw = io.BytesIO()
         with tarfile.open(fileobj=raw, mode="w") as tar:
             for name, kind, mode, uname, gname in entries:
                 info = tarfile.TarInfo(name)
                 info.type, info.mode, info.uname, info.gname = kind, mode, uname, gname
-                tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+                body = fill if kind == tarfile.REGTYPE else b""
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body) if kind == tarfile.REGTYPE else None)
         data = raw.getvalue()
+        if compress in ("bz2", "zst"):
+            return compressed(data, compress)
         if compress == "xz":
             import lzma
             return lzma.compress(data, format=lzma.FORMAT_XZ)
@@ -139,7 +155,7 @@ def write_deb(path, members, control="Package: demo\nVersion: 1.0-1\nArchitectur
             fh.write(debbuild._ar_header(name, len(blob), 0) + blob + (b"\n" if len(blob) % 2 else b""))
 
 
-@pytest.mark.parametrize("kind", ["xz", "gz", ""])
+@pytest.mark.parametrize("kind", ["xz", "gz", "bz2", "zst", ""])
 def test_shipped_reads_modes_and_owners_of_the_data_archive(tmp_path, kind):
     deb = tmp_path / "demo_1.0-1_all.deb"
     write_deb(deb, [("./", tarfile.DIRTYPE, 0o755, "root", "root"),
@@ -160,6 +176,38 @@ def test_shipped_refuses_a_corrupt_or_oversized_archive(tmp_path, monkeypatch):
     deb.write_bytes(deb.read_bytes()[:-40])
     with pytest.raises(_deb.DebError, match="demo_1.0-1_all.deb"):
         pkgfiles.shipped(str(deb))
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz", "bz2"])
+def test_a_compression_bomb_never_sits_in_memory_whole(kind):
+    """64 MiB of zeros compress to a few KiB, one read's chunk: each decompress call is capped,
+    so what is held stays about one read, and every byte still comes out."""
+    blob = compressed(bytes(64 << 20), kind)
+    assert len(blob) < 1 << 18
+    inflated = pkgfiles._Inflated(io.BytesIO(blob), kind)
+    assert inflated.read(10240) == bytes(10240)
+    assert len(inflated.buf) < 1 << 17
+    total = 10240
+    while True:
+        chunk = inflated.read(1 << 20)
+        assert len(inflated.buf) <= (1 << 20) + (1 << 16)
+        if not chunk:
+            break
+        total += len(chunk)
+    assert total == 64 << 20
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz", "bz2", "zst"])
+def test_a_bomb_is_refused_at_the_cap_and_the_zstd_process_is_reaped(tmp_path, monkeypatch, kind):
+    deb = tmp_path / "demo_1.0-1_all.deb"
+    write_deb(deb, [("./big", tarfile.REGTYPE, 0o644, "root", "root")], data_kind=kind, fill=bytes(32 << 20))
+    monkeypatch.setattr(pkgfiles, "MAX_DATA_BYTES", 1 << 20)
+    started = []
+    real = pkgfiles.subprocess.Popen
+    monkeypatch.setattr(pkgfiles.subprocess, "Popen", lambda *a, **k: started.append(real(*a, **k)) or started[-1])
+    with pytest.raises(_deb.DebError, match=r"^demo_1.0-1_all.deb has a data archive larger than 1 MiB\.$"):
+        pkgfiles.shipped(str(deb))
+    assert [p.returncode is not None for p in started] == ([True] if kind == "zst" else [])
 
 
 def test_differs_names_what_the_package_ships(tmp_path):
