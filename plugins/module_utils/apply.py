@@ -51,6 +51,7 @@ MAX_CONTENT_BYTES = 16 * 1024 ** 3   # what one content archive may unpack, in a
 MAX_DIFF_BYTES = 256 * 1024          # a file larger than this shows a summary, not a diff
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MODE_RE = re.compile(r"[0-7]{3,4}")
+NUMBER_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only: "²".isdigit() is True
 BLOCK = 1 << 20
 
 
@@ -67,7 +68,7 @@ def _field(index, key):
 def _check_owner(value, field):
     if value is None:
         return None
-    if not isinstance(value, str) or not (value.isdigit() or names.is_valid("account", value)):
+    if not isinstance(value, str) or not (NUMBER_RE.fullmatch(value) or names.is_valid("account", value)):
         raise ApplyError("%s must be a user or group name or a number, not %r." % (field, str(value)[:80]))
     return value
 
@@ -105,6 +106,11 @@ def check_plan(items: list) -> list:
             if not isinstance(digest, str) or not SHA256_RE.fullmatch(digest):
                 raise ApplyError("%s must be 64 lower-case hex digits, not %r." % (_field(index, "sha256"), digest))
             clean["sha256"] = digest
+            size = item.get("size")
+            if size is not None:
+                if type(size) is not int or size < 0:
+                    raise ApplyError("%s must be a non-negative integer, not %r." % (_field(index, "size"), size))
+                clean["size"] = size
         if state == "link":
             target = item.get("target")
             if not isinstance(target, str) or not target or not names.is_valid("line", target) or len(target) > 4096:
@@ -189,7 +195,7 @@ class _Ids(object):
         if name is None:
             return -1
         if name not in cache:
-            if name.isdigit():
+            if NUMBER_RE.fullmatch(name):
                 cache[name] = int(name)
             else:
                 try:
@@ -336,13 +342,22 @@ def _file(item, st, content, check, ids, out):
     source = content.open(item["sha256"])
     tmp = _write_file(item, source)
     try:
-        item = dict(item, mode=item.get("mode") or "0644")
-        _set_attrs(item, tmp, ids)
+        _set_attrs(_kept_attrs(item, st if regular else None), tmp, ids)
         os.rename(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
     return what
+
+
+def _kept_attrs(item, st):
+    """ITEM with what it leaves out taken from the file it replaces (ST: its lstat, or None
+    for a new file): a plan without a mode or an owner keeps the existing file's, as
+    ansible.builtin.copy does, so a 0600 secret never becomes 0644 by a content change."""
+    if st is None:
+        return dict(item, mode=item.get("mode") or "0644")
+    return dict(item, mode=item.get("mode") or "%04o" % stat.S_IMODE(st.st_mode),
+                owner=item.get("owner") or str(st.st_uid), group=item.get("group") or str(st.st_gid))
 
 
 def _directory(item, st, check, ids):

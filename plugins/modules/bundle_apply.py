@@ -128,6 +128,29 @@ items:
   returned: always
   type: int
   sample: 2124
+need:
+  description:
+    - The sha256 values of the contents the host lacks (sorted); in check mode, what a real run would ship.
+  returned: always
+  type: list
+  elements: str
+  sample: ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
+before:
+  description:
+    - Path of each file whose content differs -> the host's text of it before the change (a one-line summary
+      for a binary file or one larger than 256 KiB). Empty unless diff mode is on.
+  returned: always
+  type: dict
+  sample: {"/etc/app/app.conf": "port=80\n"}
+diff:
+  description:
+    - In diff mode, one entry per file whose content changes (C(before)/C(after) text or summaries, with
+      headers) and one C(paths) entry listing the mode, owner, group and link changes.
+  returned: when diff mode is on and something changes
+  type: list
+  elements: dict
+  sample: [{"before_header": "/etc/app/app.conf", "after_header": "/etc/app/app.conf",
+            "before": "port=80\n", "after": "port=8080\n"}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
