@@ -241,6 +241,45 @@ def test_requester_is_the_outermost_package_tool_and_its_parent():
     assert pkg_hook.requester([("cron", "cron -f")]) == ("cron -f", None)
 
 
+def test_attribution_stops_at_sudo_and_at_processes_a_user_owns():
+    """A user's script named apt (argv "apt install harmless") runs sudo apt-get install other:
+    the walk stops at sudo, so the record says apt-get install other, and the sudo process is
+    only the parent; a user-owned process is a boundary as well, whatever its comm."""
+    forged = [("sh", "sh -c x", ["sh", "-c", "x"], 0), ("dpkg", "dpkg --configure", ["dpkg", "--configure"], 0),
+              ("apt-get", "apt-get install other", ["apt-get", "install", "other"], 0),
+              ("sudo", "sudo apt-get install other", ["sudo", "apt-get", "install", "other"], 0),
+              ("apt", "apt install harmless", ["apt", "install", "harmless"], 1000)]
+    assert pkg_hook.requester(forged) == ("apt-get install other", "sudo apt-get install other")
+    assert pkg_hook.requester_argv(forged) == ["apt-get", "install", "other"]
+    user_owned = [("dpkg", "dpkg -i x.deb", ["dpkg", "-i", "x.deb"], 0), ("apt", "apt install harmless", [], 1000),
+                  ("apt", "apt install decoy", [], 0)]
+    assert pkg_hook.requester(user_owned) == ("dpkg -i x.deb", "apt install harmless")
+
+
+def test_the_walk_up_from_this_process_stops_at_the_first_boundary():
+    chain = pkg_hook.parents(os.getpid())
+    assert chain and all(len(item) == 4 for item in chain)
+    assert all(not pkg_hook._boundary(item) for item in chain[:-1])
+
+
+def test_a_long_requester_command_keeps_its_words_and_its_template(tmp_path, monkeypatch):
+    """A cut inside a quoted word used to make the template's shlex.split fail: the words are
+    kept as words, capped, and the packages-only template is still written."""
+    raw = b"\0".join([b"apt-get", b"install", b"-y"] + [b"pkg%d=1.2~rc 'x" % i for i in range(900)])
+    words = pkg_hook._words(raw)
+    assert words[:3] == ["apt-get", "install", "-y"] and sum(len(w) + 1 for w in words) <= pkg_hook.MAX_COMMAND
+    command = " ".join(__import__("shlex").quote(w) for w in words)[:pkg_hook.MAX_COMMAND]
+    chain = [("apt-get", command, words, 0), ("bash", "-bash", ["-bash"], 0)]
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    monkeypatch.setattr(pkg_hook.snap, "read_auto", lambda: set())
+    record = pkg_hook.make_record(_pkgs(), _pkgs(("hello", "2.10-3", "amd64")), chain, {}, now=0)
+    template_id = pkg_hook.write_template(store, record, _pkgs(("hello", "2.10-3", "amd64")))
+    doc = tpl.load_file(os.path.join(store.templates, template_id))
+    assert doc["MO_template"]["command"] == "apt-get" and doc["metadata"]["requested_by"]["command"] == command
+    assert record["argv"] == words
+
+
 def _pkgs(*items):
     return dict(((n, a), {"name": n, "version": v, "architecture": a, "status": "installed"}) for n, v, a in items)
 
