@@ -157,3 +157,15 @@ def test_a_non_root_apt_get_and_a_non_change_behave_as_without_mo_fleet(prepared
     assert "rc=0" in root_help.stdout
     # root's wrappers are really there: the alias is what the shell runs
     assert "mo-capture --intercept apt-get" in login_shell(host, "alias apt-get").stdout
+
+
+def test_the_engines_compiled_modules_and_the_index_are_roots_only(prepared):
+    """The role makes the pycache directory root's and 0755 before any entry script can create
+    it under some other umask, and the store's index (every captured command line) is 0600;
+    an ordinary user cannot list it through the CLI either."""
+    _tmp, host, _inventory = prepared
+    assert host.sh("stat -c '%U:%G %a' /var/cache/mo-fleet /var/cache/mo-fleet/pycache "
+                   "/var/lib/mo-fleet/index.db").stdout.split() == ["root:root", "755", "root:root", "755",
+                                                                     "root:root", "600"]
+    listed = login_shell(host, "mo-capture list-templates; echo rc=$?", user="alice")
+    assert "rc=2" in listed.stdout and "mo-capture list-templates must run as root." in listed.stderr

@@ -7,7 +7,9 @@ import gzip
 import hashlib
 import io
 import os
+import pwd
 import shutil
+import stat
 import struct
 import subprocess
 import tarfile
@@ -280,8 +282,11 @@ def test_tasks_apply_what_the_capture_recorded_on_package_paths():
 def test_deb_leaves_package_paths_to_the_package_and_sets_them_in_postinst():
     out = render.to_deb(package_owned_template(), {"verify_bundle": False, "name": "demo-extra"})
     assert out["files"] == [] and out["dirs"] == []
-    assert "chmod 0750 /usr/share/demo" in out["postinst"]
-    assert "chmod 0700 /usr/bin/demo" in out["postinst"] and "chown nobody:staff /usr/bin/demo" in out["postinst"]
+    assert "[ -L /usr/share/demo ] || chmod 0750 /usr/share/demo\n" in out["postinst"]
+    assert "[ -L /usr/bin/demo ] || chmod 0700 /usr/bin/demo\n" in out["postinst"]
+    assert "chown -h nobody:staff /usr/bin/demo\n" in out["postinst"]
+    assert not [line for line in out["postinst"].splitlines()
+                if line.startswith(("chmod ", "chown ")) and not line.startswith("chown -h ")]
     assert ("/usr/bin/demo", "a file of the package demo (the postinst sets the mode and owner the capture "
                              "recorded)") in out["left_out"]
 
@@ -408,3 +413,42 @@ def test_strip_strips_elf_files_reproducibly(tmp_path):
     assert record["md5sums"]["usr/local/bin/prog"] == hashlib.md5(copy.read_bytes()).hexdigest()
     with pytest.raises(render.RenderError, match="strip must be true or false"):
         debbuild.plan(str(bundle), {"strip": "yes"})
+
+
+def test_postinst_attribute_lines_never_follow_a_symlink_swapped_in(tmp_path):
+    """Between apt's unpack and configure the owner of a directory could replace a packaged
+    file with a symlink to /etc/shadow: the postinst's chown and chmod lines leave its target
+    alone (they are run here, as root, against such a link)."""
+    victim = tmp_path / "shadow"
+    victim.write_text("root:*:\n")
+    os.chmod(victim, 0o600)
+    path = str(tmp_path / "usr-bin-demo")
+    os.symlink(str(victim), path)
+    ops = {"packages_installed": [{"name": "demo", "version": "1.0-1", "architecture": "amd64", "manual": True}],
+           "files_created": [{"path": path, "type": "file", "size": 3, "permissions": "0666", "owner": "nobody",
+                              "group": "nogroup", "hash": sha(b"abc"), "package": "demo", "package_default": True,
+                              "bundled": True, "package_differs": {"permissions": "0755", "owner": "root",
+                                                                   "group": "root"}}]}
+    doc = tpl.build({"argv": ["apt-get", "install", "demo"], "timestamp": "2026-12-01T10:00:00+00:00",
+                     "name": "demo", "system": "debian 12 (x86_64)"}, ops)
+    out = render.to_deb(doc, {"verify_bundle": False, "name": "demo-extra", "allowed_roots": [str(tmp_path)]})
+    lines = [line for line in out["postinst"].splitlines() if path in line]
+    assert len(lines) == 2
+    subprocess.run(["sh", "-e", "-c", "\n".join(lines)], check=True)
+    st = os.stat(victim)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, 0)
+    assert os.lstat(path).st_uid == pwd.getpwnam("nobody").pw_uid  # the link itself, as chown -h does
+
+
+def test_elf_reading_never_blocks_on_a_fifo_nor_follows_a_link(tmp_path):
+    """A capture (root) reads each bundled ELF file's dynamic section; the path's owner could
+    put a FIFO or a symlink there: the read gives None at once instead of hanging or reading
+    another file."""
+    elf = tmp_path / "prog"
+    elf.write_bytes(make_elf())
+    assert elfdeps.read_dynamic(str(elf))["needed"] == ["libfoo.so.1", "libc.so.6"]
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink(str(elf), str(tmp_path / "link"))
+    assert elfdeps.read_dynamic(str(tmp_path / "fifo")) is None
+    assert elfdeps.read_dynamic(str(tmp_path / "link")) is None
+    assert elfdeps._read_head(str(tmp_path / "fifo")) == b""
