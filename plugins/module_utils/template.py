@@ -431,7 +431,7 @@ SCHEMA = {
                 "stats": _FREE,
                 "migrated_from": dict(_LINE, maxLength=64),
                 # what the host's CLI, the dpkg hook and drift captures add (hostile once it leaves the host)
-                "origin": _named("safe"),
+                "origin": _named("safe", nullable=True),
                 "requested_by": _object({"user": _WORD, "command": _CMD, "parent": _CMD}),
                 "baseline": _object({"created": _WORD, "entries": _SIZE}),
                 "package_sources": _list(_object({
