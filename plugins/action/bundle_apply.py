@@ -50,8 +50,9 @@ def check_result(out, host):
         bad = ["changes"]
     if not bad and not all(isinstance(d, str) for d in out["need"]):
         bad = ["need"]
-    if not bad and not isinstance(out.get("before", {}), dict):
-        bad = ["before"]
+    for key in ("before", "after"):
+        if not bad and not isinstance(out.get(key, {}), dict):
+            bad = [key]
     if bad:
         raise AnsibleActionFail(f"{host} returned a bundle_apply result whose {bad[0]} is not what the module "
                                 "returns; nothing was shipped.")
@@ -159,7 +160,8 @@ class ActionModule(ActionBase):
             cap = int(cap)
         except (TypeError, ValueError):
             raise AnsibleActionFail(f"bundle_apply: max_content_bytes must be a number of bytes, not {str(cap)[:40]!r}.")
-        base = {"items": items, "max_content_bytes": cap}
+        base = {"items": items, "max_content_bytes": cap,
+                "conffile_patch": bool(self._task.args.get("conffile_patch", True))}
         host = (task_vars or {}).get("inventory_hostname", "the host")
         probe = check_result(self._module(task_vars, dict(base, probe=True)), host)
         out = {"changed": probe["changed"], "changes": probe["changes"], "items": len(items), "shipped": 0}
@@ -208,13 +210,15 @@ class ActionModule(ActionBase):
         """Ansible diffs: text before/after of each file whose content changes (a summary for
         binary and large ones), and one entry for the other changes."""
         by_path = dict((i["path"], i) for i in items)
-        before = probe.get("before") or {}
+        before, patched = probe.get("before") or {}, probe.get("after") or {}
         diffs, other = [], []
         for change in probe["changes"]:
             item = by_path.get(change["path"], {})
-            if item.get("state") == "file" and change["what"][0] in ("created", "content"):
-                after = _text_or_summary(sources[item["sha256"]], item["sha256"])
-                diffs.append({"before_header": change["path"] if change["what"][0] == "content" else "%s (absent)"
+            if item.get("state") == "file" and change["what"][0].startswith(("created", "content")):
+                after = patched.get(change["path"])
+                if not isinstance(after, str):
+                    after = _text_or_summary(sources[item["sha256"]], item["sha256"])
+                diffs.append({"before_header": change["path"] if change["what"][0] != "created" else "%s (absent)"
                               % change["path"], "after_header": change["path"],
                               "before": before.get(change["path"], ""), "after": after})
                 rest = change["what"][1:]

@@ -130,7 +130,7 @@ def test_converge_check_is_exact_and_writes_nothing_then_apply_then_unchanged(tm
 
     after = snapshot(host)
     again = run(plan, tmp_path)
-    assert again == {"changed": False, "changes": [], "need": [], "before": {}}
+    assert again == {"changed": False, "changes": [], "need": [], "before": {}, "after": {}}
     assert snapshot(host) == after
 
 
@@ -490,3 +490,92 @@ def test_a_source_that_does_not_match_its_sha256_is_refused_before_anything_is_s
     with pytest.raises(AnsibleActionFail, match=r"^The source .*/bad does not match its sha256 [0-9a-f]{64}; "
                                                 r"nothing was shipped or changed\.$"):
         plugin._ship(need, {need[0]: str(good), need[1]: str(bad)}, 10 ** 9)
+
+
+# --------------------------------------------------------------------------- conffile patches
+
+DEFAULT_CONF = "".join(f"# setting {i}\nkey{i}=default\n" for i in range(1, 30))
+
+
+def conffile_bundle(tmp_path, host, captured):
+    """A capture that changed one line of a package's conffile, with the diff confdiff records."""
+    import difflib
+    path = str(host) + "/etc/app.conf"
+    data = captured.encode()
+    diff = "".join(difflib.unified_diff(DEFAULT_CONF.splitlines(True), captured.splitlines(True),
+                                        f"{path} (packaged)", f"{path} (host)"))
+    ops = {"files_modified": [fentry(path, data, conffile=True, conffile_changed=True, package="app")]}
+    doc = tpl.build({"argv": ["vi", path], "timestamp": "2026-01-01T00:00:00", "name": "conf", "host": "h1",
+                     "status": "succeeded"}, ops, {"conffile_diffs": [{"path": path, "package": "app",
+                                                                        "version": "1.0", "diff": diff}]})
+    root = tmp_path / "bundle"
+    (root / "files" / path.lstrip("/")).parent.mkdir(parents=True)
+    (root / "files" / path.lstrip("/")).write_bytes(data)
+    (root / "template.json").write_text(tpl.dump(doc))
+    return root, path
+
+
+def test_a_changed_conffile_is_patched_and_the_hosts_own_difference_stays(tmp_path, host):
+    """The capture changed key20; the target's packaged file differs elsewhere (key3, and a line
+    fewer at the end): the patch keeps both, ships nothing, and a second run changes nothing."""
+    captured = DEFAULT_CONF.replace("key20=default", "key20=captured")
+    root, path = conffile_bundle(tmp_path, host, captured)
+    plan = plan_of(root, host)
+    (item,) = [i for i in plan["items"] if i["path"] == path]
+    assert item["patch"].startswith(f"--- {path} (packaged)")
+    (host / "etc").mkdir()
+    theirs = DEFAULT_CONF.replace("key3=default", "key3=this host's").replace("# setting 29\nkey29=default\n", "")
+    (host / "etc" / "app.conf").write_text(theirs)
+    items = apply.check_plan(plan["items"])
+    probe = apply.converge(items, check=True, diff=True)
+    change = [c for c in probe["changes"] if c["path"] == path]
+    assert change == [{"path": path, "state": "file", "what": ["content (patch)"]}]
+    assert sha(captured.encode()) not in probe["need"]  # the host computes the patched text: nothing shipped
+    assert probe["after"][path] == theirs.replace("key20=default", "key20=captured")
+    run(plan, tmp_path)
+    text = (host / "etc" / "app.conf").read_text()
+    assert "key20=captured" in text and "key3=this host's" in text and "key29" not in text
+    again = apply.converge(items, check=True)
+    assert [c for c in again["changes"] if c["path"] == path] == []
+
+
+def test_where_the_patch_does_not_apply_the_whole_file_is_replaced_and_it_says_so(tmp_path, host):
+    captured = DEFAULT_CONF.replace("key20=default", "key20=captured")
+    root, path = conffile_bundle(tmp_path, host, captured)
+    plan = plan_of(root, host)
+    (host / "etc").mkdir()
+    (host / "etc" / "app.conf").write_text(DEFAULT_CONF.replace("key20=default", "key20=someone else's"))
+    items = apply.check_plan(plan["items"])
+    probe = apply.converge(items, check=True)
+    assert [c["what"] for c in probe["changes"] if c["path"] == path] == [[apply.WHOLE]]
+    assert sha(captured.encode()) in probe["need"]
+    run(plan, tmp_path)
+    assert (host / "etc" / "app.conf").read_text() == captured
+    # conffile_patch false: replaced whole, as ansible.builtin.copy would
+    (host / "etc" / "app.conf").write_text(DEFAULT_CONF)
+    assert [c["what"] for c in apply.converge(items, check=True, patch=False)["changes"]
+            if c["path"] == path] == [["content"]]
+
+
+@pytest.mark.parametrize("patch, words", [
+    ("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+\x1b[2J\n", "without control characters"),
+    ("--- a\n+++ b\n@@ -1,3 +1,1 @@\n-x\n+y\n", "is not a unified diff: The diff's last hunk is shorter"),
+    ("rm -rf /\n", "is not a unified diff: Line 1 of the diff is neither a file header nor a hunk."),
+    (7, "without control characters"),
+])
+def test_a_hostile_patch_is_refused_in_one_sentence(patch, words):
+    with pytest.raises(apply.ApplyError) as err:
+        apply.check_plan([{"path": "/etc/x.conf", "state": "file", "sha256": "0" * 64, "patch": patch}])
+    assert str(err.value).startswith("items/0/patch ") and words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_textpatch_applies_at_an_offset_and_knows_when_it_is_applied():
+    from ansible_collections.mo.fleet.plugins.module_utils import textpatch
+    import difflib
+    new = DEFAULT_CONF.replace("key5=default", "key5=x") + "added=1\n"
+    diff = "".join(difflib.unified_diff(DEFAULT_CONF.splitlines(True), new.splitlines(True), "a", "b"))
+    shifted = "# a local header\n# of three\n# lines\n" + DEFAULT_CONF
+    out, done = textpatch.converge(shifted, diff)
+    assert not done and out == "# a local header\n# of three\n# lines\n" + new
+    assert textpatch.converge(out, diff) == (out, True)
+    assert textpatch.converge(DEFAULT_CONF.replace("key5=default", "key5=y"), diff) == (None, False)
