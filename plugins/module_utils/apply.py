@@ -129,7 +129,7 @@ def check_plan(items: list) -> list:
                 clean["patch"] = text
             size = item.get("size")
             if size is not None:
-                if type(size) is not int or size < 0:
+                if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                     raise ApplyError("%s must be a non-negative integer, not %r." % (_field(index, "size"), size))
                 clean["size"] = size
         if state == "link":

@@ -146,8 +146,10 @@ def intercept(config: dict, argv: list) -> int:
 def step_aside_after(argv: list, problem) -> None:
     """The wrapper must stay invisible: when the capture cannot start, say so in one line and
     run the command as typed (never returns)."""
-    why = problem if isinstance(problem, str) else (str(problem) if not isinstance(problem, OSError) else
-                                                     f"{problem.filename or 'a file'}: {problem.strerror}.")
+    if isinstance(problem, OSError):
+        why = f"{problem.filename or 'a file'}: {problem.strerror}."
+    else:
+        why = str(problem)
     _say(f"mo-capture: {why} {os.path.basename(argv[0])} runs without a capture.", file=sys.stderr)
     os.execvp(argv[0], argv)
 
