@@ -71,12 +71,13 @@ def bundle_dir(host_dir: str, state: dict, name: str, template_id: str) -> str:
     return f"{name}@{template_id}"[:255]
 
 
-def check_item(host: str, item) -> str:
-    """One sentence when ITEM (from the host) is not a harvest item, else ''."""
+def check_item(host: str, item, packed: bool = True) -> str:
+    """One sentence when ITEM (from the host) is not a harvest item, else ''.  An item listed
+    in check mode (not PACKED) has no sha256 yet."""
     if not isinstance(item, dict):
         return f"{host} reported a template that is not a mapping."
     for key, kind in _ITEM_KEYS.items():
-        if not isinstance(item.get(key), kind):
+        if (packed or key != "sha256") and not isinstance(item.get(key), kind):
             return f"{host} reported a template without a {key}."
     if not names.is_valid("file_part", item["id"]):
         return f"{host} reported a capture id that is not {names.RULES['file_part']}."
@@ -126,7 +127,8 @@ class ActionModule(ActionBase):
             result.update(failed=True, changed=False, msg=f"{host} returned no list of templates; nothing was harvested.")
             return result
         if self._task.check_mode:
-            shown = [dict((k, v) for k, v in i.items() if k != "content") for i in items if not check_item(host, i)]
+            shown = [dict((k, v) for k, v in i.items() if k != "content") for i in items
+                     if not check_item(host, i, packed=False)]
             result.update(templates=shown, changed=bool(shown),
                           msg=f"check mode: {len(shown)} template(s) would be harvested.")
             return result

@@ -192,3 +192,11 @@ def test_the_module_says_it_needs_root_before_it_tries_the_drift_capture(tmp_pat
             module.main()
     out = json.loads(capsys.readouterr().out)
     assert out["failed"] and out["msg"] == "mo.fleet.harvest must run as root on the target; use become: true."
+
+
+def test_check_mode_items_need_no_sha256_but_packed_ones_do():
+    """What the module lists in check mode is not packed yet: it has an id and a name only."""
+    listed = {"id": "a-1", "name": "a", "origin": "intercepted"}
+    assert action.check_item("web1", listed, packed=False) == ""
+    assert action.check_item("web1", listed) == "web1 reported a template without a sha256."
+    assert action.check_item("web1", dict(listed, name="../x"), packed=False).startswith("The bundle a-1 was not kept")
