@@ -56,7 +56,7 @@ def main():
             else:
                 host = lab.host()
                 play = Path(tmp) / "role.yml"
-                play.write_text("- hosts: all\n  gather_facts: false\n  roles:\n    - role: mo.fleet.target\n")
+                play.write_text("- hosts: all\n  gather_facts: false\n  become: true\n  roles:\n    - role: mo.fleet.target\n")
                 run = run_playbook(str(play), lab.inventory(host))
                 if run.rc != 0:
                     raise SystemExit("the target role failed: " + run.stdout[-2000:])

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo` (after `make lab`): the whole story on the lab fleet, from a by-hand install
-# to a staged rollout. Every step is an ordinary mo.fleet playbook; rerunning is safe.
+# (captured on purpose, then intercepted without anyone thinking of it) to a staged rollout. Every step is an ordinary mo.fleet playbook; rerunning is safe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=out/demo
@@ -29,6 +29,27 @@ play playbooks/template_to_role.yml -e template="$OUT/captures/web1/hello" \
 play demo/apply-role.yml -e demo_role_dir="$PWD/$OUT/roles/hello"
 ansible ssh1 -m ansible.builtin.command -a /usr/local/bin/hello
 play playbooks/verify.yml -e bundle="$OUT/captures/web1/hello" --limit ssh1
+
+step "3b. By hand again, nobody thinking of mo.fleet: root types apt-get install in a login shell on web1"
+# what an admin does: ssh in as the login user, become root in an interactive login shell, type
+# the install; the target role's wrapper (/etc/profile.d/mo-fleet-capture.sh) captures it
+ansible web1 -b -m ansible.builtin.apt -a "name=figlet state=absent purge=true" >/dev/null  # a fresh start on reruns
+read -ra SSH_WEB1 <<<"$(ansible-inventory --host web1 | python3 -c '
+import json, shlex, sys
+v = json.load(sys.stdin)
+print(" ".join(["ssh", "-tt", "-i", v["ansible_ssh_private_key_file"]] + shlex.split(v["ansible_ssh_common_args"])
+               + ["%s@%s" % (v["ansible_user"], v["ansible_host"])]))')"
+"${SSH_WEB1[@]}" "sudo bash -l -i -c 'type apt-get; apt-get install -y -q --no-install-recommends figlet'" 2>/dev/null
+ansible web1 -b -m ansible.builtin.command -a "mo-capture list-templates"
+
+step "3c. Harvest brings it home; the intercepted template becomes a role, applied to web2"
+play playbooks/harvest.yml --limit web1 -e harvest_dest="$OUT/harvested"
+typed=$(find "$OUT/harvested/web1" -maxdepth 1 -name 'apt-get-install-figlet-*' | sort | tail -n 1)
+echo "The intercepted install: $typed"
+play playbooks/template_info.yml -e bundle="$typed"
+play playbooks/template_to_role.yml -e template="$typed" -e role_dir="$OUT/roles/figlet" -e role_name=figlet
+play demo/apply-role.yml -e demo_role_dir="$PWD/$OUT/roles/figlet" -e demo_role_hosts=web2
+ansible web2 -m ansible.builtin.command -a "figlet -f small rolled out"
 
 step "4. Package the capture as a .deb"
 play playbooks/template_to_deb.yml -e template="$OUT/captures/web1/hello" -e deb_dir="$OUT/debs" \

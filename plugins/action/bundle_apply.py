@@ -19,6 +19,7 @@ as their ``action_plugins/`` copy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tarfile
@@ -35,6 +36,39 @@ except ImportError:  # a generated role: only plan files
 
 MAX_DIFF_BYTES = 256 * 1024
 MAX_PLAN_BYTES = 256 * 1024 ** 2
+_SHAPE = (("changed", bool), ("changes", list), ("need", list))
+
+
+def check_result(out, host):
+    """OUT (a module result from HOST, hostile) when it has the shape this plugin reads, else
+    AnsibleActionFail in one sentence."""
+    bad = [key for key, kind in _SHAPE if not isinstance(out.get(key), kind)]
+    changes = out.get("changes") if isinstance(out.get("changes"), list) else []
+    if not bad and not all(isinstance(c, dict) and isinstance(c.get("path"), str) and isinstance(c.get("state"), str)
+                           and isinstance(c.get("what"), list) and c["what"]
+                           and all(isinstance(w, str) for w in c["what"]) for c in changes):
+        bad = ["changes"]
+    if not bad and not all(isinstance(d, str) for d in out["need"]):
+        bad = ["need"]
+    for key in ("before", "after"):
+        if not bad and not isinstance(out.get(key, {}), dict):
+            bad = [key]
+    if bad:
+        raise AnsibleActionFail(f"{host} returned a bundle_apply result whose {bad[0]} is not what the module "
+                                "returns; nothing was shipped.")
+    return out
+
+
+class _Hashing:
+    """A file read through while its sha256 is computed (the tar is built from it)."""
+
+    def __init__(self, handle):
+        self.handle, self.digest = handle, hashlib.sha256()
+
+    def read(self, size=-1):
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
 
 
 def _text_or_summary(path, digest):
@@ -121,8 +155,15 @@ class ActionModule(ActionBase):
 
     def _apply(self, task_vars):
         items, sources = self._plan()
-        base = {"items": items, "max_content_bytes": int(self._task.args.get("max_content_bytes") or 16 * 1024 ** 3)}
-        probe = self._module(task_vars, dict(base, probe=True))
+        cap = self._task.args.get("max_content_bytes") or 16 * 1024 ** 3
+        try:
+            cap = int(cap)
+        except (TypeError, ValueError):
+            raise AnsibleActionFail(f"bundle_apply: max_content_bytes must be a number of bytes, not {str(cap)[:40]!r}.")
+        base = {"items": items, "max_content_bytes": cap,
+                "conffile_patch": bool(self._task.args.get("conffile_patch", True))}
+        host = (task_vars or {}).get("inventory_hostname", "the host")
+        probe = check_result(self._module(task_vars, dict(base, probe=True)), host)
         out = {"changed": probe["changed"], "changes": probe["changes"], "items": len(items), "shipped": 0}
         if self._task.diff and probe["changed"]:
             out["diff"] = self._diff(probe, items, sources)
@@ -132,7 +173,7 @@ class ActionModule(ActionBase):
         if probe["need"]:
             args["content"] = self._ship(probe["need"], sources, base["max_content_bytes"])
             out["shipped"] = len(probe["need"])
-        done = self._module(task_vars, args)
+        done = check_result(self._module(task_vars, args), host)
         out.update(changed=done["changed"], changes=done["changes"])
         return out
 
@@ -152,7 +193,11 @@ class ActionModule(ActionBase):
                         total += info.size
                         if total > cap:
                             raise AnsibleActionFail("The content to ship exceeds max_content_bytes (%d)." % cap)
-                        tar.addfile(info, data)
+                        reader = _Hashing(data)
+                        tar.addfile(info, reader)
+                        if reader.digest.hexdigest() != digest:
+                            raise AnsibleActionFail(f"The source {sources[digest]} does not match its sha256 {digest}; "
+                                                    "nothing was shipped or changed.")
             shell = self._connection._shell
             remote = shell.join_path(shell.tmpdir, "content.tar")
             self._transfer_file(local, remote)
@@ -165,13 +210,15 @@ class ActionModule(ActionBase):
         """Ansible diffs: text before/after of each file whose content changes (a summary for
         binary and large ones), and one entry for the other changes."""
         by_path = dict((i["path"], i) for i in items)
-        before = probe.get("before") or {}
+        before, patched = probe.get("before") or {}, probe.get("after") or {}
         diffs, other = [], []
         for change in probe["changes"]:
             item = by_path.get(change["path"], {})
-            if item.get("state") == "file" and change["what"][0] in ("created", "content"):
-                after = _text_or_summary(sources[item["sha256"]], item["sha256"])
-                diffs.append({"before_header": change["path"] if change["what"][0] == "content" else "%s (absent)"
+            if item.get("state") == "file" and change["what"][0].startswith(("created", "content")):
+                after = patched.get(change["path"])
+                if not isinstance(after, str):
+                    after = _text_or_summary(sources[item["sha256"]], item["sha256"])
+                diffs.append({"before_header": change["path"] if change["what"][0] != "created" else "%s (absent)"
                               % change["path"], "after_header": change["path"],
                               "before": before.get(change["path"], ""), "after": after})
                 rest = change["what"][1:]

@@ -60,6 +60,17 @@ options:
     description: The most content bytes one run ships and unpacks.
     type: int
     default: 17179869184
+  conffile_patch:
+    description:
+      - For a conffile the capture recorded as changed, with its unified diff against the packaged default
+        (C(metadata.conffile_diffs)), edit the host's file with that diff instead of replacing it whole, so what
+        the host's copy has of its own elsewhere (a slightly different packaged default, a local line) stays.
+      - A file the patch is already applied to is left alone (a second run reports no change). Where the patch
+        applies neither way, or the host's file is not UTF-8 text of at most 1 MiB, the whole file is replaced and
+        its RV(changes) entry says so.
+      - V(false) replaces every such file whole, as M(ansible.builtin.copy) would.
+    type: bool
+    default: true
   items:
     description: Internal, set by the action plugin - the checked path items.
     type: list
@@ -117,6 +128,7 @@ changes:
   type: list
   elements: dict
   sample: [{"path": "/usr/local/bin/hello", "state": "file", "what": ["content"]},
+           {"path": "/etc/adduser.conf", "state": "file", "what": ["content (patch)"]},
            {"path": "/srv/app", "state": "directory", "what": ["mode 0755 -> 0750"]}]
 shipped:
   description: How many distinct file contents were shipped to the host (0 when nothing differs and in check mode).
@@ -128,6 +140,35 @@ items:
   returned: always
   type: int
   sample: 2124
+need:
+  description:
+    - The sha256 values of the contents the host lacks (sorted); in check mode, what a real run would ship.
+  returned: always
+  type: list
+  elements: str
+  sample: ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
+after:
+  description:
+    - Path of each conffile a patch edits -> the text it will have. Empty unless diff mode is on.
+  returned: always
+  type: dict
+  sample: {"/etc/adduser.conf": "DSHELL=/bin/sh\n"}
+before:
+  description:
+    - Path of each file whose content differs -> the host's text of it before the change (a one-line summary
+      for a binary file or one larger than 256 KiB). Empty unless diff mode is on.
+  returned: always
+  type: dict
+  sample: {"/etc/app/app.conf": "port=80\n"}
+diff:
+  description:
+    - In diff mode, one entry per file whose content changes (C(before)/C(after) text or summaries, with
+      headers) and one C(paths) entry listing the mode, owner, group and link changes.
+  returned: when diff mode is on and something changes
+  type: list
+  elements: dict
+  sample: [{"before_header": "/etc/app/app.conf", "after_header": "/etc/app/app.conf",
+            "before": "port=80\n", "after": "port=8080\n"}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -149,6 +190,7 @@ def main():
             items=dict(type="list", elements="dict"),
             content=dict(type="path"),
             probe=dict(type="bool", default=False),
+            conffile_patch=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -160,7 +202,8 @@ def main():
         items = apply.check_plan(params["items"])
         if params["content"]:
             content = apply.ContentArchive(params["content"], params["max_content_bytes"])
-        result = apply.converge(items, content, check=module.check_mode or params["probe"], diff=module._diff)
+        result = apply.converge(items, content, check=module.check_mode or params["probe"], diff=module._diff,
+                                patch=params["conffile_patch"])
     except apply.ApplyError as exc:
         module.fail_json(msg=str(exc), changed=False)
     finally:

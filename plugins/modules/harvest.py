@@ -14,7 +14,8 @@ description:
   - Lists the templates of the target's capture store (C(/var/lib/mo-fleet/)) that the controller has not
     harvested yet - captures of M(mo.fleet.capture), commands intercepted in login shells, C(mo-capture)
     captures, drift captures and the packages-only templates of the dpkg hook - and packs each bundle.
-  - The same-name action plugin keeps the ids it harvested in C(<dest>/<inventory_hostname>/.harvested.json),
+  - The same-name action plugin keeps the ids it harvested (under a lock, pruned to the ids the host still has) in
+    C(<dest>/<inventory_hostname>/.harvested.json),
     passes them as O(skip), fetches each new bundle into C(<dest>/<inventory_hostname>/<name>/) and checks it
     with the code of the M(mo.fleet.capture) action (sha256, archive members and limits, template schema,
     every bundled file). A second run with nothing new captured changes nothing.
@@ -91,7 +92,9 @@ templates:
       description: Capture id in the host's store.
       type: str
     name:
-      description: Capture name; the bundle goes to C(<dest>/<host>/<name>/).
+      description:
+        - Capture name; the bundle goes to C(<dest>/<host>/<name>/), or to C(<dest>/<host>/<name>@<id>/) when another
+          capture of the same name was harvested there before (names are not unique).
       type: str
     origin:
       description: C(module), C(cli), C(intercepted), C(drift) or C(dpkg-hook).
@@ -99,12 +102,46 @@ templates:
     command:
       description: The command that was captured.
       type: str
+    created:
+      description: When the capture was taken (seconds since the epoch).
+      type: int
+    status:
+      description: How the captured command ended (C(succeeded), C(failed), ...).
+      type: str
+    sha256:
+      description: sha256 of the bundle archive (not in check mode).
+      type: str
+    size:
+      description: Size of the bundle archive in bytes (not in check mode).
+      type: int
+    archive:
+      description:
+        - Path of the bundle archive left on the target for the controller to fetch, or null when the archive
+          came in the result (not in check mode). The action plugin fetches it and leaves it out of its result.
+      type: str
+    content:
+      description:
+        - The bundle archive, base64, while the results stay within the inline budget (not in check mode).
+          The action plugin decodes it and leaves it out of its result.
+      type: str
     dest:
       description: Where the bundle was put on the controller (action plugin).
       type: str
     written:
       description: Whether that directory was written (false when it already held the same bundle).
       type: bool
+present:
+  description:
+    - Ids of every template whose bundle is still in the host's store; the action plugin prunes its harvest state
+      to these and leaves them out of its result.
+  returned: always
+  type: list
+  elements: str
+refused:
+  description: One sentence for each template from the host that was refused (recorded, never fetched again).
+  returned: when not in check mode (action plugin)
+  type: list
+  elements: str
 drift:
   description: Id of the drift capture taken with O(drift).
   returned: when O(drift) was given and not in check mode
@@ -141,6 +178,8 @@ def main():
     result = dict(changed=False)
     if p["drift"] is not None and not names.is_valid("file_part", p["drift"]):
         module.fail_json(msg="drift must be %s, not %r." % (names.RULES["file_part"], p["drift"]))
+    if os.geteuid() != 0 and not module.check_mode:
+        module.fail_json(msg="mo.fleet.harvest must run as root on the target; use become: true.")
     if p["drift"] and not module.check_mode:
         try:
             config = load_config()
@@ -149,8 +188,6 @@ def main():
             result["changed"] = True
         except (ConfigError, DriftError, CaptureError, StoreError) as exc:
             module.fail_json(msg="No drift capture was taken: %s" % exc)
-    if os.geteuid() != 0 and not module.check_mode:
-        module.fail_json(msg="mo.fleet.harvest must run as root on the target; use become: true.")
     items = harvest.pending(store, p["skip"])
     if module.check_mode or p["list_only"]:
         for item in items:
@@ -161,6 +198,7 @@ def main():
         except OSError as exc:
             module.fail_json(msg="The bundles could not be packed: %s: %s." % (exc.filename, exc.strerror))
     result["templates"] = items
+    result["present"] = harvest.present_ids(store)
     result["msg"] = "%d template(s) not harvested yet." % len(items)
     module.exit_json(**result)
 

@@ -156,3 +156,71 @@ def test_a_non_root_apt_get_and_a_non_change_behave_as_without_mo_fleet(prepared
     assert "rc=0" in root_help.stdout
     # root's wrappers are really there: the alias is what the shell runs
     assert "mo-capture --intercept apt-get" in login_shell(host, "alias apt-get").stdout
+
+
+def test_the_engines_compiled_modules_and_the_index_are_roots_only(prepared):
+    """The role makes the pycache directory root's and 0755 before any entry script can create
+    it under some other umask, and the store's index (every captured command line) is 0600;
+    an ordinary user cannot list it through the CLI either."""
+    _tmp, host, _inventory = prepared
+    assert host.sh("stat -c '%U:%G %a' /var/cache/mo-fleet /var/cache/mo-fleet/pycache "
+                   "/var/lib/mo-fleet/index.db").stdout.split() == ["root:root", "755", "root:root", "755",
+                                                                     "root:root", "600"]
+    listed = login_shell(host, "mo-capture list-templates; echo rc=$?", user="alice")
+    assert "rc=2" in listed.stdout and "mo-capture list-templates must run as root." in listed.stderr
+
+
+PATCH_PLAY = """- hosts: all
+  gather_facts: false
+  become: true
+  tasks:
+    - name: Converge the captured conffile
+      mo.fleet.bundle_apply:
+        bundle: "{{ conf_bundle }}"
+        options:
+          include: [/etc/adduser.conf]
+      register: applied
+"""
+
+
+def test_a_captured_conffile_edit_is_applied_as_a_patch_that_keeps_the_targets_own_lines(prepared):
+    """One line of /etc/adduser.conf changed by a CLI capture on A (its diff against the packaged
+    default recorded) is applied to B, whose copy differs elsewhere: B keeps its own line and
+    gets A's; nothing but the plan is shipped for it, and a second run changes nothing."""
+    tmp, host, inventory = prepared
+    made = login_shell(host, "mo-capture --name conf-edit sed -i 's/^#DIR_MODE=0700$/DIR_MODE=0750/' "
+                             "/etc/adduser.conf")
+    assert made.returncode == 0, made.stderr
+    run = harvest(tmp, inventory)
+    assert run.rc == 0, run.stdout[-3000:]
+    bundle = tmp / "captures" / host.name / "conf-edit"
+    doc = tpl.verify_bundle(str(bundle))
+    (diff,) = [d for d in doc["metadata"]["conffile_diffs"] if d["path"] == "/etc/adduser.conf"]
+    assert "+DIR_MODE=0750\n" in diff["diff"]
+
+    (tmp / "b").mkdir(exist_ok=True)
+    lab = LabFactory(tmp / "b")
+    try:
+        other = lab.host(prefix="mo-patch")
+        other.sh("sed -i 's/^#EXTRA_GROUPS=\"users\"$/EXTRA_GROUPS=\"users staff\"/' /etc/adduser.conf")
+        theirs = other.read("/etc/adduser.conf")
+        assert 'EXTRA_GROUPS="users staff"' in theirs
+        play = tmp / "patch.yml"
+        play.write_text(PATCH_PLAY)
+        other_inventory = lab.inventory(other)
+        preview = run_playbook(str(play), other_inventory, {"conf_bundle": str(bundle)}, check=True, diff=True)
+        assert preview.rc == 0, preview.stdout[-3000:]
+        (seen,) = preview.task_results(other.name, name="Converge the captured conffile")
+        assert [c["what"] for c in seen["changes"] if c["path"] == "/etc/adduser.conf"] == [["content (patch)"]]
+        assert other.read("/etc/adduser.conf") == theirs  # check mode wrote nothing
+        applied = run_playbook(str(play), other_inventory, {"conf_bundle": str(bundle)})
+        assert applied.rc == 0 and applied.changed(other.name) == 1, applied.stdout[-3000:]
+        (result,) = applied.task_results(other.name, name="Converge the captured conffile")
+        assert result["shipped"] == 0
+        text = other.read("/etc/adduser.conf")
+        assert "\nDIR_MODE=0750\n" in text and '\nEXTRA_GROUPS="users staff"\n' in text
+        assert text == theirs.replace("\n#DIR_MODE=0700\n", "\nDIR_MODE=0750\n")
+        again = run_playbook(str(play), other_inventory, {"conf_bundle": str(bundle)})
+        assert again.rc == 0 and again.changed(other.name) == 0, again.stdout[-3000:]
+    finally:
+        lab.cleanup()

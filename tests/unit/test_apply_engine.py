@@ -130,7 +130,7 @@ def test_converge_check_is_exact_and_writes_nothing_then_apply_then_unchanged(tm
 
     after = snapshot(host)
     again = run(plan, tmp_path)
-    assert again == {"changed": False, "changes": [], "need": [], "before": {}}
+    assert again == {"changed": False, "changes": [], "need": [], "before": {}, "after": {}}
     assert snapshot(host) == after
 
 
@@ -400,3 +400,182 @@ def test_role_plan_sources_stay_below_the_plan_and_cover_every_file(tmp_path):
     plan.write_text("{not json")
     with pytest.raises(AnsibleActionFail, match="is not JSON"):
         action._read_plan(str(plan))
+
+
+# --------------------------------------------------------------------------- what an item leaves out
+
+def test_a_content_change_without_a_mode_keeps_the_existing_files_mode_and_owner(tmp_path):
+    """A template without permissions (hand-written, or from the seed's format): the new content
+    keeps the 0600 and the owner of the file it replaces, as ansible.builtin.copy does, and check
+    mode says only what changes; a new file is 0644."""
+    secret = tmp_path / "secret.conf"
+    secret.write_bytes(b"password=old\n")
+    os.chmod(secret, 0o600)
+    os.chown(secret, 1000, 1000)
+    data = b"password=new\n"
+    items = apply.check_plan([{"path": str(secret), "state": "file", "sha256": sha(data)},
+                              {"path": str(tmp_path / "new.conf"), "state": "file", "sha256": sha(data)}])
+    probe = apply.converge(items, check=True)
+    assert [c["what"] for c in probe["changes"]] == [["content"], ["created"]]
+    apply.converge(items, content_tar(tmp_path / "c.tar", [data]))
+    st = os.stat(secret)
+    assert (secret.read_bytes(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (data, 0o600, 1000, 1000)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.conf").st_mode) == 0o644
+    assert apply.converge(items, check=True)["changed"] is False
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"path": "/srv/x", "state": "directory", "owner": "\u00b2"}, "items/0/owner must be a user or group name or a number"),
+    ({"path": "/srv/x", "state": "directory", "group": "\u0663"}, "items/0/group must be a user or group name or a number"),
+    ({"path": "/srv/x", "state": "file", "sha256": "0" * 64, "size": -1}, "items/0/size must be a non-negative integer"),
+    ({"path": "/srv/x", "state": "file", "sha256": "0" * 64, "size": "12"}, "items/0/size must be a non-negative integer"),
+    ({"path": "/srv/x", "state": "file", "sha256": "0" * 64, "size": True}, "items/0/size must be a non-negative integer"),
+])
+def test_digits_that_are_not_ascii_and_bad_sizes_are_refused_in_one_sentence(item, message):
+    with pytest.raises(apply.ApplyError) as err:
+        apply.check_plan([item])
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_a_file_of_another_size_is_not_hashed(tmp_path, monkeypatch):
+    """The plan's size is kept, so a same-path file of another size differs without a read,
+    and a no-change run hashes each file once."""
+    (tmp_path / "a").write_bytes(b"short")
+    data = b"a longer content\n"
+    items = apply.check_plan([{"path": str(tmp_path / "a"), "state": "file", "sha256": sha(data), "size": len(data)}])
+    hashed = []
+    real = apply.sha256_of
+    monkeypatch.setattr(apply, "sha256_of", lambda p: hashed.append(p) or real(p))
+    assert apply.converge(items, check=True)["changes"][0]["what"] == ["content"] and hashed == []
+    apply.converge(items, content_tar(tmp_path / "c.tar", [data]))
+    hashed.clear()
+    assert apply.converge(items, check=True)["changed"] is False and hashed == [str(tmp_path / "a")]
+
+
+# --------------------------------------------------------------------------- the action plugin's checks
+
+@pytest.mark.parametrize("result, key", [
+    ({}, "changed"),
+    ({"changed": "yes", "changes": [], "need": []}, "changed"),
+    ({"changed": True, "changes": [{"path": "/x", "state": "file"}], "need": []}, "changes"),
+    ({"changed": True, "changes": [{"path": "/x", "state": "file", "what": []}], "need": []}, "changes"),
+    ({"changed": True, "changes": ["x"], "need": []}, "changes"),
+    ({"changed": True, "changes": [], "need": [1]}, "need"),
+    ({"changed": True, "changes": [], "need": [], "before": []}, "before"),
+])
+def test_a_hostile_module_result_is_one_sentence_not_a_traceback(result, key):
+    from ansible.errors import AnsibleActionFail
+    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
+
+    with pytest.raises(AnsibleActionFail) as err:
+        action.check_result(result, "web1")
+    assert str(err.value.message) == (f"web1 returned a bundle_apply result whose {key} is not what the module "
+                                      "returns; nothing was shipped.")
+    good = {"changed": True, "changes": [{"path": "/x", "state": "file", "what": ["content"]}], "need": ["0" * 64]}
+    assert action.check_result(good, "web1") is good
+
+
+def test_a_source_that_does_not_match_its_sha256_is_refused_before_anything_is_shipped(tmp_path):
+    """A generated role's files/ edited after it was written: the controller hashes each source
+    while it builds the tar, so the host is never half converged by a mismatch found mid-run."""
+    from ansible.errors import AnsibleActionFail
+    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_bytes(b"good\n")
+    bad.write_bytes(b"edited\n")
+    plugin = action.ActionModule.__new__(action.ActionModule)
+    plugin._connection = None  # never reached: the transfer comes after the check
+    need = [sha(b"good\n"), sha(b"original\n")]
+    with pytest.raises(AnsibleActionFail, match=r"^The source .*/bad does not match its sha256 [0-9a-f]{64}; "
+                                                r"nothing was shipped or changed\.$"):
+        plugin._ship(need, {need[0]: str(good), need[1]: str(bad)}, 10 ** 9)
+
+
+# --------------------------------------------------------------------------- conffile patches
+
+DEFAULT_CONF = "".join(f"# setting {i}\nkey{i}=default\n" for i in range(1, 30))
+
+
+def conffile_bundle(tmp_path, host, captured):
+    """A capture that changed one line of a package's conffile, with the diff confdiff records."""
+    import difflib
+    path = str(host) + "/etc/app.conf"
+    data = captured.encode()
+    diff = "".join(difflib.unified_diff(DEFAULT_CONF.splitlines(True), captured.splitlines(True),
+                                        f"{path} (packaged)", f"{path} (host)"))
+    ops = {"files_modified": [fentry(path, data, conffile=True, conffile_changed=True, package="app")]}
+    doc = tpl.build({"argv": ["vi", path], "timestamp": "2026-01-01T00:00:00", "name": "conf", "host": "h1",
+                     "status": "succeeded"}, ops, {"conffile_diffs": [{"path": path, "package": "app",
+                                                                        "version": "1.0", "diff": diff}]})
+    root = tmp_path / "bundle"
+    (root / "files" / path.lstrip("/")).parent.mkdir(parents=True)
+    (root / "files" / path.lstrip("/")).write_bytes(data)
+    (root / "template.json").write_text(tpl.dump(doc))
+    return root, path
+
+
+def test_a_changed_conffile_is_patched_and_the_hosts_own_difference_stays(tmp_path, host):
+    """The capture changed key20; the target's packaged file differs elsewhere (key3, and a line
+    fewer at the end): the patch keeps both, ships nothing, and a second run changes nothing."""
+    captured = DEFAULT_CONF.replace("key20=default", "key20=captured")
+    root, path = conffile_bundle(tmp_path, host, captured)
+    plan = plan_of(root, host)
+    (item,) = [i for i in plan["items"] if i["path"] == path]
+    assert item["patch"].startswith(f"--- {path} (packaged)")
+    (host / "etc").mkdir()
+    theirs = DEFAULT_CONF.replace("key3=default", "key3=this host's").replace("# setting 29\nkey29=default\n", "")
+    (host / "etc" / "app.conf").write_text(theirs)
+    items = apply.check_plan(plan["items"])
+    probe = apply.converge(items, check=True, diff=True)
+    change = [c for c in probe["changes"] if c["path"] == path]
+    assert change == [{"path": path, "state": "file", "what": ["content (patch)"]}]
+    assert sha(captured.encode()) not in probe["need"]  # the host computes the patched text: nothing shipped
+    assert probe["after"][path] == theirs.replace("key20=default", "key20=captured")
+    run(plan, tmp_path)
+    text = (host / "etc" / "app.conf").read_text()
+    assert "key20=captured" in text and "key3=this host's" in text and "key29" not in text
+    again = apply.converge(items, check=True)
+    assert [c for c in again["changes"] if c["path"] == path] == []
+
+
+def test_where_the_patch_does_not_apply_the_whole_file_is_replaced_and_it_says_so(tmp_path, host):
+    captured = DEFAULT_CONF.replace("key20=default", "key20=captured")
+    root, path = conffile_bundle(tmp_path, host, captured)
+    plan = plan_of(root, host)
+    (host / "etc").mkdir()
+    (host / "etc" / "app.conf").write_text(DEFAULT_CONF.replace("key20=default", "key20=someone else's"))
+    items = apply.check_plan(plan["items"])
+    probe = apply.converge(items, check=True)
+    assert [c["what"] for c in probe["changes"] if c["path"] == path] == [[apply.WHOLE]]
+    assert sha(captured.encode()) in probe["need"]
+    run(plan, tmp_path)
+    assert (host / "etc" / "app.conf").read_text() == captured
+    # conffile_patch false: replaced whole, as ansible.builtin.copy would
+    (host / "etc" / "app.conf").write_text(DEFAULT_CONF)
+    assert [c["what"] for c in apply.converge(items, check=True, patch=False)["changes"]
+            if c["path"] == path] == [["content"]]
+
+
+@pytest.mark.parametrize("patch, words", [
+    ("--- a\n+++ b\n@@ -1 +1 @@\n-x\n+\x1b[2J\n", "without control characters"),
+    ("--- a\n+++ b\n@@ -1,3 +1,1 @@\n-x\n+y\n", "is not a unified diff: The diff's last hunk is shorter"),
+    ("rm -rf /\n", "is not a unified diff: Line 1 of the diff is neither a file header nor a hunk."),
+    (7, "without control characters"),
+])
+def test_a_hostile_patch_is_refused_in_one_sentence(patch, words):
+    with pytest.raises(apply.ApplyError) as err:
+        apply.check_plan([{"path": "/etc/x.conf", "state": "file", "sha256": "0" * 64, "patch": patch}])
+    assert str(err.value).startswith("items/0/patch ") and words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_textpatch_applies_at_an_offset_and_knows_when_it_is_applied():
+    from ansible_collections.mo.fleet.plugins.module_utils._render import textpatch
+    import difflib
+    new = DEFAULT_CONF.replace("key5=default", "key5=x") + "added=1\n"
+    diff = "".join(difflib.unified_diff(DEFAULT_CONF.splitlines(True), new.splitlines(True), "a", "b"))
+    shifted = "# a local header\n# of three\n# lines\n" + DEFAULT_CONF
+    out, done = textpatch.converge(shifted, diff)
+    assert not done and out == "# a local header\n# of three\n# lines\n" + new
+    assert textpatch.converge(out, diff) == (out, True)
+    assert textpatch.converge(DEFAULT_CONF.replace("key5=default", "key5=y"), diff) == (None, False)

@@ -7,7 +7,9 @@ import gzip
 import hashlib
 import io
 import os
+import pwd
 import shutil
+import stat
 import struct
 import subprocess
 import tarfile
@@ -114,16 +116,32 @@ def test_record_libraries_resolves_owns_and_versions(tmp_path):
 
 # --------------------------------------------------------------------------- what a package ships
 
-def write_deb(path, members, control="Package: demo\nVersion: 1.0-1\nArchitecture: all\n", data_kind="xz"):
-    """A .deb (ar) whose data.tar holds MEMBERS: (name, type, mode, uname, gname)."""
+def compressed(data, kind):
+    if kind == "bz2":
+        import bz2
+        return bz2.compress(data)
+    if kind == "zst":
+        return subprocess.run(["zstd", "-q", "-c"], input=data, stdout=subprocess.PIPE, check=True).stdout
+    if kind == "xz":
+        import lzma
+        return lzma.compress(data, format=lzma.FORMAT_XZ)
+    return gzip.compress(data)
+
+
+def write_deb(path, members, control="Package: demo\nVersion: 1.0-1\nArchitecture: all\n", data_kind="xz", fill=b""):
+    """A .deb (ar) whose data.tar holds MEMBERS: (name, type, mode, uname, gname); each file holds FILL."""
     def tar_bytes(entries, compress):
         raw = io.BytesIO()
         with tarfile.open(fileobj=raw, mode="w") as tar:
             for name, kind, mode, uname, gname in entries:
                 info = tarfile.TarInfo(name)
                 info.type, info.mode, info.uname, info.gname = kind, mode, uname, gname
-                tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+                body = fill if kind == tarfile.REGTYPE else b""
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body) if kind == tarfile.REGTYPE else None)
         data = raw.getvalue()
+        if compress in ("bz2", "zst"):
+            return compressed(data, compress)
         if compress == "xz":
             import lzma
             return lzma.compress(data, format=lzma.FORMAT_XZ)
@@ -143,7 +161,7 @@ def write_deb(path, members, control="Package: demo\nVersion: 1.0-1\nArchitectur
             fh.write(debbuild._ar_header(name, len(blob), 0) + blob + (b"\n" if len(blob) % 2 else b""))
 
 
-@pytest.mark.parametrize("kind", ["xz", "gz", ""])
+@pytest.mark.parametrize("kind", ["xz", "gz", "bz2", "zst", ""])
 def test_shipped_reads_modes_and_owners_of_the_data_archive(tmp_path, kind):
     deb = tmp_path / "demo_1.0-1_all.deb"
     write_deb(deb, [("./", tarfile.DIRTYPE, 0o755, "root", "root"),
@@ -164,6 +182,38 @@ def test_shipped_refuses_a_corrupt_or_oversized_archive(tmp_path, monkeypatch):
     deb.write_bytes(deb.read_bytes()[:-40])
     with pytest.raises(_deb.DebError, match="demo_1.0-1_all.deb"):
         pkgfiles.shipped(str(deb))
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz", "bz2"])
+def test_a_compression_bomb_never_sits_in_memory_whole(kind):
+    """64 MiB of zeros compress to a few KiB, one read's chunk: each decompress call is capped,
+    so what is held stays about one read, and every byte still comes out."""
+    blob = compressed(bytes(64 << 20), kind)
+    assert len(blob) < 1 << 18
+    inflated = pkgfiles._Inflated(io.BytesIO(blob), kind)
+    assert inflated.read(10240) == bytes(10240)
+    assert len(inflated.buf) < 1 << 17
+    total = 10240
+    while True:
+        chunk = inflated.read(1 << 20)
+        assert len(inflated.buf) <= (1 << 20) + (1 << 16)
+        if not chunk:
+            break
+        total += len(chunk)
+    assert total == 64 << 20
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz", "bz2", "zst"])
+def test_a_bomb_is_refused_at_the_cap_and_the_zstd_process_is_reaped(tmp_path, monkeypatch, kind):
+    deb = tmp_path / "demo_1.0-1_all.deb"
+    write_deb(deb, [("./big", tarfile.REGTYPE, 0o644, "root", "root")], data_kind=kind, fill=bytes(32 << 20))
+    monkeypatch.setattr(pkgfiles, "MAX_DATA_BYTES", 1 << 20)
+    started = []
+    real = pkgfiles.subprocess.Popen
+    monkeypatch.setattr(pkgfiles.subprocess, "Popen", lambda *a, **k: started.append(real(*a, **k)) or started[-1])
+    with pytest.raises(_deb.DebError, match=r"^demo_1.0-1_all.deb has a data archive larger than 1 MiB\.$"):
+        pkgfiles.shipped(str(deb))
+    assert [p.returncode is not None for p in started] == ([True] if kind == "zst" else [])
 
 
 def test_differs_names_what_the_package_ships(tmp_path):
@@ -236,8 +286,11 @@ def test_tasks_apply_what_the_capture_recorded_on_package_paths():
 def test_deb_leaves_package_paths_to_the_package_and_sets_them_in_postinst():
     out = render.to_deb(package_owned_template(), {"verify_bundle": False, "name": "demo-extra"})
     assert out["files"] == [] and out["dirs"] == []
-    assert "chmod 0750 /usr/share/demo" in out["postinst"]
-    assert "chmod 0700 /usr/bin/demo" in out["postinst"] and "chown nobody:staff /usr/bin/demo" in out["postinst"]
+    assert "[ -L /usr/share/demo ] || chmod 0750 /usr/share/demo\n" in out["postinst"]
+    assert "[ -L /usr/bin/demo ] || chmod 0700 /usr/bin/demo\n" in out["postinst"]
+    assert "chown -h nobody:staff /usr/bin/demo\n" in out["postinst"]
+    assert not [line for line in out["postinst"].splitlines()
+                if line.startswith(("chmod ", "chown ")) and not line.startswith("chown -h ")]
     assert ("/usr/bin/demo", "a file of the package demo (the postinst sets the mode and owner the capture "
                              "recorded)") in out["left_out"]
 
@@ -364,3 +417,42 @@ def test_strip_strips_elf_files_reproducibly(tmp_path):
     assert record["md5sums"]["usr/local/bin/prog"] == hashlib.md5(copy.read_bytes()).hexdigest()
     with pytest.raises(render.RenderError, match="strip must be true or false"):
         debbuild.plan(str(bundle), {"strip": "yes"})
+
+
+def test_postinst_attribute_lines_never_follow_a_symlink_swapped_in(tmp_path):
+    """Between apt's unpack and configure the owner of a directory could replace a packaged
+    file with a symlink to /etc/shadow: the postinst's chown and chmod lines leave its target
+    alone (they are run here, as root, against such a link)."""
+    victim = tmp_path / "shadow"
+    victim.write_text("root:*:\n")
+    os.chmod(victim, 0o600)
+    path = str(tmp_path / "usr-bin-demo")
+    os.symlink(str(victim), path)
+    ops = {"packages_installed": [{"name": "demo", "version": "1.0-1", "architecture": "amd64", "manual": True}],
+           "files_created": [{"path": path, "type": "file", "size": 3, "permissions": "0666", "owner": "nobody",
+                              "group": "nogroup", "hash": sha(b"abc"), "package": "demo", "package_default": True,
+                              "bundled": True, "package_differs": {"permissions": "0755", "owner": "root",
+                                                                   "group": "root"}}]}
+    doc = tpl.build({"argv": ["apt-get", "install", "demo"], "timestamp": "2026-12-01T10:00:00+00:00",
+                     "name": "demo", "system": "debian 12 (x86_64)"}, ops)
+    out = render.to_deb(doc, {"verify_bundle": False, "name": "demo-extra", "allowed_roots": [str(tmp_path)]})
+    lines = [line for line in out["postinst"].splitlines() if path in line]
+    assert len(lines) == 2
+    subprocess.run(["sh", "-e", "-c", "\n".join(lines)], check=True)
+    st = os.stat(victim)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, 0)
+    assert os.lstat(path).st_uid == pwd.getpwnam("nobody").pw_uid  # the link itself, as chown -h does
+
+
+def test_elf_reading_never_blocks_on_a_fifo_nor_follows_a_link(tmp_path):
+    """A capture (root) reads each bundled ELF file's dynamic section; the path's owner could
+    put a FIFO or a symlink there: the read gives None at once instead of hanging or reading
+    another file."""
+    elf = tmp_path / "prog"
+    elf.write_bytes(make_elf())
+    assert elfdeps.read_dynamic(str(elf))["needed"] == ["libfoo.so.1", "libc.so.6"]
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink(str(elf), str(tmp_path / "link"))
+    assert elfdeps.read_dynamic(str(tmp_path / "fifo")) is None
+    assert elfdeps.read_dynamic(str(tmp_path / "link")) is None
+    assert elfdeps._read_head(str(tmp_path / "fifo")) == b""

@@ -82,9 +82,82 @@ def test_a_damaged_harvest_state_is_one_sentence(tmp_path, text):
 
 
 def test_harvest_state_roundtrip(tmp_path):
-    assert action.read_state(str(tmp_path)) == []
+    assert action.read_state(str(tmp_path)) == {}
     (tmp_path / action.STATE_FILE).write_text(json.dumps({"harvested": ["20261202-x-1a2b3c"]}))
-    assert action.read_state(str(tmp_path)) == ["20261202-x-1a2b3c"]
+    assert action.read_state(str(tmp_path)) == {"20261202-x-1a2b3c": None}  # the older format
+    action.write_state(str(tmp_path), {"a-1": "a", "b-2": "a@b-2", "bad-3": None})
+    assert action.read_state(str(tmp_path)) == {"a-1": "a", "b-2": "a@b-2", "bad-3": None}
+
+
+def _harvest(tmp_path, store, state=None, present=None, extra=()):
+    """The controller half of a run against STORE's pending templates, inline (no connection)."""
+    host_dir = tmp_path / "captures" / "web1"
+    if state is not None:
+        action.write_state(str(host_dir), state)
+    items = harvest.pack(store, harvest.pending(store, list(action.read_state(str(host_dir)))), inline_max=10 ** 9)
+    plugin = action.ActionModule.__new__(action.ActionModule)
+    plugin._connection = None
+    ids = harvest.present_ids(store) if present is None else present
+    return host_dir, plugin._harvest("web1", str(host_dir), list(extra) + items, set(ids), {}, {})
+
+
+def test_two_captures_of_one_name_both_come_home_and_a_later_one_never_replaces_an_earlier(tmp_path):
+    """The dpkg hook names by the second and a weekly drift capture reuses its name: the second
+    bundle goes to <name>@<id>, and a third run of the same name does not touch either."""
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    first = _template(store, "dpkg-1-aa", "dpkg-20261202T010000", "dpkg-hook")
+    _template(store, "dpkg-22-bb", "dpkg-20261202T010000", "dpkg-hook")
+    host_dir, result = _harvest(tmp_path, store)
+    assert [os.path.basename(t["dest"]) for t in result["templates"]] == [
+        "dpkg-20261202T010000", "dpkg-20261202T010000@dpkg-22-bb"]
+    _template(store, "dpkg-333-cc", "dpkg-20261202T010000", "dpkg-hook")
+    _, again = _harvest(tmp_path, store)
+    assert [os.path.basename(t["dest"]) for t in again["templates"]] == ["dpkg-20261202T010000@dpkg-333-cc"]
+    kept = json.loads((host_dir / "dpkg-20261202T010000" / tpl.BUNDLE_TEMPLATE).read_text())
+    assert kept == first and len(action.read_state(str(host_dir))) == 3
+    _, third = _harvest(tmp_path, store)
+    assert third["templates"] == [] and third["changed"] is False
+
+
+def test_a_name_taken_on_disk_by_something_else_is_not_replaced(tmp_path):
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    _template(store, "a-1", "notes", "cli")
+    (tmp_path / "captures" / "web1" / "notes").mkdir(parents=True)
+    (tmp_path / "captures" / "web1" / "notes" / "mine.txt").write_text("by hand")
+    host_dir, result = _harvest(tmp_path, store)
+    assert result["templates"][0]["dest"].endswith("/notes@a-1")
+    assert (host_dir / "notes" / "mine.txt").read_text() == "by hand"
+
+
+@pytest.mark.parametrize("bad, sentence", [
+    ("not a dict", "web1 reported a template that is not a mapping."),
+    ({"id": "x-1", "name": "x"}, "web1 reported a template without a sha256."),
+    ({"id": "../x", "name": "x", "sha256": "0" * 64}, "web1 reported a capture id that is not a plain file name part"),
+    ({"id": "x-9", "name": "../../etc", "sha256": "0" * 64}, "The bundle x-9 was not kept: its name is not"),
+    ({"id": "x-8", "name": "x", "sha256": "0" * 64, "content": "!!"}, "not valid base64"),
+])
+def test_a_bad_item_is_reported_and_recorded_and_the_rest_still_comes_home(tmp_path, bad, sentence):
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    _template(store, "a-1", "a", "intercepted")
+    host_dir, result = _harvest(tmp_path, store, present=["a-1", "x-9", "x-8"], extra=[bad])
+    assert [t["id"] for t in result["templates"]] == ["a-1"] and (host_dir / "a" / tpl.BUNDLE_TEMPLATE).is_file()
+    (refused,) = result["refused"]
+    assert sentence in refused and "\n" not in refused
+    state = action.read_state(str(host_dir))
+    if isinstance(bad, dict) and bad["id"] in ("x-9", "x-8"):
+        assert state[bad["id"]] is None  # never asked for again
+    assert state["a-1"] == "a"
+
+
+def test_the_state_is_pruned_to_the_ids_the_host_still_has(tmp_path):
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    _template(store, "a-1", "a", "intercepted")
+    host_dir, result = _harvest(tmp_path, store, state={"old-1": "old", "old-2": None})
+    assert result["changed"] and action.read_state(str(host_dir)) == {"a-1": "a"}
 
 
 def test_a_fetch_the_connection_refuses_is_one_sentence_and_leaves_nothing(tmp_path):
@@ -104,3 +177,26 @@ def test_a_fetch_the_connection_refuses_is_one_sentence_and_leaves_nothing(tmp_p
         receive_bundle(Refusing(), "web1", str(host_dir), str(host_dir / "a"), "a",
                        {"sha256": "0" * 64, "archive": "/home/mo/.ansible/tmp/a.tar.gz"})
     assert list(host_dir.iterdir()) == []  # no staging directory, no partial bundle
+
+
+def test_the_module_says_it_needs_root_before_it_tries_the_drift_capture(tmp_path, monkeypatch, capsys):
+    """As a non-root login the drift attempt would fail on the 0700 baseline directory with a
+    misleading sentence; the root check comes first."""
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.mo.fleet.plugins.modules import harvest as module
+
+    monkeypatch.setattr(module.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(module, "drift_capture", lambda *a: pytest.fail("the drift capture ran as non-root"))
+    with patch_module_args({"drift": "web1-drift", "store": str(tmp_path / "store")}):
+        with pytest.raises(SystemExit):
+            module.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["failed"] and out["msg"] == "mo.fleet.harvest must run as root on the target; use become: true."
+
+
+def test_check_mode_items_need_no_sha256_but_packed_ones_do():
+    """What the module lists in check mode is not packed yet: it has an id and a name only."""
+    listed = {"id": "a-1", "name": "a", "origin": "intercepted"}
+    assert action.check_item("web1", listed, packed=False) == ""
+    assert action.check_item("web1", listed) == "web1 reported a template without a sha256."
+    assert action.check_item("web1", dict(listed, name="../x"), packed=False).startswith("The bundle a-1 was not kept")

@@ -129,7 +129,94 @@ def test_cli_arguments(capsys, tmp_path):
     assert host_cli.main_capture(["--config", str(bad), "version"]) == 1
     assert capsys.readouterr().err.startswith("mo-capture: trace must be")
     assert host_cli.main_install(["--frobnicate", "x"]) == 2
+    assert not (tmp_path / "log").exists()  # version only checks the file: it writes no log
+    config.write_text(json.dumps({"logging": {"file": str(tmp_path / "log/capture.log")},
+                                  "store": str(tmp_path / "store")}))
+    assert host_cli.main_capture(["--config", str(config), "status"]) == 0
     assert (tmp_path / "log/capture.log").is_file()  # the log went where the configuration said
+
+
+@pytest.mark.parametrize("mode, owner", [(0o666, 0), (0o644, 1000), (0o620, 0)])
+def test_config_others_could_write_is_refused_except_for_version(tmp_path, capsys, mode, owner):
+    """A narrow sudo rule (sudo mo-capture status) must not let a user point the store and the
+    log anywhere: --config names a file of root's that only root can write, or it is refused
+    before it is read; version (the role's validate:) accepts any file and writes no log."""
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"logging": {"file": str(tmp_path / "log/x.log")}, "store": str(tmp_path / "s")}))
+    os.chmod(config, mode)
+    os.chown(config, owner, 0)
+    assert host_cli.main_capture(["--config", str(config), "status"]) == 2
+    assert capsys.readouterr().err == (f"mo-capture: --config {config} must be a regular file owned by root that only "
+                                       "root can write (any file is accepted with version).\n")
+    assert host_cli.main_capture(["--config", str(config), "version"]) == 0
+    assert not (tmp_path / "log").exists() and not (tmp_path / "s").exists()
+
+
+def test_the_index_is_roots_only_and_so_are_the_listings(tmp_path, capsys, monkeypatch):
+    """The index holds every captured command line (tokens in URLs, dpkg requesters): 0600,
+    also when an older index was readable, and listing it needs root."""
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    assert os.stat(store.db_path).st_mode & 0o777 == 0o600
+    os.chmod(store.db_path, 0o644)
+    store.ensure()
+    assert os.stat(store.db_path).st_mode & 0o777 == 0o600
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"store": store.root, "logging": {"file": str(tmp_path / "log")}}))
+    monkeypatch.setattr(host_cli.os, "geteuid", lambda: 1000)
+    for word in ("status", "list-templates", "list-snapshots"):
+        assert host_cli.main_capture(["--config", str(config), word]) == 2
+        assert capsys.readouterr().err == f"mo-capture: mo-capture {word} must run as root.\n"
+    assert host_cli.main_capture(["--config", str(config), "version"]) == 0
+
+
+def _intercepting(tmp_path, monkeypatch, fail_after_start):
+    config = hc.merge({"store": str(tmp_path / "store")})
+    ran = []
+
+    def capture(options, store):
+        if fail_after_start:
+            options["on_start"]()
+        raise cap.CaptureError("The configured root /srv/gone does not exist.")
+
+    def execvp(program, argv):
+        ran.append(argv)
+        raise SystemExit(0)
+    monkeypatch.setattr(host_cli.cap, "capture", capture)
+    monkeypatch.setattr(host_cli.os, "execvp", execvp)
+    monkeypatch.setattr(host_cli.os, "geteuid", lambda: 0)
+    monkeypatch.delenv("MO_FLEET_CAPTURE", raising=False)
+    return config, ran
+
+
+def test_a_capture_that_cannot_start_steps_aside_and_the_command_runs_as_typed(tmp_path, capsys, monkeypatch):
+    config, ran = _intercepting(tmp_path, monkeypatch, fail_after_start=False)
+    with pytest.raises(SystemExit):
+        host_cli.intercept(config, ["apt-get", "install", "-y", "hello"])
+    assert ran == [["apt-get", "install", "-y", "hello"]]
+    assert capsys.readouterr().err == ("mo-capture: The configured root /srv/gone does not exist. apt-get runs "
+                                       "without a capture.\n")
+
+
+def test_a_capture_that_fails_after_the_command_ran_never_runs_it_twice(tmp_path, monkeypatch):
+    config, ran = _intercepting(tmp_path, monkeypatch, fail_after_start=True)
+    with pytest.raises(cap.CaptureError):
+        host_cli.intercept(config, ["apt-get", "install", "-y", "hello"])
+    assert ran == []
+
+
+def test_an_invalid_config_steps_aside_for_an_intercepted_command(tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('{"trace": "loud"}')
+    monkeypatch.setattr(hc, "CONFIG_PATH", str(bad))
+    monkeypatch.setattr(host_cli.hc, "CONFIG_PATH", str(bad))
+    ran = []
+    monkeypatch.setattr(host_cli.os, "execvp", lambda p, a: ran.append(a) or (_ for _ in ()).throw(SystemExit(0)))
+    with pytest.raises(SystemExit):
+        host_cli.main_capture(["--intercept", "apt-get", "install", "-y", "hello"])
+    assert ran == [["apt-get", "install", "-y", "hello"]]
+    err = capsys.readouterr().err
+    assert err.startswith("mo-capture: trace must be") and err.endswith(" apt-get runs without a capture.\n")
 
 
 def test_options_split_stops_at_the_command():
@@ -152,6 +239,45 @@ def test_requester_is_the_outermost_package_tool_and_its_parent():
     assert pkg_hook.requester(CHAIN) == ("dpkg -i /src/x.deb", "bash ./install-x.sh")
     assert pkg_hook.requester(APT_CHAIN) == ("apt-get install -y hello", "-bash")
     assert pkg_hook.requester([("cron", "cron -f")]) == ("cron -f", None)
+
+
+def test_attribution_stops_at_sudo_and_at_processes_a_user_owns():
+    """A user's script named apt (argv "apt install harmless") runs sudo apt-get install other:
+    the walk stops at sudo, so the record says apt-get install other, and the sudo process is
+    only the parent; a user-owned process is a boundary as well, whatever its comm."""
+    forged = [("sh", "sh -c x", ["sh", "-c", "x"], 0), ("dpkg", "dpkg --configure", ["dpkg", "--configure"], 0),
+              ("apt-get", "apt-get install other", ["apt-get", "install", "other"], 0),
+              ("sudo", "sudo apt-get install other", ["sudo", "apt-get", "install", "other"], 0),
+              ("apt", "apt install harmless", ["apt", "install", "harmless"], 1000)]
+    assert pkg_hook.requester(forged) == ("apt-get install other", "sudo apt-get install other")
+    assert pkg_hook.requester_argv(forged) == ["apt-get", "install", "other"]
+    user_owned = [("dpkg", "dpkg -i x.deb", ["dpkg", "-i", "x.deb"], 0), ("apt", "apt install harmless", [], 1000),
+                  ("apt", "apt install decoy", [], 0)]
+    assert pkg_hook.requester(user_owned) == ("dpkg -i x.deb", "apt install harmless")
+
+
+def test_the_walk_up_from_this_process_stops_at_the_first_boundary():
+    chain = pkg_hook.parents(os.getpid())
+    assert chain and all(len(item) == 4 for item in chain)
+    assert all(not pkg_hook._boundary(item) for item in chain[:-1])
+
+
+def test_a_long_requester_command_keeps_its_words_and_its_template(tmp_path, monkeypatch):
+    """A cut inside a quoted word used to make the template's shlex.split fail: the words are
+    kept as words, capped, and the packages-only template is still written."""
+    raw = b"\0".join([b"apt-get", b"install", b"-y"] + [b"pkg%d=1.2~rc 'x" % i for i in range(900)])
+    words = pkg_hook._words(raw)
+    assert words[:3] == ["apt-get", "install", "-y"] and sum(len(w) + 1 for w in words) <= pkg_hook.MAX_COMMAND
+    command = " ".join(__import__("shlex").quote(w) for w in words)[:pkg_hook.MAX_COMMAND]
+    chain = [("apt-get", command, words, 0), ("bash", "-bash", ["-bash"], 0)]
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    monkeypatch.setattr(pkg_hook.snap, "read_auto", lambda: set())
+    record = pkg_hook.make_record(_pkgs(), _pkgs(("hello", "2.10-3", "amd64")), chain, {}, now=0)
+    template_id = pkg_hook.write_template(store, record, _pkgs(("hello", "2.10-3", "amd64")))
+    doc = tpl.load_file(os.path.join(store.templates, template_id))
+    assert doc["MO_template"]["command"] == "apt-get" and doc["metadata"]["requested_by"]["command"] == command
+    assert record["argv"] == words
 
 
 def _pkgs(*items):
@@ -343,3 +469,84 @@ def test_analyze_reports_a_missing_package_as_an_error_item():
     out = confdiff.analyze(ops, {"packages": {}})["conffile_diffs"]
     assert out == [{"path": "/etc/x.conf", "package": "x", "version": None,
                     "error": "The package x is not installed."}]
+
+
+def test_a_diff_with_an_escape_sequence_is_not_kept():
+    with pytest.raises(confdiff.ConfDiffError, match=r"^/etc/a.conf holds control characters other than line "
+                                                     r"breaks and tabs; it is not diffed\.$"):
+        confdiff.unified("/etc/a.conf", b"a=1\n", b"a=\x1b]0;owned\x07\n")
+    assert "+a=\t2\n" in confdiff.unified("/etc/a.conf", b"a=1\n", b"a=\t2\n")
+
+
+def test_analyze_fetches_each_package_once_and_stops_downloading_at_its_deadline(monkeypatch, tmp_path):
+    """Many changed conffiles of one package cost one download (a failure is kept too), and
+    every download together has one deadline: root's shell is not held for minutes."""
+    calls = []
+
+    def find(name, version, arch, workdir=None, timeout=None):
+        calls.append((name, timeout))
+        raise confdiff.ConfDiffError(f"apt-get download of {name} {version} did not finish.")
+    monkeypatch.setattr(confdiff, "find_deb", find)
+    monkeypatch.setattr(confdiff, "APT_ARCHIVES", str(tmp_path))
+    now = [0.0]
+    debs = confdiff._Debs(deadline=100, clock=lambda: now[0])
+    ops = {"files_modified": [{"path": f"/etc/{p}/{i}.conf", "conffile": True, "conffile_changed": True, "package": p}
+                              for p in ("a", "b") for i in range(5)]}
+    packages = {"packages": dict((p, {"name": p, "version": "1.0", "architecture": "all"}) for p in "abc")}
+    original = debs.get
+
+    def later(package):
+        if package["name"] == "b":
+            now[0] = 101.0
+        return original(package)
+    monkeypatch.setattr(debs, "get", later)
+    out = confdiff.analyze(ops, packages, debs)["conffile_diffs"]
+    assert calls == [("a", 100)]
+    assert [i["error"] for i in out] == ["apt-get download of a 1.0 did not finish."] * 5 + [
+        "b 1.0 was not downloaded: the analysis's 90 s for downloads ran out."] * 5
+
+
+def _info_doc(**metadata):
+    doc = tpl.build({"argv": ["apt-get", "install", "-y", "x"], "name": "x", "system": "debian 12 (x86_64)",
+                     "timestamp": "2026-12-02T01:00:00+00:00"}, {}, {})
+    doc["metadata"].update(metadata)
+    return doc
+
+
+@pytest.mark.parametrize("metadata, field", [
+    ({"conffile_diffs": [{"path": "/etc/a", "diff": "+\x1b[2J\n"}]}, "metadata/conffile_diffs/0/diff"),
+    ({"conffile_diffs": [{"package": "a"}]}, "metadata/conffile_diffs/0"),
+    ({"conffile_diffs": ["x"]}, "metadata/conffile_diffs/0"),
+    ({"package_sources": [{"package": "a", "change": "installed", "command": "apt\x1b[8m"}]},
+     "metadata/package_sources/0/command"),
+    ({"package_sources": [{"package": "a", "change": "owned"}]}, "metadata/package_sources/0/change"),
+    ({"requested_by": {"user": "root", "shell": "x"}}, "metadata/requested_by"),
+    ({"origin": "cli\nx"}, "metadata/origin"),
+    ({"baseline": {"created": "x", "entries": -1}}, "metadata/baseline/entries"),
+])
+def test_what_hosts_add_to_the_metadata_is_checked_by_the_one_validator(metadata, field, tmp_path, capsys):
+    """A bundle from elsewhere cannot carry escape sequences or odd shapes into mo-install --info:
+    the validator refuses it in one sentence naming the field, and the CLI exits 1."""
+    doc = _info_doc(**metadata)
+    with pytest.raises(tpl.TemplateError) as err:
+        tpl.loads(json.dumps(doc))
+    assert field in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "template.json").write_text(json.dumps(doc))
+    assert host_cli.main_install(["--info", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith("mo-install: ") and out.err.count("\n") == 1
+
+
+def test_info_shows_the_host_metadata_printably(tmp_path, capsys):
+    doc = _info_doc(origin="intercepted", package_sources=[
+        {"package": "nginx", "version": "1.22.1-9", "change": "installed", "source": "dpkg-hook",
+         "command": "apt-get install -y nginx", "user": "mo", "parent": "-bash"}],
+        conffile_diffs=[{"path": "/etc/nginx/nginx.conf", "package": "nginx", "version": "1.22.1-9",
+                         "source": "apt-cache", "diff": "--- a\n+++ b\n-\tworker 1;\n+\tworker 2;\n"},
+                        {"path": "/etc/x", "package": "x", "version": None, "error": "The package x is not installed."}])
+    (tmp_path / "template.json").write_text(json.dumps(tpl.loads(json.dumps(doc))))
+    assert host_cli.main_install(["--info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "package installed nginx 1.22.1-9: apt-get install -y nginx (dpkg-hook, by mo)\n" in out
+    assert "conffile /etc/nginx/nginx.conf changed from nginx 1.22.1-9 (apt-cache):\n  --- a\n  +++ b\n  -\tworker 1;\n" in out
+    assert "conffile /etc/x: no diff: The package x is not installed.\n" in out

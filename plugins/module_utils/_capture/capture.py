@@ -380,6 +380,8 @@ def capture(options, store=None):
             if baseline is not None:
                 result = CommandResult(0, "", "", False, 0.0)
             else:  # MO_FLEET_CAPTURE: interception and the dpkg hook step aside inside a capture
+                if options.get("on_start") is not None:  # the interception: from here on, no stepping aside
+                    options["on_start"]()
                 result = run_command(run_argv, chdir, dict(environment, MO_FLEET_CAPTURE=capture_id),
                                      options.get("timeout"), bool(options.get("passthrough")))
         finally:

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import time
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout, paths
@@ -97,6 +98,14 @@ class CaptureDirectory:
         for path in (self.templates, self.outbox, self.work):
             if not os.path.isdir(path):
                 os.makedirs(path, mode=0o700)
+        # the index holds every captured and dpkg-requesting command line: root's only (sqlite
+        # gives its journal the database's mode); an index made readable before is closed too
+        fd = os.open(self.db_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
         with self.db() as db:
             db.executescript(SCHEMA_SQL)
 

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
 
@@ -35,6 +37,8 @@ MAX_CONFFILE = 1024 * 1024
 MAX_DIFF = 256 * 1024
 MAX_DIFFS = 200
 DOWNLOAD_TIMEOUT = 120
+DEADLINE = 90          # seconds for every download of one analysis together (it runs in root's shell)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
 
 
 class ConfDiffError(Exception):
@@ -46,8 +50,10 @@ def deb_file_name(name: str, version: str, arch: str) -> str:
     return "%s_%s_%s.deb" % (name, version.replace(":", "%3a"), arch)
 
 
-def find_deb(name: str, version: str, arch: str, archives: str = APT_ARCHIVES, workdir: str = None):
-    """(path, source) of the .deb of NAME VERSION ARCH: apt's cache, else apt-get download."""
+def find_deb(name: str, version: str, arch: str, archives: str = APT_ARCHIVES, workdir: str = None,
+             timeout: float = DOWNLOAD_TIMEOUT):
+    """(path, source) of the .deb of NAME VERSION ARCH: apt's cache, else apt-get download
+    (at most TIMEOUT seconds)."""
     try:
         for kind, value in (("package", name), ("version", version), ("architecture", arch)):
             names.check(kind, value, "The package's " + kind)
@@ -61,7 +67,7 @@ def find_deb(name: str, version: str, arch: str, archives: str = APT_ARCHIVES, w
     try:
         proc = subprocess.run(["apt-get", "download", "-q", "%s:%s=%s" % (name, arch, version)], cwd=workdir,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=DOWNLOAD_TIMEOUT, check=False)
+                              timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired):
         raise ConfDiffError("apt-get download of %s %s did not finish." % (name, version))
     path = os.path.join(workdir, deb_file_name(name, version, arch))
@@ -104,6 +110,8 @@ def unified(path: str, default: bytes, current: bytes) -> str:
                                         "%s (packaged)" % path, "%s (host)" % path))
     if len(text) > MAX_DIFF:
         raise ConfDiffError("The diff of %s is longer than %d characters." % (path, MAX_DIFF))
+    if _CONTROL.search(text):  # it is shown on root's terminal: no escape sequence gets there
+        raise ConfDiffError("%s holds control characters other than line breaks and tabs; it is not diffed." % path)
     return text
 
 
@@ -120,13 +128,44 @@ def changed_conffiles(operations: dict) -> list:
             if e.get("conffile") and e.get("conffile_changed")][:MAX_DIFFS]
 
 
-def analyze(operations: dict, state_after: dict) -> dict:
+class _Debs:
+    """The .deb of each (package, version) found once per analysis (a failure too), with one
+    deadline for every download together."""
+
+    def __init__(self, deadline: float = DEADLINE, clock=time.monotonic):
+        self.found, self.workdir, self.clock = {}, None, clock
+        self.until = clock() + deadline
+
+    def get(self, package: dict):
+        key = (package["name"], package["version"], package["architecture"])
+        if key not in self.found:
+            try:
+                left = self.until - self.clock()
+                cached = os.path.join(APT_ARCHIVES, deb_file_name(*key))
+                if left <= 0 and not os.path.isfile(cached):
+                    raise ConfDiffError(f"{key[0]} {key[1]} was not downloaded: the analysis's {DEADLINE} s for "
+                                        "downloads ran out.")
+                if self.workdir is None:
+                    self.workdir = tempfile.mkdtemp(prefix="mo-fleet-confdiff-")
+                self.found[key] = find_deb(*key, workdir=self.workdir, timeout=max(1.0, min(DOWNLOAD_TIMEOUT, left)))
+            except ConfDiffError as exc:
+                self.found[key] = exc
+        if isinstance(self.found[key], ConfDiffError):
+            raise self.found[key]
+        return self.found[key]
+
+    def close(self):
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def analyze(operations: dict, state_after: dict, debs: _Debs | None = None) -> dict:
     """Diffs of the changed conffiles of OPERATIONS (see module docstring)."""
     installed = {}
     for pkg in state_after["packages"].values():
         installed.setdefault(pkg["name"], pkg)
     out = []
-    workdir = None
+    debs = debs or _Debs()
     try:
         for entry in changed_conffiles(operations):
             package = installed.get(entry.get("package"))
@@ -135,10 +174,7 @@ def analyze(operations: dict, state_after: dict) -> dict:
             try:
                 if package is None:
                     raise ConfDiffError("The package %s is not installed." % entry.get("package"))
-                if workdir is None:
-                    workdir = tempfile.mkdtemp(prefix="mo-fleet-confdiff-")
-                deb, item["source"] = find_deb(package["name"], package["version"], package["architecture"],
-                                               workdir=workdir)
+                deb, item["source"] = debs.get(package)
                 item["diff"] = unified(entry["path"], packaged_content(deb, entry["path"]),
                                        _read_current(entry["path"]))
             except (ConfDiffError, OSError) as exc:
@@ -147,6 +183,5 @@ def analyze(operations: dict, state_after: dict) -> dict:
                     "%s cannot be read: %s." % (entry["path"], exc.strerror)
             out.append(item)
     finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        debs.close()
     return {"conffile_diffs": out}

@@ -7,6 +7,9 @@
     Every template in the index (module captures, intercepted commands, drift captures,
     dpkg hook records) whose id is not in SKIP and whose bundle directory is present,
     oldest first: ``{id, name, created, command, status, origin}``.
+``present_ids(store) -> list``
+    The ids of every template whose bundle directory is still in the store (the controller
+    prunes its harvest state to these).
 ``pack(store, items, inline_max, archive_dir) -> list``
     Each item with its bundle archived as the capture engine archives it (same members):
     ``sha256``, ``size`` and either ``content`` (base64, while the results stay within
@@ -54,6 +57,10 @@ def pending(store, skip=()):
         if len(out) >= MAX_PENDING:
             break
     return out
+
+
+def present_ids(store) -> list:
+    return [item["id"] for item in store.list_templates() if item["present"]]
 
 
 def pack(store, items, inline_max, archive_dir=None):

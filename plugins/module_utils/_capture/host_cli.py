@@ -31,6 +31,7 @@ import logging.handlers
 import os
 import re
 import shutil
+import stat
 import sys
 
 from ansible_collections.mo.fleet.plugins.module_utils._capture import capture as cap
@@ -38,6 +39,7 @@ from ansible_collections.mo.fleet.plugins.module_utils._capture import confdiff
 from ansible_collections.mo.fleet.plugins.module_utils._capture import drift
 from ansible_collections.mo.fleet.plugins.module_utils._capture import host_config as hc
 from ansible_collections.mo.fleet.plugins.module_utils._capture import pkg_hook
+from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot as snap
 from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import Store, StoreError
 
@@ -105,10 +107,11 @@ def _exit_status(rc) -> int:
     return 128 - rc if rc < 0 else rc
 
 
-def run_capture(config: dict, argv: list, name: str = None, trace: str = None, origin: str = "cli") -> int:
+def run_capture(config: dict, argv: list, name: str = None, trace: str = None, origin: str = "cli",
+                on_start=None) -> int:
     store = Store(config["store"])
     options = _options(config, argv, name or default_name(argv), trace)
-    options["origin"] = origin
+    options.update(origin=origin, on_start=on_start)
     result = cap.capture(options, store)
     summary = result["template"]["summary"]
     log.info("%s capture %s of %s: rc %s, %s", origin, result["bundle"]["id"], " ".join(argv), result["rc"],
@@ -130,11 +133,25 @@ def intercept(config: dict, argv: list) -> int:
                   config["intercepted_commands"] or not hc.is_change(argv) or store.locked_by_other())
     if step_aside:
         os.execvp(argv[0], argv)  # never returns: the command as if typed without mo.fleet
+    started = []
     try:
-        return run_capture(config, argv, origin="intercepted")
-    except cap.CaptureError as exc:
+        return run_capture(config, argv, origin="intercepted", on_start=lambda: started.append(True))
+    except (cap.CaptureError, StoreError, OSError) as exc:
         log.error("interception of %s failed: %s", " ".join(argv), exc)
-        raise
+        if started:
+            raise
+        step_aside_after(argv, exc)
+
+
+def step_aside_after(argv: list, problem) -> None:
+    """The wrapper must stay invisible: when the capture cannot start, say so in one line and
+    run the command as typed (never returns)."""
+    if isinstance(problem, OSError):
+        why = f"{problem.filename or 'a file'}: {problem.strerror}."
+    else:
+        why = str(problem)
+    _say(f"mo-capture: {why} {os.path.basename(argv[0])} runs without a capture.", file=sys.stderr)
+    os.execvp(argv[0], argv)
 
 
 def _print_rows(rows: list, columns: tuple, as_json: bool) -> None:
@@ -239,14 +256,26 @@ def _split_options(args: list):
     return opts, rest
 
 
+def _trusted_config(path: str) -> None:
+    """--config FILE for anything but version: a regular file of root's that no one else can
+    write (a narrow sudo rule must not let a user point the store and the log anywhere)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise UsageError(f"--config {path}: {exc.strerror}.")
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+        raise UsageError(f"--config {path} must be a regular file owned by root that only root can write "
+                         "(any file is accepted with version).")
+
+
 def _subcommand(config: dict, word: str, rest: list, opts: dict) -> int:
     if word == "version":
         _say("mo-capture %s (mo.fleet), template version %s" % (VERSION, tpl.TEMPLATE_VERSION))
         return 0
+    if os.geteuid() != 0:  # the index holds every captured command line: root's only
+        raise UsageError("mo-capture %s must run as root." % word)
     if word in ("status", "list-snapshots", "list-templates"):
         return cmd_listing(config, word, opts["json"] or "--json" in rest)
-    if os.geteuid() != 0:
-        raise UsageError("mo-capture %s must run as root." % word)
     if word in ("cleanup", "reset"):
         keep = opts["keep"] if opts["keep"] is not None else config["snapshots"]["max_count"]
         if not str(keep).isdigit():
@@ -284,8 +313,16 @@ def main_capture(args: list) -> int:
         opts, rest = _split_options(args)
         if not rest:
             raise UsageError(USAGE)
-        config = hc.load_config(opts["config"])
-        setup_logging(config)
+        if opts["config"] != hc.CONFIG_PATH and rest[0] != "version":
+            _trusted_config(opts["config"])
+        try:
+            config = hc.load_config(opts["config"])
+        except hc.ConfigError as exc:
+            if opts["intercept"] and rest:
+                step_aside_after(rest, exc)
+            raise
+        if rest[0] != "version" or opts["intercept"]:  # version only checks the file (the role's validate:)
+            setup_logging(config)
         if opts["intercept"]:
             return intercept(config, rest)
         if rest[0] in SUBCOMMANDS:
@@ -323,23 +360,31 @@ def find_bundle(store: Store, what: str) -> str:
     raise tpl.TemplateError("%s is neither a bundle directory nor a capture in %s." % (what, store.root))
 
 
+def _shown(value) -> str:
+    """VALUE as one line that cannot act on a terminal (control characters as \\xNN)."""
+    return snap.printable_path(str(value))
+
+
 def info_lines(doc: dict) -> list:
-    """mo-install --info as text: the summary, then each conffile diff."""
+    """mo-install --info as text: the summary, then each conffile diff.  DOC was checked by the
+    one validator (tpl.load_file); every value is still shown through _shown, and each diff
+    line keeps its tabs only."""
     info = tpl.describe(doc)
-    lines = ["%s: %s" % (k, v) for k, v in info.items() if v not in (None, [], {})]
+    lines = [f"{k}: {_shown(v)}" for k, v in info.items() if v not in (None, [], {})]
     md = doc["metadata"]
     if md.get("origin"):
-        lines.append("origin: %s" % md["origin"])
+        lines.append(f"origin: {_shown(md['origin'])}")
     for item in md.get("package_sources") or []:
-        lines.append("package %s %s %s: %s (%s, by %s)" % (item["change"], item["package"], item.get("version"),
-                                                           item.get("command"), item.get("source"), item.get("user")))
+        lines.append("package %s %s %s: %s (%s, by %s)" % tuple(_shown(item.get(k)) for k in (
+            "change", "package", "version", "command", "source", "user")))
     for item in md.get("conffile_diffs") or []:
         if item.get("diff") is not None:
-            lines.append("conffile %s changed from %s %s (%s):" % (
-                item["path"], item["package"], item["version"], item.get("source")))
-            lines.extend("  " + line for line in item["diff"].splitlines())
+            lines.append("conffile %s changed from %s %s (%s):" % tuple(_shown(item.get(k)) for k in (
+                "path", "package", "version", "source")))
+            lines.extend("  " + "\t".join(_shown(part) for part in line.split("\t"))
+                         for line in item["diff"].split("\n") if line)
         else:
-            lines.append("conffile %s: no diff: %s" % (item["path"], item.get("error")))
+            lines.append(f"conffile {_shown(item.get('path'))}: no diff: {_shown(item.get('error'))}")
     return lines
 
 

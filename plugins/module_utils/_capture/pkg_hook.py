@@ -38,6 +38,7 @@ from ansible_collections.mo.fleet.plugins.module_utils._common.logtail import re
 MAX_RECORDS_BYTES = 64 * 1024 * 1024   # records.jsonl read back at most this much (its tail)
 MAX_RECORD_LINE = 1024 * 1024
 MAX_PARENTS = 16
+MAX_COMMAND = 4096     # characters of one recorded command line
 # what stands between a package tool and who started it: the interception wrapper
 _WRAPPERS = ("python3", "mo-capture", "MO-capture")
 _REQUESTERS = ("apt", "apt-get", "aptitude", "dpkg", "unattended-upgr", "unattended-upgrade", "packagekitd")
@@ -49,46 +50,97 @@ def hook_dir(store) -> str:
     return os.path.join(store.root, "hook")
 
 
+# where the walk up from dpkg stops: above these, comm and cmdline are the user's to choose
+_BOUNDARIES = ("sudo", "su", "doas", "pkexec", "run0", "sshd", "login", "systemd")
+
+
+def _words(raw: bytes) -> list:
+    """The printable words of a NUL-separated cmdline, at most MAX_COMMAND characters in all."""
+    out, total = [], 0
+    for word in (w.decode("utf-8", "replace") for w in raw.split(b"\0") if w):
+        word = snap.printable_path(word)[:MAX_COMMAND]
+        total += len(word) + 1
+        if total > MAX_COMMAND:
+            break
+        out.append(word)
+    return out
+
+
 def _proc(pid: int):
-    """(ppid, comm, cmdline) of PID from /proc, or None."""
+    """(ppid, comm, cmdline, words, real uid) of PID from /proc, or None."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as handle:
             stat_line = handle.read(4096).decode("utf-8", "replace")
         with open("/proc/%d/cmdline" % pid, "rb") as handle:
             raw = handle.read(65536)
+        with open("/proc/%d/status" % pid, "rb") as handle:
+            uid_line = next((line for line in handle.read(65536).splitlines() if line.startswith(b"Uid:")), b"")
     except OSError:
         return None
     comm = stat_line[stat_line.find("(") + 1:stat_line.rfind(")")]
     ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
-    words = [w.decode("utf-8", "replace") for w in raw.split(b"\0") if w]
-    return ppid, comm, snap.printable_path(" ".join(shlex.quote(w) for w in words))[:4096]
+    fields = uid_line.split()
+    uid = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else -1
+    words = _words(raw)
+    return ppid, comm, " ".join(shlex.quote(w) for w in words)[:MAX_COMMAND], words, uid
+
+
+def _boundary(item) -> bool:
+    return item[0] in _BOUNDARIES or (len(item) > 3 and item[3] != 0)
 
 
 def parents(pid: int = None) -> list:
-    """[(comm, cmdline)] from the hook's parent up to (not including) pid 1."""
+    """[(comm, cmdline, words, real uid)] from the hook's parent up to the first process that
+    is not root's own or that changes user (sudo, su, sshd...), that one included, or pid 1:
+    what lies above it a user could name and argue as they like (comm and argv are theirs)."""
     out = []
     pid = os.getppid() if pid is None else pid
     while pid > 1 and len(out) < MAX_PARENTS:
         info = _proc(pid)
         if info is None:
             break
-        out.append((info[1], info[2]))
+        out.append(info[1:])
+        if _boundary(info[1:]):
+            break
         pid = info[0]
     return out
 
 
-def requester(chain: list):
-    """(command, parent) of CHAIN: the outermost package tool and what started it."""
+def _requester_index(chain: list):
+    """Index of the outermost package tool of CHAIN below its boundary, or None."""
     index = None
-    for i, (comm, _cmd) in enumerate(chain):
-        if comm in _REQUESTERS:
+    for i, item in enumerate(chain):
+        if _boundary(item):
+            break
+        if item[0] in _REQUESTERS:
             index = i
+    return index
+
+
+def requester(chain: list):
+    """(command, parent) of CHAIN: the outermost package tool below the boundary (see
+    parents) and what started it (at most the boundary process itself)."""
+    index = _requester_index(chain)
     if index is None:
         return (chain[0][1] if chain else None), (chain[1][1] if len(chain) > 1 else None)
-    parent = next((cmd for comm, cmd in chain[index + 1:] if comm not in _WRAPPERS), None)
+    parent = next((item[1] for item in chain[index + 1:] if item[0] not in _WRAPPERS), None)
     if parent is None and index + 1 < len(chain):
         parent = chain[index + 1][1]
     return chain[index][1], parent
+
+
+def requester_argv(chain: list) -> list:
+    """The words of the requesting command (kept as words: a cut string may not split again)."""
+    index = _requester_index(chain)
+    item = chain[0] if index is None and chain else (chain[index] if index is not None else None)
+    if item is None:
+        return []
+    if len(item) > 2:
+        return list(item[2])
+    try:
+        return shlex.split(item[1] or "")
+    except ValueError:
+        return (item[1] or "").split()
 
 
 def who(environ=None) -> str:
@@ -139,6 +191,7 @@ def make_record(before: dict, after: dict, chain: list, environ=None, now=None) 
     return {"time": datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.timezone.utc)
             .replace(microsecond=0).isoformat(),
             "packages": package_changes(before, after), "command": command, "parent": parent,
+            "argv": requester_argv(chain),
             "user": who(environ), "action": snap.printable_path(environ.get("DPKG_HOOK_ACTION", ""))[:64] or None,
             "capture": snap.printable_path(environ.get("MO_FLEET_CAPTURE", ""))[:128] or None}
 
@@ -207,7 +260,10 @@ def _operations(record: dict, after: dict) -> dict:
 def write_template(store, record: dict, after: dict) -> str:
     """A packages-only template of RECORD in STORE (index row included); return its id."""
     started = datetime.datetime.now(datetime.timezone.utc)
-    words = shlex.split(record["command"] or "dpkg") or ["dpkg"]
+    words = record.get("argv")
+    if not isinstance(words, list):  # a record of an older hook: its command line, split if it can be
+        words = requester_argv([("dpkg", record.get("command") or "dpkg")])
+    words = [w for w in words if isinstance(w, str)][:1024] or ["dpkg"]
     name = "%s-%s" % (os.path.basename(words[0]) or "dpkg", started.strftime("%Y%m%dT%H%M%S"))
     capture_id = "%s-%s-%s" % (started.strftime("%Y%m%d-%H%M%S"), name, uuid.uuid4().hex[:6])
     system = _system()

@@ -49,34 +49,65 @@ class _Counted:
         data = self.stream.read(size if size is not None and size >= 0 else 1 << 20)
         self.left -= len(data)
         if self.left < 0:
-            raise _deb.DebError(f"{self.label} has a data archive larger than {MAX_DATA_BYTES >> 30} GiB.")
+            raise _deb.DebError(f"{self.label} has a data archive larger than {MAX_DATA_BYTES >> 20} MiB.")
         return data
 
 
 class _Inflated:
-    """The decompressed bytes of a compressed stream, read in chunks (gzip, xz, bzip2)."""
+    """The decompressed bytes of a compressed stream, read in chunks (gzip, xz, bzip2).
+
+    Each decompress call is given ``max_length``, so no more than about one read's worth of
+    output is ever held: a bomb meets _Counted's cap before its bytes are in memory.
+    """
 
     def __init__(self, stream, kind):
         import bz2
         import lzma
         import zlib
         self.stream = stream
+        self.zlib = kind == "gz"
         self.dec = {"gz": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
                     "xz": lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ),
                     "bz2": bz2.BZ2Decompressor}[kind]()
+        self.tail = b""
+        self.done = False
         self.buf = bytearray()
         self.pos = 0
+
+    def _more(self, want):
+        """Up to WANT more decompressed bytes (b"" at the end of the stream)."""
+        while not self.done:
+            if self.zlib:
+                data = self.tail or self.stream.read(1 << 18)
+                if not data:
+                    self.done = True
+                    break
+                out = self.dec.decompress(data, want)
+                self.tail = self.dec.unconsumed_tail
+                self.done = self.dec.eof
+            else:
+                if self.dec.eof:
+                    self.done = True
+                    break
+                data = self.stream.read(1 << 18) if self.dec.needs_input else b""
+                if not data and self.dec.needs_input:
+                    self.done = True
+                    break
+                out = self.dec.decompress(data, want)
+            if out:
+                return out
+        return b""
 
     def read(self, size=-1):
         size = size if size is not None and size >= 0 else 1 << 20
         while len(self.buf) - self.pos < size:
-            chunk = self.stream.read(1 << 18)
-            if not chunk:
-                break
             if self.pos:
                 del self.buf[:self.pos]
                 self.pos = 0
-            self.buf += self.dec.decompress(chunk)
+            out = self._more(max(size - len(self.buf), 1 << 16))
+            if not out:
+                break
+            self.buf += out
         data = bytes(self.buf[self.pos:self.pos + size])
         self.pos += len(data)
         return data
@@ -98,7 +129,10 @@ class _Slice:
         return data
 
 
-def _data_stream(fh, size, label):
+def _data_stream(fh, size, label, scratch):
+    """(stream, compression, process) of the .deb's data member; a zstd member is copied in
+    blocks to the open temporary file SCRATCH and decompressed by a zstd PROCESS (the caller
+    kills and reaps it)."""
     members = list(_deb._ar_members(fh, size, label))
     _deb._members_in_dpkg_order(members, label)
     rest = [m for m in members[1:] if not m[0].startswith("_")]
@@ -106,21 +140,18 @@ def _data_stream(fh, size, label):
     kind = name[len("data.tar"):]
     raw = _Slice(fh, start, length)
     if kind == "":
-        return raw, None
+        return raw, None, None
     if kind in (".gz", ".xz", ".bz2"):
-        return raw, kind[1:]
+        return raw, kind[1:], None
     if kind == ".zst":
         exe = _deb.zstd_command()
         if exe is None:
             raise _deb.DebError(f"{label} has a zstd data archive and this host has no zstd command.")
-        fh.seek(start)
-        blob = fh.read(length)
-        with tempfile.TemporaryFile() as src:
-            src.write(blob)
-            src.seek(0)
-            proc = subprocess.Popen([exe, "-d", "-c", "-q", f"--memory={_deb.ZSTD_MEMORY}"], stdin=src,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"})
-        return proc.stdout, None
+        shutil.copyfileobj(raw, scratch, 1 << 20)
+        scratch.seek(0)
+        proc = subprocess.Popen([exe, "-d", "-c", "-q", f"--memory={_deb.ZSTD_MEMORY}"], stdin=scratch,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"})
+        return proc.stdout, None, proc
     raise _deb.DebError(f"{label} has an unsupported data archive compression {kind!r}.")
 
 
@@ -131,9 +162,10 @@ def shipped(path: str, label: str | None = None) -> dict:
     """
     label = label or os.path.basename(path)
     out = {}
+    proc = None
     try:
-        with open(path, "rb") as fh:
-            stream, comp = _data_stream(fh, os.fstat(fh.fileno()).st_size, label)
+        with open(path, "rb") as fh, tempfile.TemporaryFile() as scratch:
+            stream, comp, proc = _data_stream(fh, os.fstat(fh.fileno()).st_size, label, scratch)
             counted = _Counted(_Inflated(stream, comp) if comp else stream, MAX_DATA_BYTES, label)
             with tarfile.open(fileobj=counted, mode="r|") as tar:
                 for count, member in enumerate(tar, 1):
@@ -155,6 +187,11 @@ def shipped(path: str, label: str | None = None) -> dict:
         raise
     except Exception as exc:  # tarfile, zlib, lzma and OS errors alike: the archive is unreadable
         raise _deb.DebError(f"{label} has an unreadable data archive ({exc}).") from None
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.stdout.close()
+            proc.wait()
     return out
 
 

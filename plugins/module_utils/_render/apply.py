@@ -10,6 +10,10 @@ A *plan* is the ordered list of path items the controller renders from a templat
 (``render.path_plan``): dicts with ``path`` and ``state`` (``directory``, ``file``,
 ``link``, ``attrs``: only mode and owner, ``absent``: removed with what is inside), and
 ``mode``, ``owner``, ``group``, ``sha256`` and ``size`` (files) and ``target`` (links).
+A file may carry ``patch``: the unified diff the capture recorded from the packaged default
+to the conffile (``confdiff``); with ``patch=True`` a host file that differs is edited by it
+where it applies (``textpatch``: what the host's file has of its own elsewhere stays), left
+alone when it is applied already, and replaced whole, saying so, when it applies neither way.
 Every plan is hostile:
 ``check_plan`` refuses a bad item with one sentence naming it.
 
@@ -19,7 +23,8 @@ Every plan is hostile:
     it changes nothing and lists the sha256 values it needs.  Returns ``changed``,
     ``changes`` (path, state and what differs, in plan order), ``need`` (sha256 values of
     the content to ship) and, with DIFF, ``before``
-    (path -> the host's text of a file whose content differs, or a summary of a binary one).
+    (path -> the host's text of a file whose content differs, or a summary of a binary one)
+    and ``after`` (path -> the text a patch makes of it).
 ``ContentArchive(path, max_bytes)``
     A tar of file contents named by their sha256 (what the action plugin ships): only
     regular members named by 64 hex digits count, their total size is capped, and every
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import io
 import os
 import pwd
 import re
@@ -39,18 +45,23 @@ import tarfile
 import tempfile
 
 try:
+    from ansible_collections.mo.fleet.plugins.module_utils._render import textpatch
     from ansible_collections.mo.fleet.plugins.module_utils._common import names
     from ansible_collections.mo.fleet.plugins.module_utils._common import paths as _paths
 except ImportError:  # inside a generated role: copies in the role's module_utils/
     from ansible.module_utils import mo_fleet_names as names  # type: ignore[no-redef]
     from ansible.module_utils import mo_fleet_paths as _paths  # type: ignore[no-redef]
+    from ansible.module_utils import mo_fleet_textpatch as textpatch  # type: ignore[no-redef]
 
 STATES = ("directory", "file", "link", "attrs", "absent")
 MAX_ITEMS = 1000000
 MAX_CONTENT_BYTES = 16 * 1024 ** 3   # what one content archive may unpack, in all
 MAX_DIFF_BYTES = 256 * 1024          # a file larger than this shows a summary, not a diff
+MAX_PATCH_BYTES = 1024 * 1024        # a host file larger than this is replaced whole, not patched
+PATCH_RE = re.compile("[^\\x00-\\x08\\x0b-\\x1f\\x7f\\x85\\u2028\\u2029]*")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 MODE_RE = re.compile(r"[0-7]{3,4}")
+NUMBER_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only: "²".isdigit() is True
 BLOCK = 1 << 20
 
 
@@ -67,7 +78,7 @@ def _field(index, key):
 def _check_owner(value, field):
     if value is None:
         return None
-    if not isinstance(value, str) or not (value.isdigit() or names.is_valid("account", value)):
+    if not isinstance(value, str) or not (NUMBER_RE.fullmatch(value) or names.is_valid("account", value)):
         raise ApplyError("%s must be a user or group name or a number, not %r." % (field, str(value)[:80]))
     return value
 
@@ -105,6 +116,22 @@ def check_plan(items: list) -> list:
             if not isinstance(digest, str) or not SHA256_RE.fullmatch(digest):
                 raise ApplyError("%s must be 64 lower-case hex digits, not %r." % (_field(index, "sha256"), digest))
             clean["sha256"] = digest
+            text = item.get("patch")
+            if text is not None:
+                if not isinstance(text, str) or len(text) > MAX_DIFF_BYTES or not PATCH_RE.fullmatch(text):
+                    raise ApplyError("%s must be a unified diff of at most %d characters without control "
+                                     "characters other than line breaks and tabs." % (_field(index, "patch"),
+                                                                                      MAX_DIFF_BYTES))
+                try:
+                    textpatch.parse(text)
+                except textpatch.PatchError as exc:
+                    raise ApplyError("%s is not a unified diff: %s" % (_field(index, "patch"), exc))
+                clean["patch"] = text
+            size = item.get("size")
+            if size is not None:
+                if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                    raise ApplyError("%s must be a non-negative integer, not %r." % (_field(index, "size"), size))
+                clean["size"] = size
         if state == "link":
             target = item.get("target")
             if not isinstance(target, str) or not target or not names.is_valid("line", target) or len(target) > 4096:
@@ -189,7 +216,7 @@ class _Ids(object):
         if name is None:
             return -1
         if name not in cache:
-            if name.isdigit():
+            if NUMBER_RE.fullmatch(name):
                 cache[name] = int(name)
             else:
                 try:
@@ -313,16 +340,44 @@ def _write_file(item, source):
         raise
 
 
-def _file(item, st, content, check, ids, out):
+WHOLE = "content (whole file, the recorded patch does not apply here)"
+
+
+def _patched(item, path):
+    """(new text, already applied) of the host's PATH with ITEM's recorded conffile patch, or
+    (None, False) when the file is not UTF-8 text of at most MAX_PATCH_BYTES or the patch
+    applies neither way (textpatch.converge)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None, False
+        data = handle.read(MAX_PATCH_BYTES + 1)
+    try:
+        if len(data) > MAX_PATCH_BYTES:
+            return None, False
+        return textpatch.converge(data.decode("utf-8"), item["patch"])
+    except (UnicodeDecodeError, textpatch.PatchError):
+        return None, False
+
+
+def _file(item, st, content, check, ids, out, patch=True):
     path = item["path"]
     what = []
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise ApplyError("%s is a directory on this host, where the plan puts a file." % path)
     regular = st is not None and stat.S_ISREG(st.st_mode)
     same = regular and st.st_size == item.get("size", st.st_size) and sha256_of(path) == item["sha256"]
+    patched = None
+    if not same and regular and patch and item.get("patch"):
+        patched, same = _patched(item, path)
+        if same:
+            patched = None
+        elif patched is None:
+            what.append(WHOLE)
     if not same:
-        what.append("created" if st is None else "content")
-        out["differs"] = regular
+        if not what:
+            what.append("created" if st is None else ("content (patch)" if patched is not None else "content"))
+        out.update(differs=regular, patched=patched, needs=patched is None)
     elif st is not None:
         what += _attr_changes(item, st, ids)
     if not what or check:
@@ -330,19 +385,31 @@ def _file(item, st, content, check, ids, out):
     if same:
         _set_attrs(item, path, ids)
         return what
-    if content is None:
-        raise ApplyError("No content was shipped for %s." % path)
     _ensure_parent(path, check)
-    source = content.open(item["sha256"])
-    tmp = _write_file(item, source)
+    if patched is not None:
+        tmp = _write_file(dict(item, sha256=hashlib.sha256(patched.encode("utf-8")).hexdigest()),
+                          io.BytesIO(patched.encode("utf-8")))
+    elif content is None:
+        raise ApplyError("No content was shipped for %s." % path)
+    else:
+        tmp = _write_file(item, content.open(item["sha256"]))
     try:
-        item = dict(item, mode=item.get("mode") or "0644")
-        _set_attrs(item, tmp, ids)
+        _set_attrs(_kept_attrs(item, st if regular else None), tmp, ids)
         os.rename(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
     return what
+
+
+def _kept_attrs(item, st):
+    """ITEM with what it leaves out taken from the file it replaces (ST: its lstat, or None
+    for a new file): a plan without a mode or an owner keeps the existing file's, as
+    ansible.builtin.copy does, so a 0600 secret never becomes 0644 by a content change."""
+    if st is None:
+        return dict(item, mode=item.get("mode") or "0644")
+    return dict(item, mode=item.get("mode") or "%04o" % stat.S_IMODE(st.st_mode),
+                owner=item.get("owner") or str(st.st_uid), group=item.get("group") or str(st.st_gid))
 
 
 def _directory(item, st, check, ids):
@@ -407,15 +474,17 @@ def _absent(item, st, check):
 
 # --------------------------------------------------------------------------- the run
 
-def _one(item, content, check, diff, ids, result):
+def _one(item, content, check, diff, ids, result, patch=True):
     st = _lstat(item["path"])
     state = item["state"]
     if state == "file":
         info = {}
-        what = _file(item, st, None if check else content, check, ids, info)
+        what = _file(item, st, None if check else content, check, ids, info, patch)
         if diff and info.get("differs"):
             result["before"][item["path"]] = _text_or_summary(item["path"], st)
-        if what and what[0] in ("created", "content") and (check or content is None):
+            if info.get("patched") is not None:
+                result["after"][item["path"]] = info["patched"]
+        if info.get("needs") and (check or content is None):
             result["need"].append(item["sha256"])
         return what
     if state == "directory":
@@ -428,18 +497,19 @@ def _one(item, content, check, diff, ids, result):
 
 
 def converge(items: list, content: ContentArchive | None = None, check: bool = False,
-             diff: bool = False) -> dict:
-    """Converge ITEMS (a checked plan) on this host; see the module docstring."""
+             diff: bool = False, patch: bool = True) -> dict:
+    """Converge ITEMS (a checked plan) on this host; see the module docstring.  PATCH: a file
+    item with a recorded conffile ``patch`` is edited by it where it applies."""
     ids = _Ids(check)
     for item in items:  # every owner and group first: a missing one fails before any write
         ids.uid(item["owner"], item["path"])
         ids.gid(item["group"], item["path"])
-    result = {"changed": False, "changes": [], "need": [], "before": {}}
+    result = {"changed": False, "changes": [], "need": [], "before": {}, "after": {}}
     ancestors = _Ancestors()
     for item in items:
         try:
             ancestors.check(item["path"])
-            what = _one(item, content, check, diff, ids, result)
+            what = _one(item, content, check, diff, ids, result, patch)
         except OSError as exc:
             raise ApplyError("Cannot converge %s: %s." % (item["path"], exc.strerror or exc))
         if what:

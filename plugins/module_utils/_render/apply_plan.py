@@ -42,13 +42,27 @@ def _entries(prep):
     return dict((e["path"], e) for op in tpl.FILE_OPERATIONS for e in prep.ops[op])
 
 
+def _patches(prep):
+    """path -> the recorded unified diff of each changed conffile (metadata.conffile_diffs)."""
+    out = {}
+    for item in prep.doc["metadata"].get("conffile_diffs") or []:
+        if isinstance(item, dict) and isinstance(item.get("diff"), str) and item["diff"]:
+            out[item.get("path")] = item["diff"]
+    return out
+
+
 def _apply_items(prep):
     paths = render.apply_paths(prep)
     by_path = _entries(prep)
+    patches = _patches(prep)
     items = [dict(_attrs(d), path=d["path"], state="directory") for d in paths["dirs"]]
     # the configuration of a unit to restart is left to its copy task (to_tasks), which the
     # restart follows
-    items += [_file(i, by_path[i["path"]], by_path[i["path"]]["hash"]) for i in paths["plain"]]
+    for i in paths["plain"]:
+        item = _file(i, by_path[i["path"]], by_path[i["path"]]["hash"])
+        if by_path[i["path"]].get("conffile") and i["path"] in patches:
+            item["patch"] = patches[i["path"]]
+        items.append(item)
     items += [dict(_attrs(i), path=i["path"], state="link", target=i["src"]) for i in paths["links"]]
     items += [dict(_attrs(i), path=i["path"], state="attrs") for i in paths["perms"]]
     items += [{"path": i["path"], "state": "absent"} for i in paths["gone"] + paths["gone_dirs"]]
@@ -101,6 +115,7 @@ ROLE_CODE = (
     ("module_utils/mo_fleet_apply.py", os.path.join(_HERE, "apply.py")),
     ("module_utils/mo_fleet_paths.py", os.path.join(_MODULE_UTILS, "_common", "paths.py")),
     ("module_utils/mo_fleet_names.py", os.path.join(_MODULE_UTILS, "_common", "names.py")),
+    ("module_utils/mo_fleet_textpatch.py", os.path.join(_HERE, "textpatch.py")),
 )
 
 

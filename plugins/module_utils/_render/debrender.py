@@ -242,11 +242,12 @@ def _package_lines(prep, opts):
             if e.get("type") == "file" and prep.generated(e["path"]):
                 continue
             if "permissions" in differs and e.get("permissions"):
-                lines.append(f"chmod {_q(e['permissions'], 'The mode')} {_q(e['path'])}")
+                # never through a symlink swapped in between unpack and configure (chmod has no -h)
+                lines.append(f"[ -L {_q(e['path'])} ] || chmod {_q(e['permissions'], 'The mode')} {_q(e['path'])}")
             if "owner" in differs or "group" in differs:
                 spec = _owner_spec(e)
                 if spec:
-                    lines.append(f"chown {_q(spec)} {_q(e['path'])}")
+                    lines.append(f"chown -h {_q(spec)} {_q(e['path'])}")
     return sorted(set(lines), key=lines.index)
 
 
@@ -335,7 +336,7 @@ def to_deb(source, options=None):
     for path, spec in [(p, _owner_spec(by_path.get(p, {}))) for p, _s, _m in files] + \
             [(p, _owner_spec(by_path.get(p, {}))) for p, _m in dirs]:
         if spec and spec not in ROOT_OWNERS:
-            owner_lines.append(f"chown {_q(spec)} {_q(path)}")
+            owner_lines.append(f"chown -h {_q(spec)} {_q(path)}")
     post = _account_script(prep, ops["users_created"], ops["groups_created"]) + owner_lines
     post += _package_lines(prep, opts)
     result = {"package": name, "version": version, "architecture": arch, "maintainer": maintainer,

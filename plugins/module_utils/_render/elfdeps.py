@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import struct
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
@@ -94,46 +95,57 @@ def _string(fh, size, offset):
 def read_dynamic(path: str) -> dict | None:
     """{"is64", "machine", "needed", "soname", "runpath"} of the ELF file at PATH, or None."""
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            head = _header(fh.read(64))
-            if head is None:
-                return None
-            is64, end, machine, phoff, phentsize, phnum = head
-            phdrs = _phdrs(fh, size, is64, end, phoff, phentsize, phnum)
-            if not phdrs:
-                return None
-            dynamic = [p for p in phdrs if p[0] == 2]
-            if not dynamic:
-                return None
-            _t, off, _v, filesz = dynamic[0]
-            entsize = 16 if is64 else 8
-            count = min(filesz // entsize, MAX_DYN)
-            if off + count * entsize > size:
-                return None
-            fh.seek(off)
-            raw = fh.read(count * entsize)
-            tags = []
-            for i in range(count):
-                tag, val = struct.unpack_from(end + ("qQ" if is64 else "iI"), raw, i * entsize)
-                if tag == 0:
-                    break
-                tags.append((tag, val))
-            strtab = [v for t, v in tags if t == DT_STRTAB]
-            if not strtab:
-                return None
-            base = None
-            for p_type, p_off, vaddr, p_filesz in phdrs:
-                if p_type == 1 and vaddr <= strtab[0] < vaddr + p_filesz:
-                    base = strtab[0] - vaddr + p_off
-            if base is None:
-                return None
+        # never through a link, never blocking on a FIFO swapped in by the path's owner
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return _read_open(fh, st.st_size)
 
-            def text(tag):
-                return [s for s in (_string(fh, size, base + v) for t, v in tags if t == tag) if s is not None]
-            needed = text(DT_NEEDED)[:MAX_NEEDED]
-            soname = text(DT_SONAME)
-            runpath = text(DT_RUNPATH) or text(DT_RPATH)
+
+def _read_open(fh, size):
+    try:
+        head = _header(fh.read(64))
+        if head is None:
+            return None
+        is64, end, machine, phoff, phentsize, phnum = head
+        phdrs = _phdrs(fh, size, is64, end, phoff, phentsize, phnum)
+        if not phdrs:
+            return None
+        dynamic = [p for p in phdrs if p[0] == 2]
+        if not dynamic:
+            return None
+        _t, off, _v, filesz = dynamic[0]
+        entsize = 16 if is64 else 8
+        count = min(filesz // entsize, MAX_DYN)
+        if off + count * entsize > size:
+            return None
+        fh.seek(off)
+        raw = fh.read(count * entsize)
+        tags = []
+        for i in range(count):
+            tag, val = struct.unpack_from(end + ("qQ" if is64 else "iI"), raw, i * entsize)
+            if tag == 0:
+                break
+            tags.append((tag, val))
+        strtab = [v for t, v in tags if t == DT_STRTAB]
+        if not strtab:
+            return None
+        base = None
+        for p_type, p_off, vaddr, p_filesz in phdrs:
+            if p_type == 1 and vaddr <= strtab[0] < vaddr + p_filesz:
+                base = strtab[0] - vaddr + p_off
+        if base is None:
+            return None
+
+        def text(tag):
+            return [s for s in (_string(fh, size, base + v) for t, v in tags if t == tag) if s is not None]
+        needed = text(DT_NEEDED)[:MAX_NEEDED]
+        soname = text(DT_SONAME)
+        runpath = text(DT_RUNPATH) or text(DT_RPATH)
     except (OSError, struct.error):
         return None
     return {"is64": is64, "machine": machine, "needed": needed, "soname": soname[0] if soname else None,
@@ -185,9 +197,9 @@ def resolve(soname: str, info: dict, origin: str, dirs: list) -> str | None:
 
 
 def _read_head(path):
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(64)
+    try:  # a library's links are followed (libfoo.so.1 -> libfoo.so.1.2); a FIFO never blocks
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)), "rb") as fh:
+            return fh.read(64) if stat.S_ISREG(os.fstat(fh.fileno()).st_mode) else b""
     except OSError:
         return b""
 

@@ -160,6 +160,18 @@ _TIME = {"type": ["number", "null"], "minimum": -MAX_SIZE, "maximum": MAX_SIZE}
 _FREE = {"type": "object", "maxProperties": 10000}
 
 
+# a unified diff: lines of printable text (tabs kept), nothing a terminal would act on
+_DIFF = {"type": ["string", "null"], "maxLength": 256 * 1024,
+         "pattern": "^[^\\x00-\\x08\\x0b-\\x1f\\x7f\\x85\\u2028\\u2029]*$",
+         "x-rule": "holds a control character other than a line break or a tab"}
+_WORD = dict(_LINE_OR_NULL, maxLength=256)
+_CMD = dict(_LINE_OR_NULL, maxLength=4096)
+
+
+def _object(properties, required=()):
+    return {"type": "object", "additionalProperties": False, "required": list(required), "properties": properties}
+
+
 def _list(items, max_items=MAX_ENTRIES):
     return {"type": "array", "maxItems": max_items, "items": items}
 
@@ -386,6 +398,19 @@ SCHEMA = {
                 "shared_libraries": _list({"$ref": "#/$defs/shared_library"}, 65536),
                 "stats": _FREE,
                 "migrated_from": dict(_LINE, maxLength=64),
+                # what the host's CLI, the dpkg hook and drift captures add (hostile once it leaves the host)
+                "origin": _named("safe", nullable=True),
+                "requested_by": _object({"user": _WORD, "command": _CMD, "parent": _CMD}),
+                "baseline": _object({"created": _WORD, "entries": _SIZE}),
+                "package_sources": _list(_object({
+                    "package": _WORD, "version": _WORD,
+                    "change": {"type": "string", "enum": ["installed", "upgraded", "removed"]},
+                    "source": {"type": ["string", "null"], "enum": ["dpkg-hook", "apt-history", None]},
+                    "command": _CMD, "parent": _CMD, "user": _WORD, "time": _WORD}, ["package", "change"]), 65536),
+                "conffile_diffs": _list(_object({
+                    "path": _ABS_PATH, "package": _WORD,
+                    "version": _WORD, "source": dict(_LINE_OR_NULL, maxLength=MAX_PATH),
+                    "diff": _DIFF, "error": dict(_LINE_OR_NULL, maxLength=8192)}, ["path"]), 200),
                 "legacy_summary": _FREE,
                 "legacy": _FREE,
             },
