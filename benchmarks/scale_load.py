@@ -85,6 +85,7 @@ class Connection:
     def __init__(self, target: Target, stats: Stats, timeout: float):
         self.target, self.stats, self.timeout = target, stats, timeout
         self.reader = self.writer = None
+        self.bytes = 0  # both directions, this client's requests only
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -126,6 +127,7 @@ class Connection:
             raise RequestError("connection lost", f"{path}: {exc!r}") from None
         self.stats.latencies.append(time.monotonic() - start)
         self.stats.bytes_out += len(raw)
+        self.bytes += len(raw)
         self.stats.statuses[response.status] = self.stats.statuses.get(response.status, 0) + 1
         if response.headers.get("connection", "").lower() == "close":
             await self.close()
@@ -157,6 +159,7 @@ class Connection:
                     raise ValueError(f"body of {length} bytes is above the cap")
                 body = await self.reader.readexactly(length)
         self.stats.bytes_in += size + len(body)
+        self.bytes += size + len(body)
         return Response(status, headers, body)
 
     async def _read_chunked(self) -> bytes:
@@ -224,7 +227,6 @@ async def pull_cycle(name: str, target: Target, stats: Stats, changed: bool, see
     """One simulated host's timer run (see the module docstring)."""
     rng = random.Random(seed)
     conn = Connection(target, stats, timeout)
-    before = stats.bytes_in + stats.bytes_out
     try:
         conditional = {} if changed else {"If-None-Match": target.etag,
                                           "If-Modified-Since": target.last_modified}
@@ -245,8 +247,7 @@ async def pull_cycle(name: str, target: Target, stats: Stats, changed: bool, see
                         {"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
                         record, ok=(200, 201, 204))
         stats.cycles_ok += 1
-        stats.cycle_bytes["changed" if inrelease.status == 200 else "unchanged"].append(
-            stats.bytes_in + stats.bytes_out - before)
+        stats.cycle_bytes["changed" if inrelease.status == 200 else "unchanged"].append(conn.bytes)
     except RequestError as exc:
         stats.error(exc.kind)
     finally:
