@@ -57,6 +57,7 @@ RUN_ORDER = (
     "docs/repo_server.md",
     "docs/release.md",
     "docs/release_client.md",
+    "docs/pull.md",
     "docs/lab.md",
     "docs/interception.md",
     "docs/architecture.md",
