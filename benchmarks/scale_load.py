@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import hashlib
+import json
 import math
 import random
 import re
@@ -75,6 +77,7 @@ class Target:
     pull_repo: str = ""        # e.g. /pull/fleet.git ("" skips the pull repository)
     records: bool = False      # PUT /records/<client>.json
     password_of: object = None  # callable(client name) -> password for the record PUT
+    deployments: tuple = ()    # what the uploaded sync records say the host has
     etag: str = ""             # validators of the current InRelease (unchanged clients send them)
     last_modified: str = ""
 
@@ -242,7 +245,7 @@ async def pull_cycle(name: str, target: Target, stats: Stats, changed: bool, see
         if target.records:
             secret = target.password_of(name) if target.password_of else ""
             auth = base64.b64encode(f"{name}:{secret}".encode()).decode()
-            record = (f'{{"host": "{name}", "status": "ok", "bench": true}}\n').encode()
+            record = sync_record(name, target.deployments)
             await fetch(conn, rng, "PUT", f"/records/{name}.json",
                         {"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
                         record, ok=(200, 201, 204))
@@ -252,6 +255,18 @@ async def pull_cycle(name: str, target: Target, stats: Stats, changed: bool, see
         stats.error(exc.kind)
     finally:
         await conn.close()
+
+
+def sync_record(host: str, deployments) -> bytes:
+    """A sync record as the pull role uploads it (the fields of rollout.SYNC_RECORD_SCHEMA)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return json.dumps({
+        "host": host, "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "date": now.strftime("%Y-%m-%d"),
+        "status": "ok", "server": "", "message": "", "check_mode": False, "attributes": ["all"],
+        "planned": list(deployments), "halted": [], "deployments": list(deployments), "new_deployments": [],
+        "failed_deployments": [], "sources_written": [], "sources_removed": [], "removed": [],
+        "installed": [], "upgraded": [], "failed_packages": [],
+    }).encode() + b"\n"
 
 
 async def pull_repository(conn: Connection, rng: random.Random, repo: str) -> None:
