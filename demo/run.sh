@@ -83,3 +83,17 @@ chromium --headless --no-sandbox --disable-gpu --disable-background-networking -
 echo "Status page: $url"
 [ -s "$OUT/status.png" ] && echo "Screenshot:  $OUT/status.png"
 echo "Plan chart:  $OUT/plan.html"
+
+step "9. Pull mode: web2 converges itself with ansible-pull from repo1 and uploads its record"
+# repo1 serves a signed pull repository for the day; web2 gets ansible-core from repo1's wheels
+# and mo-fleet-pull.timer; one pull cycle is started now instead of waiting for the timer
+play playbooks/repo_server.yml "${CATALOG[@]}" -e '{"repo_server_pull_hosts": ["web2"]}' \
+  -e mo_fleet_today="${DAYS[-1]}"
+play playbooks/pull.yml "${CATALOG[@]}" -e pull_pattern=web2
+ansible web2 -b -m ansible.builtin.systemd_service -a "name=mo-fleet-pull.service state=started"
+ansible web2 -b -m ansible.builtin.command -a "journalctl -u mo-fleet-pull.service -n 5 --no-pager"
+for _ in 1 2 3 4 5 6 7 8 9 10; do  # the server ingests the record a moment later
+  ansible repo1 -b -m ansible.builtin.command \
+    -a "cat /var/lib/mo-fleet/pull/state/reports/sync/web2.json" && break
+  sleep 3
+done

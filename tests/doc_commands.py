@@ -45,6 +45,9 @@ EXCLUDED = (
      "tests/integration/test_lab_lifecycle.py covers labctl's up and down on its own fleet"),
     (r"make bench",
      "benchmarks take minutes and belong to `make bench`, never to the test suite"),
+    (r"\.venv/bin/python benchmarks/bench_\w+\.py( .*)?",
+     "one benchmark (docs/scale.md: 2,000 simulated hosts against its own lab server, minutes): "
+     "it belongs to `make bench`, never to the test suite"),
 )
 
 # The docs whose commands tests/integration/test_docs_commands.py runs, in this order, in one
@@ -57,9 +60,11 @@ RUN_ORDER = (
     "docs/repo_server.md",
     "docs/release.md",
     "docs/release_client.md",
+    "docs/pull.md",
     "docs/lab.md",
     "docs/interception.md",
     "docs/architecture.md",
+    "docs/scale.md",
 )
 
 

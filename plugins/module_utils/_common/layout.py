@@ -19,6 +19,9 @@ REPO_ROOT = "/var/lib/mo-fleet/repo"
 GNUPG_ROOT = "/var/lib/mo-fleet/gnupg"
 WWW_ROOT = "/var/lib/mo-fleet/www"
 STATUS_DIR = "status"  # below WWW_ROOT: the status site and release-state.json
+PULL_ROOT = "/var/lib/mo-fleet/pull"  # the server's pull mode: git repository, wheels, records
+PULL_CLIENT_DIR = "/var/lib/mo-fleet/pull-client"  # a pulling host: venv, checkout, key, secret
+PULL_CLIENT_REPORTS = PULL_CLIENT_DIR + "/reports"  # its sync records (reports/sync/<host>.json)
 
 
 def project_paths(root: str, project: str) -> dict[str, str]:
@@ -39,3 +42,30 @@ def project_paths(root: str, project: str) -> dict[str, str]:
 def gnupg_home(project: str, root: str = GNUPG_ROOT) -> str:
     """The GnuPG home holding PROJECT's signing key."""
     return os.path.join(root, project)
+
+
+def pull_paths(root: str = PULL_ROOT) -> dict[str, str]:
+    """The paths of the repository server's pull mode (docs/pull.md).
+
+    Served by nginx: ``git`` (``/pull/fleet.git/``, a bare repository), ``wheels``
+    (``/pull/wheels/``); written by nginx: ``incoming`` (``PUT /records/<host>.json``).
+    Everything under ``state`` is root's own and never served: the inputs of the pull
+    repository (``source``), its work tree and index, the per-host secrets, the checked
+    records (``reports/sync/<host>.json``, the layout of the controller's reports) and the lock.
+    """
+    state = os.path.join(root, "state")
+    return {
+        "root": root,
+        "git": os.path.join(root, "fleet.git"),
+        "wheels": os.path.join(root, "wheels"),
+        "incoming": os.path.join(root, "records"),
+        "htpasswd": os.path.join(root, "htpasswd"),
+        "state": state,
+        "source": os.path.join(state, "source"),
+        "collection": os.path.join(state, "source", "ansible_collections", "mo", "fleet"),
+        "work": os.path.join(state, "work"),
+        "index": os.path.join(state, "git-index"),
+        "secrets": os.path.join(state, "secrets"),
+        "reports": os.path.join(state, "reports"),
+        "lock": os.path.join(state, "lock"),
+    }

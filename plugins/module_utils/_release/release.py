@@ -63,7 +63,7 @@ import hashlib
 import math
 from collections import defaultdict, deque
 from collections.abc import Mapping
-from itertools import compress, repeat
+from itertools import compress, filterfalse, repeat
 from operator import le, methodcaller, mod
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import validate as _validate
@@ -127,6 +127,7 @@ def _already(already):
 
 _DIGEST = methodcaller("digest")
 _ENCODE = methodcaller("encode", "utf-8")
+_STR_ONLY = frozenset({str})
 
 
 class _Deployment:
@@ -183,19 +184,27 @@ class ReleaseEngine:
     @staticmethod
     def index(hosts):
         """{attribute: set of hosts} for HOSTS ({host: [attributes]}); ReleaseError if malformed."""
+        index = defaultdict(set)
+        for host, attrs in ReleaseEngine.checked(hosts):
+            for attr in attrs:
+                index[attr].add(host)
+        return index
+
+    @staticmethod
+    def checked(hosts):
+        """HOSTS' (host, attributes) items, each checked (ReleaseError in one sentence)."""
         if not isinstance(hosts, Mapping):
             raise ReleaseError("field 'hosts': must be a mapping of host name to a list of attributes")
-        index = defaultdict(set)
         for host, attrs in hosts.items():
             if not isinstance(host, str):
                 raise ReleaseError(f"field 'hosts': host name {host!r} is not a string")
             if isinstance(attrs, str) or not isinstance(attrs, (list, tuple, set, frozenset)):
                 raise ReleaseError(f"field 'hosts': host '{host}' must map to a list of attributes")
-            for attr in attrs:
-                if not isinstance(attr, str):
-                    raise ReleaseError(f"field 'hosts': host '{host}': attribute {attr!r} is not a string")
-                index[attr].add(host)
-        return index
+            if not _STR_ONLY.issuperset(map(type, attrs)):  # the common case checked in C
+                for attr in attrs:
+                    if not isinstance(attr, str):
+                        raise ReleaseError(f"field 'hosts': host '{host}': attribute {attr!r} is not a string")
+            yield host, attrs
 
     def _deployment(self, name):
         dep = self.by_name.get(name)
@@ -212,7 +221,7 @@ class ReleaseEngine:
         cache = self._hash_cache.get(dep.name)
         if cache is None:
             cache = self._hash_cache[dep.name] = {}
-        missing = [h for h in hosts if h not in cache] if cache else list(hosts)
+        missing = list(filterfalse(cache.__contains__, hosts)) if cache else list(hosts)
         if missing:
             digests = map(_DIGEST, map(hashlib.sha256, map(dep.prefix.__add__, map(_ENCODE, missing))))
             values = map(mod, map(int.from_bytes, digests, repeat("big")), repeat(dep.modulus))
@@ -237,10 +246,9 @@ class ReleaseEngine:
         """Hosts grouped by the attributes of theirs that the catalog names: ([group's hosts],
         {attribute: set of group numbers}).  The rule looks at nothing else, so every host of a
         group gets the same deployments but for buckets and halts."""
-        self.index(hosts)  # validates HOSTS
         referenced = self.referenced
         groups = defaultdict(list)
-        for host, attrs in hosts.items():
+        for host, attrs in self.checked(hosts):
             groups[referenced.intersection(attrs)].append(host)
         members = list(groups.values())
         group_index = defaultdict(set)
