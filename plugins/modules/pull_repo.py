@@ -111,11 +111,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout, names
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
-from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError
-from ansible_collections.mo.fleet.plugins.module_utils.pull_repo import (
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import CatalogError
+from ansible_collections.mo.fleet.plugins.module_utils._repo.pull_repo import (
     PullError, build, ensure_secrets, htpasswd_text, write_source,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import RolloutError
 
 
 def _htpasswd(path, text):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout
-from ansible_collections.mo.fleet.plugins.module_utils import pull_ingest, pull_repo
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import RolloutError, read_state
+from ansible_collections.mo.fleet.plugins.module_utils._release import pull_ingest, pull_repo
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import RolloutError, read_state
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = {

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.module_utils import rollout
-from ansible_collections.mo.fleet.plugins.module_utils.slices import SliceError, host_slice, parse_slice
+from ansible_collections.mo.fleet.plugins.module_utils._release import rollout
+from ansible_collections.mo.fleet.plugins.module_utils._release.slices import SliceError, host_slice, parse_slice
 
 HOSTS = [f"web{n}" for n in (5, 1, 4, 2, 6, 3, 7)]
 

@@ -35,8 +35,8 @@ import tarfile
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml, names, paths as _paths
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
-from ansible_collections.mo.fleet.plugins.module_utils.catalog import load_catalog
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import read_state
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import load_catalog
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import read_state
 
 __all__ = ["PullError", "ensure_secrets", "htpasswd_text", "check_inventory", "write_source",
            "build", "load_source", "BRANCH", "COLLECTION_DIR"]

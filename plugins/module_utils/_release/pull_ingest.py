@@ -33,14 +33,14 @@ import sys
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout, names
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock
-from ansible_collections.mo.fleet.plugins.module_utils.catalog import CatalogError
-from ansible_collections.mo.fleet.plugins.module_utils.pull_repo import PullError, build, load_source
-from ansible_collections.mo.fleet.plugins.module_utils.release import ReleaseError, host_attributes
-from ansible_collections.mo.fleet.plugins.module_utils.rollout import (
+from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import CatalogError
+from ansible_collections.mo.fleet.plugins.module_utils._repo.pull_repo import PullError, build, load_source
+from ansible_collections.mo.fleet.plugins.module_utils._release.release import ReleaseError, host_attributes
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import (
     RolloutError, check_sync_record, halt_decisions, read_state, read_sync_records, update_state,
     write_sync_record,
 )
-from ansible_collections.mo.fleet.plugins.module_utils.status_site import build_site, default_range
+from ansible_collections.mo.fleet.plugins.module_utils._repo.status_site import build_site, default_range
 
 __all__ = ["ingest", "read_incoming", "main", "MAX_RECORD"]
 

@@ -7,7 +7,7 @@ A slice is named ``K/N`` (the K-th of N, 1 <= K <= N); its hosts are every N-th 
 day's targets sorted by name, starting at the K-th (AWX slices its inventory the same way).
 Every host is in exactly one slice of N, whatever order the inventory lists them in, and the
 slices differ in size by one host at most.  The slices share the one release state on the
-controller (module_utils/rollout.py updates it under the one lock) and each batch re-reads
+controller (module_utils/_release/rollout.py updates it under the one lock) and each batch re-reads
 its halts, so a halt decided in one slice reaches the others from their next batch on.
 
 Standard library only.
