@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout
-from ansible_collections.mo.fleet.plugins.module_utils._release import pull_ingest, pull_repo
+from ansible_collections.mo.fleet.plugins.module_utils._release import pull_ingest
+from ansible_collections.mo.fleet.plugins.module_utils._repo import pull_repo
 from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import RolloutError, read_state
 
 ROOT = Path(__file__).resolve().parents[2]
