@@ -5,7 +5,6 @@ pulled record, a resume, the record upload's authentication and a tampered pull 
 """
 
 import json
-import os
 import time
 
 import pytest
@@ -67,12 +66,6 @@ def server_halted(server):
 
 
 @pytest.mark.long
-@pytest.mark.skipif(not os.environ.get("MO_FLEET_PULL_IT"), reason=(
-    "not yet run to completion: every step was run by hand on a lab fleet while it was written "
-    "(server, pull.yml, a pull halting risky through its record, 403/401/403 on the records, "
-    "rollout skipping pull hosts and honouring the server's halt, resume, a tampered commit "
-    "refused), but one whole run takes longer than the session had left on the shared machine; "
-    "set MO_FLEET_PULL_IT=1 to run it"))
 def test_pull_mode_two_days_halt_resume_auth_and_trust(lab, tmp_path):
     server = lab.host(groups=["repo_server"])
     pull_a = lab.host(groups=["pull_hosts", "canary"])

@@ -161,7 +161,7 @@ def main(argv=None) -> int:
         result = ingest(layout.pull_paths(args.pull_root), os.path.join(status_dir, "release-state.json"),
                         status_dir, layout.gnupg_home(args.project, args.gnupg_root), _run)
     except (PullError, RolloutError, CatalogError, ReleaseError, names.NameError_, OSError) as exc:
-        print(f"mo-fleet-pull-ingest: {exc}", file=sys.stderr)
+        sys.stderr.write(f"mo-fleet-pull-ingest: {exc}\n")
         return 1
-    print(json.dumps(result, sort_keys=True))
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     return 1 if result["refused"] else 0
