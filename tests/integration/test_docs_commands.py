@@ -151,7 +151,7 @@ class DocRunner:
         if "collection install" in text:
             assert (self.tmp_path / "elsewhere" / "ansible_collections" / "mo" / "fleet" / "galaxy.yml").exists() \
                 or (self.tmp_path / "elsewhere" / "ansible_collections" / "mo" / "fleet" / "MANIFEST.json").exists()
-        if "repo_server.yml" in text:
+        if "repo_server.yml" in text and not any("repo_server.yml" in c.text for c, _ in self.ran[:-1]):
             assert "is pending" in proc.stdout + proc.stderr, "the first run names the pending deployment"
         if "template_to_deb.yml" in text:
             assert (tree / "out" / "mo-hello_2.10-1_amd64.deb").exists()
