@@ -196,6 +196,9 @@ def test_a_captured_conffile_edit_is_applied_as_a_patch_that_keeps_the_targets_o
     default recorded) is applied to B, whose copy differs elsewhere: B keeps its own line and
     gets A's; nothing but the plan is shipped for it, and a second run changes nothing."""
     tmp, host, inventory = prepared
+    # Another test of this module may have edited DSHELL on A; the conffile's diff against the
+    # packaged default would then carry that line too. Put it back before the capture.
+    host.sh("sed -i 's|^DSHELL=/bin/sh$|#DSHELL=/bin/bash|' /etc/adduser.conf")
     made = login_shell(host, "mo-capture --name conf-edit sed -i 's/^#DIR_MODE=0700$/DIR_MODE=0750/' "
                              "/etc/adduser.conf")
     assert made.returncode == 0, made.stderr
