@@ -331,6 +331,7 @@ class ReleaseEngine:
         for delay, duration, found in spreads:
             allowance = min(duration - 1, last - delay)
             opens = add(start, delay)
+            reached = None  # the values of H mod dep.modulus whose bucket is <= allowance
             for number in found:
                 has = whole.get(number)
                 if number in excluded or (has is not None and (has <= opens or not exact)):
@@ -341,8 +342,9 @@ class ReleaseEngine:
                 if got is None:
                     got = part[number] = {}
                 if not exact:  # the hosts with bucket <= allowance, selected in C
-                    got.update(zip(compress(hosts, map(le, map(mod, buckets, repeat(duration)), repeat(allowance))),
-                                   repeat(until)))
+                    if reached is None:
+                        reached = frozenset(r for r in range(dep.modulus) if r % duration <= allowance)
+                    got.update(zip(compress(hosts, map(reached.__contains__, buckets)), repeat(until)))
                     continue
                 limit = _FOREVER if has is None else has
                 for host, value in zip(hosts, buckets):
