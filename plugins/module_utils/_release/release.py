@@ -72,7 +72,7 @@ from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from itertools import compress, filterfalse, repeat
-from operator import itemgetter, le, methodcaller, mod
+from operator import itemgetter, methodcaller, mod
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import validate as _validate
 from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import (
