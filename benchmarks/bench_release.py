@@ -92,6 +92,7 @@ def timed(fn, repeat=1):
     """Best wall-clock seconds of REPEAT runs (its CPU seconds go to CPU[wall]) and the result."""
     best, result = None, None
     for _attempt in range(repeat):
+        result = None  # free the previous result outside the measurement
         gc.collect()
         t0, c0 = time.perf_counter(), time.process_time()
         result = fn()

@@ -51,6 +51,12 @@ e.g. the controller's release state); ``already`` maps host -> deployment names 
   ``plan``, ``timeline``, ``due_date``, ``due_dates``, ``waves`` are what the functions above
   call.  Reuse one engine for many days or hosts: workday and bucket computations are cached.
 
+Inside the engine the rule is decided in one place, ``ReleaseEngine._reach``: for a deployment
+and the hosts grouped by the attributes the catalog names, the first day each host gets it
+(exclusion, the earliest delay, buckets, halts and ``already`` applied there and nowhere else).
+The plan of a day is the hosts whose first day is that day or before, the timeline is the first
+days bucketed by day, a due date is one host's first day.
+
 Catalog problems raise ``CatalogError`` (module_utils/_repo/catalog.py); other bad input (a malformed
 date, hosts that are not a mapping of lists of strings) raises ``ReleaseError``.  Both are
 ``ValueError`` with one sentence naming the field.
@@ -59,12 +65,14 @@ date, hosts that are not a mapping of lists of strings) raises ``ReleaseError``.
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import math
+from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from itertools import compress, filterfalse, repeat
-from operator import le, methodcaller, mod
+from operator import itemgetter, methodcaller, mod
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import validate as _validate
 from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import (
@@ -125,16 +133,17 @@ def _already(already):
     return out
 
 
-_DIGEST = methodcaller("digest")
 _ENCODE = methodcaller("encode", "utf-8")
+_FIRST = itemgetter(0)
 _STR_ONLY = frozenset({str})
+_FOREVER = 1 << 40  # an "until" beyond every day: larger than any working-day index or ordinal
 
 
 class _Deployment:
-    """A compiled deployment: sets, per-attribute delays, start as an ordinal."""
+    """A compiled deployment: sets, per-attribute delays, start as an ordinal, its hash prefix."""
 
     __slots__ = ("name", "enabled", "start", "included", "excluded", "attr_delays", "modulus",
-                 "halted", "prefix", "source")
+                 "halted", "prefix", "digest", "source")
 
     def __init__(self, dep, schedules, halted):
         self.name = dep["name"]
@@ -145,6 +154,15 @@ class _Deployment:
         self.excluded = frozenset(dep["excluded_attributes"])
         self.halted = self.name in halted
         self.prefix = f"{self.name}:".encode("utf-8")
+        copy = hashlib.sha256(self.prefix).copy
+
+        def digest(host: bytes) -> bytes:
+            """sha256(prefix + host): a copy of the hashed prefix is cheaper than hashing it again."""
+            state = copy()
+            state.update(host)
+            return state.digest()
+
+        self.digest = digest
         pairs = defaultdict(set)
         durations = {1}
         schedule = schedules.get(dep["schedule"]) if dep["schedule"] else None
@@ -153,6 +171,7 @@ class _Deployment:
                 pairs[attr].add((delay["delay"], delay["duration"]))
         self.attr_delays = {}
         for attr, options in pairs.items():
+            # a delay is dominated when a fixed one (duration 1) is as early: its hosts have it by then
             fixed = min((d for d, dur in options if dur == 1), default=None)
             kept = sorted((d, dur) for d, dur in options
                           if fixed is None or d < fixed or (d == fixed and dur == 1))
@@ -162,6 +181,28 @@ class _Deployment:
         for dur in durations:
             modulus = modulus * dur // math.gcd(modulus, dur)
         self.modulus = modulus  # H % modulus keeps H % duration for every duration used
+
+
+class _Groups:
+    """Hosts grouped by the attributes of theirs that the catalog names.  The rule looks at
+    nothing else, so every host of a group gets the same deployments but for buckets and halts.
+
+    ``members[n]`` lists the hosts of group n, ``index`` maps an attribute to the set of group
+    numbers whose hosts have it."""
+
+    __slots__ = ("members", "index", "_encoded")
+
+    def __init__(self, members, index):
+        self.members = members
+        self.index = index
+        self._encoded = [None] * len(members)
+
+    def encoded(self, number):
+        """The UTF-8 names of group NUMBER's hosts (encoded once, for every deployment's hash)."""
+        names = self._encoded[number]
+        if names is None:
+            names = self._encoded[number] = list(map(_ENCODE, self.members[number]))
+        return names
 
 
 class ReleaseEngine:
@@ -178,18 +219,14 @@ class ReleaseEngine:
         self.by_name = {d.name: d for d in self.deployments}
         self.referenced = frozenset().union(*((d.included | d.excluded | set(d.attr_delays))
                                               for d in self.deployments))
+        having = defaultdict(set)  # halted deployment -> hosts that already have it
+        for host, names in self.already.items():
+            for name in names & self.halted:
+                having[name].add(host)
+        self._having = {name: frozenset(hosts) for name, hosts in having.items()}
         self._hash_cache = {}
 
     # -- inputs ------------------------------------------------------------------------------
-    @staticmethod
-    def index(hosts):
-        """{attribute: set of hosts} for HOSTS ({host: [attributes]}); ReleaseError if malformed."""
-        index = defaultdict(set)
-        for host, attrs in ReleaseEngine.checked(hosts):
-            for attr in attrs:
-                index[attr].add(host)
-        return index
-
     @staticmethod
     def checked(hosts):
         """HOSTS' (host, attributes) items, each checked (ReleaseError in one sentence)."""
@@ -206,159 +243,192 @@ class ReleaseEngine:
                         raise ReleaseError(f"field 'hosts': host '{host}': attribute {attr!r} is not a string")
             yield host, attrs
 
+    def profiles(self, hosts) -> _Groups:
+        """HOSTS ({host: [attributes]}, checked) grouped by the attributes the catalog names."""
+        referenced = self.referenced
+        groups = defaultdict(list)
+        for host, attrs in self.checked(hosts):
+            groups[referenced.intersection(attrs)].append(host)
+        index = defaultdict(set)
+        for number, profile in enumerate(groups):
+            for attr in profile:
+                index[attr].add(number)
+        return _Groups(list(groups.values()), dict(index))
+
     def _deployment(self, name):
         dep = self.by_name.get(name)
         if dep is None:
             raise ReleaseError(f"field 'deployment': {name!r} is not a deployment of the catalog")
         return dep
 
-    def _buckets(self, dep, hosts):
-        """{host: H mod dep.modulus} covering HOSTS; sha256 runs once per (deployment, host).
+    def _buckets(self, dep, groups, number):
+        """[H mod dep.modulus for each host of group NUMBER]; sha256 runs once per (deployment,
+        host) and engine (the engine keeps {host: value} per deployment).
 
         H is int(sha256("<deployment>:<host>").hexdigest(), 16); int.from_bytes of the digest is
-        the same number.  The loop is a chain of C-level iterators (no Python bytecode per host).
+        the same number.  The loop is a chain of C-level iterators (no Python bytecode per host
+        but the digest's copy of the hashed prefix).
         """
         cache = self._hash_cache.get(dep.name)
         if cache is None:
             cache = self._hash_cache[dep.name] = {}
-        missing = list(filterfalse(cache.__contains__, hosts)) if cache else list(hosts)
-        if missing:
-            digests = map(_DIGEST, map(hashlib.sha256, map(dep.prefix.__add__, map(_ENCODE, missing))))
-            values = map(mod, map(int.from_bytes, digests, repeat("big")), repeat(dep.modulus))
-            cache.update(zip(missing, values))
-        return cache
+        hosts = groups.members[number]
+        if hosts[0] in cache:  # hashed before (a group's hosts are hashed together): fill any gap
+            missing = list(filterfalse(cache.__contains__, hosts))
+            if missing:
+                cache.update(zip(missing, map(mod, map(int.from_bytes, map(dep.digest, map(_ENCODE, missing)),
+                                                       repeat("big")), repeat(dep.modulus))))
+            return list(map(cache.__getitem__, hosts))
+        # hashing a host twice gives the same value: no need to look for the others
+        values = list(map(mod, map(int.from_bytes, map(dep.digest, groups.encoded(number)), repeat("big")),
+                          repeat(dep.modulus)))
+        cache.update(zip(hosts, values))
+        return values
 
-    def _spread_reached(self, dep, hosts, duration, allowance):
-        """The HOSTS (a list) whose bucket for DEP over DURATION is at most ALLOWANCE, the
-        selection running in C."""
-        buckets = self._buckets(dep, hosts)
-        return compress(hosts, map(le, map(mod, map(buckets.__getitem__, hosts), repeat(duration)),
-                                   repeat(allowance)))
+    # -- the rule ----------------------------------------------------------------------------
+    def _reach(self, dep, groups, until, exact):
+        """The rule for DEP over GROUPS: the first day each host gets it, up to UNTIL.
 
-    def _allowed(self, dep, hosts):
-        if not dep.halted:
-            return hosts
-        already = self.already
-        return {h for h in hosts if dep.name in already.get(h, ())}
+        Returns ``(whole, part)``: ``whole`` maps a group number to the day every host of the
+        group has DEP from; ``part`` maps a group number to {host: day} for hosts that get it
+        apart from (and, in a whole group, earlier than) the rest of their group.  A host missing
+        from both does not get DEP by UNTIL.  Days are date ordinals, all <= UNTIL (None: no end).
 
-    # -- one day -----------------------------------------------------------------------------
-    def profiles(self, hosts):
-        """Hosts grouped by the attributes of theirs that the catalog names: ([group's hosts],
-        {attribute: set of group numbers}).  The rule looks at nothing else, so every host of a
-        group gets the same deployments but for buckets and halts."""
-        referenced = self.referenced
-        groups = defaultdict(list)
-        for host, attrs in self.checked(hosts):
-            groups[referenced.intersection(attrs)].append(host)
-        members = list(groups.values())
-        group_index = defaultdict(set)
-        for number, profile in enumerate(groups):
-            for attr in profile:
-                group_index[attr].add(number)
-        return members, group_index
+        EXACT: every day is the host's first day (timeline, due dates).  Otherwise (the one-day
+        plan) a day only promises "by UNTIL": a spread complete by UNTIL counts as one whole-group
+        event and no host of it is hashed, and ``part`` skips groups that are whole.
 
-    def _reached_groups(self, dep, members, group_index, day):
-        """DEP on DAY over host groups: (numbers of groups reached whole, {group: hosts reached})."""
-        whole, part = set(), {}
+        This is the only place the rule is decided: enabled, exclusion, included attributes from
+        the start date, each schedule delay ``workday_add(start, delay + bucket)``, the earliest
+        one winning, and halts (a halted deployment stays only with hosts that already have it).
+        """
+        whole, part = {}, {}
         if not dep.enabled:
             return whole, part
-        excluded = set().union(*(group_index.get(attr, ()) for attr in dep.excluded))
-        if dep.start <= day:
-            whole.update(*(group_index.get(attr, ()) for attr in dep.included))
-        last = self.calendar.last_index(dep.start, day)
-        if last >= 0:
-            for attr, pairs in dep.attr_delays.items():
-                found = group_index.get(attr)
-                if not found:
-                    continue
-                for delay, duration in pairs:
-                    if delay > last:
-                        break
-                    if delay + duration - 1 <= last:
-                        whole |= found
-                        break
-                    for number in found - whole - excluded:
-                        part.setdefault(number, set()).update(
-                            self._spread_reached(dep, members[number], duration, last - delay))
-        whole -= excluded
-        part = {number: hosts for number, hosts in part.items()
-                if hosts and number not in whole and number not in excluded}
-        if dep.halted:
-            for number in whole:
-                part[number] = set(members[number])
-            whole = set()
-            part = {number: allowed for number, allowed in
-                    ((number, self._allowed(dep, hosts)) for number, hosts in part.items()) if allowed}
-        return whole, part
-
-    def plan(self, hosts, day):
-        """{host: sorted deployment names} on DAY for every host of HOSTS.
-
-        Worked out once per group of hosts with the same relevant attributes (profiles()); only
-        a spread in progress or a halt is decided host by host.
-        """
-        day = to_date(day, "date").toordinal()
-        members, group_index = self.profiles(hosts)
-        shared = [[] for _members in members]
-        own = defaultdict(list)  # host -> names decided for that host alone
-        lookup, append = shared.__getitem__, list.append
-        for dep in self.deployments:  # sorted by name, so every list comes out sorted
-            whole, part = self._reached_groups(dep, members, group_index, day)
-            deque(map(append, map(lookup, whole), repeat(dep.name)), maxlen=0)
-            for chosen in part.values():
-                deque(map(append, map(own.__getitem__, chosen), repeat(dep.name)), maxlen=0)
-        plan = dict.fromkeys(hosts)
-        for group, names in zip(members, shared):
-            for host in group:
-                extra = own.get(host)
-                plan[host] = sorted(names + extra) if extra else list(names)
-        return plan
-
-    # -- a range of days ---------------------------------------------------------------------
-    def _additions(self, dep, index, end):
-        """{ordinal: set of hosts that get DEP that day} for every day up to END (an ordinal)."""
-        if not dep.enabled:
-            return {}
-        events = []
-        if dep.start <= end:
-            for attr in dep.included:
-                if attr in index:
-                    events.append((dep.start, index[attr]))
-        add = self.calendar.add
+        index, members = groups.index, groups.members
+        start, add = dep.start, self.calendar.add
+        excluded = set().union(*(index.get(attr, ()) for attr in dep.excluded))
+        last = _FOREVER if until is None else self.calendar.last_index(start, until)
+        terms, spreads = [], []  # (day, groups reached whole); (delay, duration, groups)
+        if until is None or start <= until:
+            terms.extend((start, index[attr]) for attr in dep.included if attr in index)
         for attr, pairs in dep.attr_delays.items():
             found = index.get(attr)
             if not found:
                 continue
-            for delay, duration in pairs:
-                first = add(dep.start, delay)
-                if first > end:
+            for delay, duration in pairs:  # sorted; later ones cannot beat a whole one
+                if delay > last:
                     break
-                if duration == 1:
-                    events.append((first, found))
+                end = delay + duration - 1
+                if duration == 1 or (end <= last and not exact):
+                    terms.append((add(start, end), found))
+                    break
+                spreads.append((delay, duration, found))
+        terms.sort(key=_FIRST)
+        for day, found in terms:  # earliest first: setdefault keeps each group's first day
+            deque(map(whole.setdefault, found, repeat(day)), maxlen=0)
+        for number in excluded.intersection(whole):
+            del whole[number]
+        for delay, duration, found in spreads:
+            allowance = min(duration - 1, last - delay)
+            opens = add(start, delay)
+            reached = None  # the values of H mod dep.modulus whose bucket is <= allowance
+            for number in found:
+                has = whole.get(number)
+                if number in excluded or (has is not None and (has <= opens or not exact)):
                     continue
-                buckets = self._buckets(dep, found)
-                spread = defaultdict(list)
-                for host in found:
-                    spread[buckets[host] % duration].append(host)
-                for offset, members in spread.items():
-                    when = add(dep.start, delay + offset)
-                    if when <= end:
-                        events.append((when, members))
-        events.sort(key=lambda event: event[0])
-        seen = set()
-        for attr in dep.excluded:
-            if attr in index:
-                seen |= index[attr]
-        additions = {}
-        for when, members in events:
-            new = set(members) - seen if not isinstance(members, set) else members - seen
-            if dep.halted:
-                new = self._allowed(dep, new)
-            if new:
-                seen |= new
-                additions.setdefault(when, set()).update(new)
-        return additions
+                hosts = members[number]
+                buckets = self._buckets(dep, groups, number)
+                got = part.get(number)
+                if got is None:
+                    got = part[number] = {}
+                if not exact:  # the hosts with bucket <= allowance, selected in C
+                    if reached is None:
+                        reached = frozenset(r for r in range(dep.modulus) if r % duration <= allowance)
+                    got.update(zip(compress(hosts, map(reached.__contains__, buckets)), repeat(until)))
+                    continue
+                limit = _FOREVER if has is None else has
+                for host, value in zip(hosts, buckets):
+                    offset = value % duration
+                    if offset <= allowance:
+                        day = add(start, delay + offset)
+                        if day < limit and day < got.get(host, _FOREVER):
+                            got[host] = day
+        if dep.halted:
+            having = self._having.get(dep.name, frozenset())
+            kept = {}
+            for number in whole.keys() | part.keys():
+                has, got = whole.get(number), part.get(number, {})
+                chosen = {host: got.get(host, has) for host in (members[number] if has is not None else got)
+                          if host in having}
+                if chosen:
+                    kept[number] = chosen
+            return {}, kept
+        return whole, {number: got for number, got in part.items() if got}
 
+    def _first_days(self, dep, groups, until):
+        """{host: first day (ordinal)} for the hosts of GROUPS that get DEP by UNTIL (None: ever)."""
+        whole, part = self._reach(dep, groups, until, exact=True)
+        first = {}
+        members = groups.members
+        for number, day in whole.items():
+            first.update(zip(members[number], repeat(day)))
+        for got in part.values():  # earlier than their group's day
+            first.update(got)
+        return first
+
+    # -- one day -----------------------------------------------------------------------------
+    def plan(self, hosts, day):
+        """{host: sorted deployment names} on DAY for every host of HOSTS: the hosts whose first
+        day is DAY or before.
+
+        Worked out once per group of hosts with the same relevant attributes (profiles()); only
+        a spread in progress or a halt is decided host by host.  Every host gets its own list.
+        """
+        day = to_date(day, "date").toordinal()
+        collecting = gc.isenabled()
+        gc.disable()  # 100,000s of new lists hold no cycles: no collection pass needed meanwhile
+        try:
+            return self._plan(hosts, day)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _plan(self, hosts, day):
+        groups = self.profiles(hosts)
+        members = groups.members
+        shared = [[] for _members in members]  # group -> names every host of it has
+        partial = defaultdict(list)  # group -> [(name, {host: day})] decided host by host
+        lookup, append = shared.__getitem__, list.append
+        for dep in self.deployments:  # sorted by name, so every list comes out sorted
+            whole, part = self._reach(dep, groups, day, exact=False)
+            if whole:
+                deque(map(append, map(lookup, whole), repeat(dep.name)), maxlen=0)
+            for number, got in part.items():
+                partial[number].append((dep.name, got))
+        plan = dict.fromkeys(hosts)
+        for number, (group, names) in enumerate(zip(members, shared)):
+            chosen = partial.get(number)
+            if not chosen:
+                plan.update(zip(group, map(list, repeat(names, len(group)))))
+                continue
+            pieces, low = [], 0  # names cut where the host-by-host ones go: no re-sorting
+            for name, got in chosen:
+                cut = bisect_left(names, name, low)
+                pieces.append((names[low:cut], name, got.__contains__))
+                low = cut
+            rest = names[low:]
+            for host in group:
+                mine = []
+                for before, name, has in pieces:
+                    mine += before
+                    if has(host):
+                        mine.append(name)
+                mine += rest
+                plan[host] = mine
+        return plan
+
+    # -- a range of days ---------------------------------------------------------------------
     def timeline(self, hosts, start, end, detail="hosts"):
         """{deployment: {'YYYY-MM-DD': value}} for every day START..END inclusive.
 
@@ -373,16 +443,20 @@ class ReleaseEngine:
         if last < first:
             raise ReleaseError(f"field 'end': {datetime.date.fromordinal(last).isoformat()} is before "
                                f"the start {datetime.date.fromordinal(first).isoformat()}")
-        index = self.index(hosts)
+        groups = self.profiles(hosts)
+        members = groups.members
         days = [(o, datetime.date.fromordinal(o).isoformat()) for o in range(first, last + 1)]
         out = {}
         for dep in self.deployments:
-            additions = self._additions(dep, index, last)
-            before = set()
-            for when in [w for w in additions if w < first]:
-                before |= additions.pop(when)
-            if before:
-                additions[first] = additions.get(first, set()) | before
+            whole, part = self._reach(dep, groups, last, exact=True)
+            additions = defaultdict(set)  # first day -> hosts (days before START fold into START)
+            for number, day in whole.items():
+                got = part.get(number)
+                additions[max(day, first)].update(
+                    filterfalse(got.__contains__, members[number]) if got else members[number])
+            for got in part.values():
+                for host, day in got.items():
+                    additions[max(day, first)].add(host)
             row = out[dep.name] = {}
             if detail == "added":
                 for ordinal, iso in days:
@@ -399,43 +473,25 @@ class ReleaseEngine:
         return out
 
     # -- one host ----------------------------------------------------------------------------
-    def due_ordinal(self, dep, host, attrs):
-        if not dep.enabled:
-            return None
-        attrs = attrs if isinstance(attrs, (set, frozenset)) else set(attrs)
-        if dep.excluded & attrs:
-            return None
-        if dep.halted and dep.name not in self.already.get(host, ()):
-            return None
-        best = dep.start if dep.included & attrs else None
-        steps = None
-        for attr in attrs:
-            pairs = dep.attr_delays.get(attr)
-            if not pairs:
-                continue
-            for delay, duration in pairs:
-                n = delay
-                if duration > 1:
-                    n += self._buckets(dep, (host,))[host] % duration
-                steps = n if steps is None else min(steps, n)
-        if steps is not None:
-            when = self.calendar.add(dep.start, steps)
-            best = when if best is None else min(best, when)
-        return best
-
     def due_date(self, deployment, host, attrs):
         """The first day HOST (with ATTRS) gets DEPLOYMENT, as a date, or None if it never does."""
-        when = self.due_ordinal(self._deployment(deployment), host, attrs)
+        dep = self._deployment(deployment)
+        when = self._first_days(dep, self.profiles({host: attrs}), None).get(host)
         return None if when is None else datetime.date.fromordinal(when)
 
     def due_dates(self, hosts, day):
-        """{host: {deployment: 'YYYY-MM-DD' first day}} for the deployments each host has on DAY."""
-        plan = self.plan(hosts, day)
-        out = {}
-        for host, names in plan.items():
-            attrs = set(hosts[host])
-            out[host] = {name: datetime.date.fromordinal(self.due_ordinal(self.by_name[name], host, attrs))
-                         .isoformat() for name in names}
+        """{host: {deployment: 'YYYY-MM-DD' first day}} for the deployments each host has on DAY
+        (the plan of DAY, with each host's first day)."""
+        day = to_date(day, "date").toordinal()
+        groups = self.profiles(hosts)
+        out = {host: {} for host in hosts}
+        iso = {}
+        for dep in self.deployments:
+            for host, when in self._first_days(dep, groups, day).items():
+                text = iso.get(when)
+                if text is None:
+                    text = iso[when] = datetime.date.fromordinal(when).isoformat()
+                out[host][dep.name] = text
         return out
 
     def waves(self, hosts, day):
