@@ -53,7 +53,7 @@ RETURN = r"""
 path:
   description: The archive.
   returned: success
-  type: path
+  type: str
   sample: /home/me/.cache/mo-fleet/collection/mo-fleet-0.1.0.tar.gz
 files_sha256:
   description: The sha256 of the archive's C(FILES.json), as its C(MANIFEST.json) names it (the content, not the timestamps).
