@@ -28,7 +28,16 @@ setup: host-deps venv link
 host-deps:
 	@bash lab/install-host-deps.sh
 
+# The ansible-core wheel the repository server serves to pull hosts (roles/repo_server,
+# repo_server_pull_wheel_cache): fetched here once, so playbook runs and tests find it cached.
+WHEELS ?= $(HOME)/.cache/mo-fleet/wheels
+
 venv: $(STAMP)
+	@v=$$($(VENV)/bin/python -c 'from ansible.release import __version__ as v; print(v)'); \
+	 w="$(WHEELS)/ansible_core-$$v-py3-none-any.whl"; \
+	 test -f "$$w" || { echo "venv: fetching the ansible-core $$v wheel for pull hosts into $(WHEELS)"; \
+	   $(VENV)/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+	     "ansible-core==$$v" -d "$(WHEELS)"; }
 
 $(STAMP): requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -110,24 +110,12 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout, names
-from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import write_if_changed
 from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import CatalogError
 from ansible_collections.mo.fleet.plugins.module_utils._repo.pull_repo import (
     PullError, build, ensure_secrets, htpasswd_text, write_source,
 )
 from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import RolloutError
-
-
-def _htpasswd(path, text):
-    try:
-        with open(path, encoding="ascii") as handle:
-            if handle.read() == text:
-                return False
-    except FileNotFoundError:
-        pass
-    atomic_write(path, text, mode=0o640)
-    os.chown(path, 0, grp.getgrnam("www-data").gr_gid)
-    return True
 
 
 def main():
@@ -156,7 +144,8 @@ def main():
     try:
         names.check("safe", p["project"], "field 'project'")
         new = ensure_secrets(paths["secrets"], p["pull_hosts"])
-        changed = _htpasswd(paths["htpasswd"], htpasswd_text(paths["secrets"], p["pull_hosts"]))
+        changed = write_if_changed(paths["htpasswd"], htpasswd_text(paths["secrets"], p["pull_hosts"]), mode=0o640,
+                                   owner=0, group=grp.getgrnam("www-data").gr_gid)
         settings = {"server_url": p["server_url"], "today": p["today"], "pull_hosts": p["pull_hosts"]}
         inventory = {host: {"groups": groups, "attributes": p["attributes"].get(host) or []}
                      for host, groups in p["groups"].items()}

@@ -16,6 +16,8 @@ PROJECT = "acme"
 DAY1, DAY2 = "2026-12-07", "2026-12-08"  # Monday, Tuesday
 SERVER_STATE = "/var/lib/mo-fleet/www/status/release-state.json"
 PULLED = "/var/lib/mo-fleet/pull/state/reports/sync"
+STATUS_JSON = "/var/lib/mo-fleet/www/status/status.json"
+NO_REGISTRY = {"PIP_NO_INDEX": "1"}  # the ansible-core wheel comes from the cache make setup filled
 
 
 def catalog():
@@ -50,6 +52,21 @@ def wait_for_record(server, host, since, timeout=120):
                          + server.sh("journalctl -u mo-fleet-pull-ingest --no-pager | tail -30", check=False).stdout)
 
 
+def wait_for_page(server, host, day, since="", timeout=120):
+    """The server's status page (the ingest's, from its records) once it shows HOST's sync of DAY
+    made at SINCE or later."""
+    deadline, seen = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        proc = server.sh(f"cat {STATUS_JSON}", check=False)
+        if proc.returncode == 0:
+            seen = (json.loads(proc.stdout)["hosts"].get(host.name) or {})
+            if seen.get("date") == day and seen.get("time", "") >= since:
+                return seen, server.read(STATUS_JSON.replace("status.json", "index.html"))
+        time.sleep(2)
+    raise AssertionError(f"the server's page shows no sync of {host.name} on {day} (last: {seen}): "
+                         + server.sh("journalctl -u mo-fleet-pull-ingest --no-pager | tail -30", check=False).stdout)
+
+
 def pull(host, expect_ok=True):
     """Run one pull cycle on HOST (the timer's service, started now); return its journal."""
     start = host.sh("date -u +%Y-%m-%dT%H:%M:%SZ").stdout.strip()
@@ -78,7 +95,7 @@ def test_pull_mode_two_days_halt_resume_auth_and_trust(lab, tmp_path):
     pull_a.sh(f"touch {FAIL_MARKER}")  # the canary fails to configure mo-risky
 
     # day 1: the server with its pull repository, the hosts switched to pull mode (short timers)
-    ok(run_playbook("playbooks/repo_server.yml", inventory,
+    ok(run_playbook("playbooks/repo_server.yml", inventory, env=NO_REGISTRY,
                     extra_vars={"repo_server_publish": False, "mo_fleet_today": DAY1}), "repo_server.yml")
     for deb in debs:
         upload(inventory, server, deb)
@@ -105,14 +122,21 @@ def test_pull_mode_two_days_halt_resume_auth_and_trust(lab, tmp_path):
     run = ok(run_playbook("playbooks/rollout.yml", inventory, extra_vars={"mo_fleet_today": DAY1}), "rollout day 1")
     assert pull_a.name not in run.stats and pull_b.name not in run.stats  # push skips pull hosts
     assert host_state(push1)[0] == ["tools"]
+    # the rollout delivered the pushed host's record: the server's page shows its sync of the day
+    shown, html = wait_for_page(server, push1, DAY1)
+    assert shown["status"] == "ok" and shown["deployments"] == ["tools"], shown
+    assert f'data-host="{push1.name}" data-status="ok"' in html
+    assert server.sh(f"test -f {PULLED}/{push1.name}.json && ls /var/lib/mo-fleet/pull/records-push/").stdout == ""
 
     # day 2: risky is due everywhere but halted: neither the pulled nor the pushed hosts get it
-    ok(run_playbook("playbooks/repo_server.yml", inventory,
+    ok(run_playbook("playbooks/repo_server.yml", inventory, env=NO_REGISTRY,
                     extra_vars={"repo_server_publish": False, "mo_fleet_today": DAY2}), "repo_server.yml day 2")
     since, _rc, _j = pull(pull_b)
     assert wait_for_record(server, pull_b, since)["deployments"] == ["tools"]
     ok(run_playbook("playbooks/rollout.yml", inventory, extra_vars={"mo_fleet_today": DAY2}), "rollout day 2")
     assert host_state(push1)[0] == ["tools"]
+    shown, _html = wait_for_page(server, push1, DAY2)
+    assert shown["planned"] == ["tools"] and "risky" in shown["halted"], shown
     assert "risky" in json.loads((reports / "release-state.json").read_text())["halted"]
 
     # record authentication: a host writes only its own record, and nobody reads records
@@ -135,10 +159,14 @@ def test_pull_mode_two_days_halt_resume_auth_and_trust(lab, tmp_path):
         record = wait_for_record(server, host, since)
         assert record["status"] == "ok" and record["deployments"] == ["risky", "tools"], (record, journal)
         assert host_state(host)[1]["mo-risky"][1] == "ii"
+    since = server.sh("date -u +%Y-%m-%dT%H:%M:%SZ").stdout.strip()
     ok(run_playbook("playbooks/rollout.yml", inventory, extra_vars={"mo_fleet_today": DAY2}), "rollout resumed")
     assert host_state(push1)[0] == ["risky", "tools"]
-    page = server.read("/var/lib/mo-fleet/www/status/status.json")
-    assert pull_a.name in page and pull_b.name in page
+    shown, _html = wait_for_page(server, push1, DAY2, since)
+    assert shown["deployments"] == ["risky", "tools"], shown
+    page = json.loads(server.read(STATUS_JSON))
+    assert page["summary"] == {"ok": 3, "error": 0, "never": 1}, page["summary"]  # the server itself never syncs
+    assert {page["hosts"][h.name]["date"] for h in (pull_a, pull_b, push1)} == {DAY2}
 
     # trust: a commit the server did not sign is refused and nothing runs
     server.sh("cd /var/lib/mo-fleet/pull/state/work && echo tampered > TAMPERED && "

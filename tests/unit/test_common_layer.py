@@ -26,6 +26,24 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["f"]  # no temp file left behind
 
 
+def test_write_if_changed_writes_new_content_and_puts_mode_and_owner_right(tmp_path):
+    target = tmp_path / "sub" / "f"
+    gid = os.getgid()
+    assert fs.write_if_changed(str(target), "one\n", mode=0o640, owner=os.getuid(), group=gid, dir_mode=0o700) is True
+    assert target.read_text() == "one\n" and (target.stat().st_mode & 0o777) == 0o640
+    assert (target.parent.stat().st_mode & 0o777) == 0o700 and target.stat().st_gid == gid
+    before = target.stat().st_ino
+    assert fs.write_if_changed(str(target), b"one\n", mode=0o640) is False  # same: not rewritten
+    assert target.stat().st_ino == before
+    os.chmod(target, 0o666)
+    assert fs.write_if_changed(str(target), "one\n", mode=0o640) is True  # same content, mode put right
+    assert (target.stat().st_mode & 0o777) == 0o640 and target.stat().st_ino == before
+    assert fs.write_if_changed(str(target), "one\ntwo\n", mode=0o640) is True
+    assert target.read_text() == "one\ntwo\n" and target.stat().st_ino != before  # replaced by rename
+    assert fs.write_if_changed(str(target), "one\n", mode=0o640) is True  # a prefix of it is a change too
+    assert sorted(os.listdir(target.parent)) == ["f"]
+
+
 def _hold(path, ready, release):
     with lock.FileLock(path, 1):
         ready.set()

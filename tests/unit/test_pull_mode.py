@@ -12,10 +12,11 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout
 from ansible_collections.mo.fleet.plugins.module_utils._release import pull_ingest
-from ansible_collections.mo.fleet.plugins.module_utils._repo import pull_repo
+from ansible_collections.mo.fleet.plugins.module_utils._repo import collection_archive, pull_repo
 from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import RolloutError, read_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,3 +227,191 @@ def test_wrapper_pull_command_verifies_the_commit():
                            "branch": "main", "checkout": "/c", "host": "web1"})
     assert "--verify-commit" in argv and "--full" in argv and argv[-1] == "site.yml"
     assert argv[argv.index("-l") + 1] == "web1"
+
+
+SEQUENCES = yaml.safe_load((ROOT / "tests/unit/data/pull_halt_sequences.yaml").read_text())
+
+
+def _sequence_catalog(threshold):
+    deployments = [{"name": name, "start_date": "2026-12-01", "store": "main", "packages": [f"mo-{name}_1.0_all.deb"],
+                    "included_attributes": ["pull_hosts"]} for name in ("risky", "tools")]
+    return {"project": {"name": "demo"}, "halt_after_failures": threshold, "stores": [{"name": "main"}],
+            "deployments": deployments}
+
+
+def _sequence_records(case):
+    out = []
+    for host, time, status, failed in case["steps"]:
+        record = dict(SEQUENCES["record"], host=host, time=time, date=SEQUENCES["date"], status=status,
+                      failed_deployments=list(failed))
+        if status == "error":
+            record.update(message="sync failed", new_deployments=[], installed=[])
+        out.append(record)
+    return out
+
+
+def _splits(count):
+    """Ways the server may have received COUNT records: all in one ingest, one by one, cut anywhere once."""
+    yield [count]
+    yield [1] * count
+    for cut in range(1, count):
+        yield [cut, count - cut]
+
+
+@pytest.mark.parametrize("case", SEQUENCES["cases"], ids=[c["id"] for c in SEQUENCES["cases"]])
+def test_halts_are_decided_at_the_record_that_crosses_the_threshold(case):
+    catalog, records = _sequence_catalog(case["threshold"]), _sequence_records(case)
+    want = {name: {"failed": h["failed"], "total": h["total"], "hosts": h["hosts"], "threshold": case["threshold"],
+                   "date": SEQUENCES["date"], "time": records[h["step"]]["time"], "record": records[h["step"]]["host"]}
+            for name, h in case["halt"].items()}
+    for sizes in _splits(len(records)):
+        before, halted, start = {}, {}, 0
+        for size in sizes:  # one ingest run per chunk, each seeing the last records of the runs before
+            chunk = records[start:start + size]
+            start += size
+            for name, details in pull_ingest.halts_by_record(catalog, before, chunk, halted).items():
+                assert name not in halted
+                halted[name] = details
+            before.update({r["host"]: r for r in chunk})
+        assert halted == want, sizes
+
+
+def test_halts_count_only_the_records_own_day_and_no_check_mode_runs():
+    catalog = _sequence_catalog(40)
+    case = SEQUENCES["cases"][0]
+    yesterday = [dict(r, date="2026-12-04", time=r["time"].replace("12-07", "12-04")) for r in _sequence_records(case)]
+    failing = _sequence_records({"steps": [["x", "2026-12-07T09:00:00Z", "error", ["risky"]]]})[0]
+    before = {"a": dict(yesterday[0], status="ok"), "b": yesterday[1]}  # b failed on another day
+    got = pull_ingest.halts_by_record(catalog, before, [failing], {})
+    assert got["risky"]["total"] == 1 and got["risky"]["hosts"] == ["x"]  # only today's hosts
+    assert pull_ingest.halts_by_record(catalog, {}, [dict(failing, check_mode=True)], {}) == {}
+    assert pull_ingest.halts_by_record(catalog, {}, [failing], {"risky": {}}) == {}  # already halted
+
+
+def test_ingest_takes_records_of_one_run_in_time_order(server, tmp_path):
+    """The four records of the first sequence arrive before the ingest runs once: the failing
+    second one halts, although the day's last records fail only one host in four."""
+    case = SEQUENCES["cases"][0]
+    inventory = {h: {"groups": ["pull_hosts"]} for h in "abcd"}
+    settings = {"server_url": "http://repo1", "today": "2026-12-07", "pull_hosts": list("abcd")}
+    pull_repo.write_source(server, _sequence_catalog(case["threshold"]), inventory, settings)
+    for record in reversed(_sequence_records(case)):  # file names do not give the order
+        _upload(server, record["host"], record)
+    state = str(tmp_path / "www/status/release-state.json")
+    result = pull_ingest.ingest(server, state, str(tmp_path / "www/status"), "/g", RecordedGit(), now="2026-12-07T08:00:00Z")
+    assert result["halted_now"] == ["risky"]
+    assert read_state(state)["halted"]["risky"] == {"failed": 1, "total": 2, "threshold": 40, "hosts": ["b"],
+                                                   "date": "2026-12-07", "time": "2026-12-07T07:01:10Z", "record": "b"}
+
+
+def _push(paths, name, records):
+    os.makedirs(paths["pushed"], exist_ok=True)
+    Path(paths["pushed"], name).write_text(json.dumps({"mode": "push", "records": records}))
+
+
+def test_pushed_records_reach_the_status_page_and_halt_nothing(server, tmp_path):
+    status = tmp_path / "www/status"
+    _push(server, "20261202T070000000000Z-aaaa.json", {"push1": _record("push1", "error", ["tools"])})
+    _upload(server, "web1", _record("web1"))
+    result = pull_ingest.ingest(server, str(status / "release-state.json"), str(status), "/g", RecordedGit(),
+                                now="2026-12-02T08:00:00Z")
+    assert result["pushed"] == ["push1"] and result["records"] == ["web1"] and result["refused"] == []
+    assert result["halted_now"] == []  # its rollout decided on it, batch by batch
+    page = json.loads((status / "status.json").read_text())
+    assert page["hosts"]["push1"]["date"] == "2026-12-02" and page["hosts"]["push1"]["status"] == "error"
+    assert page["summary"] == {"ok": 1, "error": 1, "never": 2}  # web2 and repo1 never synced
+    assert 'data-host="push1" data-status="error"' in (status / "index.html").read_text()
+    assert os.listdir(server["pushed"]) == []
+    assert os.path.isfile(os.path.join(server["reports"], "sync", "history", "push1", "2026-12-02T070000Z-2026-12-02.json"))
+
+
+def test_pushed_records_are_checked_as_uploads_are(server, tmp_path):
+    _push(server, "1.json", {"web1": _record("web1")})                      # a pull host's, not pushed
+    _push(server, "2.json", {"ghost": _record("ghost")})                    # no such host
+    _push(server, "3.json", {"push1": _record("repo1")})                    # names another host
+    _push(server, "4.json", {"push1": dict(_record("push1"), status="maybe")})
+    Path(server["pushed"], "5.json").write_text('{"records": {}}')           # not marked as pushed
+    result = pull_ingest.ingest(server, str(tmp_path / "s.json"), str(tmp_path / "st"), "/g", RecordedGit())
+    assert result["pushed"] == [] and len(result["refused"]) == 5
+    said = "\n".join(result["refused"])
+    assert "'web1' is a pull host" in said and "'ghost': is not a host of the inventory" in said
+    assert "field 'host' names 'repo1'" in said and "field 'status'" in said and "'mode': 'push'" in said
+    assert sorted(os.listdir(server["pushed"])) == [f"{n}.json.refused" for n in range(1, 6)]
+    assert not os.path.exists(os.path.join(server["reports"], "sync", "push1.json"))
+
+
+def test_a_bad_pushed_record_is_refused_alone(server, tmp_path):
+    _push(server, "1.json", {"push1": _record("push1"), "web2": _record("web2"), "new9": _record("new9")})
+    result = pull_ingest.ingest(server, str(tmp_path / "s.json"), str(tmp_path / "st"), "/g", RecordedGit())
+    assert result["pushed"] == ["push1"] and len(result["refused"]) == 2
+    kept = json.loads(Path(server["pushed"], "1.json.refused").read_text())
+    assert sorted(kept["records"]) == ["new9", "web2"] and os.listdir(server["pushed"]) == ["1.json.refused"]
+
+
+def test_the_service_runs_again_for_what_arrived_meanwhile(server, tmp_path):
+    state = str(tmp_path / "release-state.json")
+    assert pull_ingest.pending(server, state, {"halted": {}}) is False
+    _upload(server, "web1", _record("web1"))
+    assert pull_ingest.pending(server, state, {"halted": {}}) is True
+    os.unlink(os.path.join(server["incoming"], "web1.json"))
+    Path(state).write_text(json.dumps({"version": 1, "halted": {"tools": {"failed": 1}}}))
+    assert pull_ingest.pending(server, state, {"halted": {}}) is True  # resume.yml or a rollout copied it
+
+
+def _installed(root, files=None, names=None):
+    """An installed collection tree as ansible-galaxy leaves it: MANIFEST.json, FILES.json, files."""
+    files = files if files is not None else {"README.md": b"hello\n", "playbooks/pull_site.yml": b"---\n[]\n"}
+    entries = [{"name": ".", "ftype": "dir", "chksum_type": None, "chksum_sha256": None, "format": 1}]
+    for name in sorted({str(Path(n).parent) for n in files} - {"."}):
+        entries.append({"name": name, "ftype": "dir", "chksum_type": None, "chksum_sha256": None, "format": 1})
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+        entries.append({"name": name, "ftype": "file", "chksum_type": "sha256",
+                        "chksum_sha256": hashlib.sha256(data).hexdigest(), "format": 1})
+    for entry, name in zip(entries[1:], names or []):
+        entry["name"] = name
+    files_json = json.dumps({"files": entries, "format": 1}, indent=True).encode()
+    (root / "FILES.json").write_bytes(files_json)
+    (root / "MANIFEST.json").write_text(json.dumps({
+        "collection_info": {"namespace": "mo", "name": "fleet", "version": "0.1.0"},
+        "file_manifest_file": {"name": "FILES.json", "ftype": "file", "chksum_type": "sha256",
+                               "chksum_sha256": hashlib.sha256(files_json).hexdigest(), "format": 1}, "format": 1}))
+    return root
+
+
+def test_an_installed_collection_is_packed_as_it_was_installed(tmp_path):
+    root = _installed(tmp_path / "fleet")
+    (root / "playbooks/__pycache__").mkdir()
+    (root / "playbooks/__pycache__/x.pyc").write_bytes(b"\0")  # Python's, not the install's
+    assert collection_archive.kind(str(root)) == "installed"
+    packed = collection_archive.pack_installed(str(root), str(tmp_path / "out"))
+    assert packed["path"].endswith("/mo-fleet-0.1.0.tar.gz") and packed["changed"] is True
+    with tarfile.open(packed["path"]) as tar:
+        assert tar.getnames() == ["MANIFEST.json", "FILES.json", "playbooks", "README.md", "playbooks/pull_site.yml"]
+        assert {m.uid for m in tar} == {0} and tar.getmember("playbooks").mode == 0o755
+    assert collection_archive.files_checksum(packed["path"]) == packed["files_sha256"]
+    again = collection_archive.pack_installed(str(root), str(tmp_path / "out"))
+    assert again["changed"] is False
+
+
+@pytest.mark.parametrize("spoil, said", [
+    (lambda r: (r / "README.md").write_text("changed\n"), "'README.md': its content differs from the sha256"),
+    (lambda r: (r / "README.md").unlink(), "'README.md': is listed in FILES.json but missing"),
+    (lambda r: ((r / "README.md").unlink(), (r / "README.md").symlink_to("/etc/passwd")), "is a symbolic link"),
+    (lambda r: (r / "FILES.json").write_text('{"files": []}'), "FILES.json differs from the sha256 MANIFEST.json"),
+])
+def test_an_installed_collection_that_is_not_what_was_installed_is_refused(tmp_path, spoil, said):
+    root = _installed(tmp_path / "fleet")
+    spoil(root)
+    with pytest.raises(collection_archive.ArchiveError, match=said):
+        collection_archive.pack_installed(str(root), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_installed_collection_naming_a_path_outside_is_refused(tmp_path):
+    root = _installed(tmp_path / "fleet", names=["../outside"])
+    with pytest.raises(collection_archive.ArchiveError, match="'..' component"):
+        collection_archive.pack_installed(str(root), str(tmp_path / "out"))
+    with pytest.raises(collection_archive.ArchiveError, match="neither galaxy.yml"):
+        collection_archive.kind(str(tmp_path))

@@ -45,6 +45,44 @@ def atomic_write(path: str, data, mode: int = 0o644) -> None:
         raise
 
 
+def write_if_changed(path: str, data, mode: int = 0o644, owner: int = -1, group: int = -1,
+                     dir_mode=None) -> bool:
+    """Make PATH hold DATA (text or bytes) with MODE and OWNER/GROUP (numeric ids, -1: leave); True if it changed.
+
+    Unchanged content is not rewritten (its mode and owner are still put right); new content
+    goes through ``atomic_write`` with the owner set on the temporary file before the rename,
+    so a reader never sees the new file with the wrong owner.  DIR_MODE, when given, creates
+    the missing parent directories with that mode.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    try:
+        with open(path, "rb") as handle:
+            same = handle.read(len(data) + 1) == data
+            info = os.fstat(handle.fileno())
+    except FileNotFoundError:
+        same, info = False, None
+    if same:
+        fixed = False
+        if (info.st_mode & 0o7777) != mode:
+            os.chmod(path, mode)
+            fixed = True
+        if (owner != -1 and info.st_uid != owner) or (group != -1 and info.st_gid != group):
+            os.chown(path, owner, group)
+            fixed = True
+        return fixed
+    if dir_mode is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=dir_mode, exist_ok=True)
+
+    def fill(handle):
+        if owner != -1 or group != -1:
+            os.fchown(handle.fileno(), owner, group)
+        handle.write(data)
+
+    atomic_write(path, fill, mode=mode)
+    return True
+
+
 def sha256_file(path: str) -> str:
     """The sha256 hex digest of PATH's content, read in 1 MiB blocks (OSError when unreadable)."""
     digest = hashlib.sha256()

@@ -48,7 +48,8 @@ def pull_paths(root: str = PULL_ROOT) -> dict[str, str]:
     """The paths of the repository server's pull mode (docs/pull.md).
 
     Served by nginx: ``git`` (``/pull/fleet.git/``, a bare repository), ``wheels``
-    (``/pull/wheels/``); written by nginx: ``incoming`` (``PUT /records/<host>.json``).
+    (``/pull/wheels/``); written by nginx: ``incoming`` (``PUT /records/<host>.json``); written by
+    push rollouts over SSH (root's own): ``pushed`` (their batches' sync records).
     Everything under ``state`` is root's own and never served: the inputs of the pull
     repository (``source``), its work tree and index, the per-host secrets, the checked
     records (``reports/sync/<host>.json``, the layout of the controller's reports) and the lock.
@@ -59,6 +60,7 @@ def pull_paths(root: str = PULL_ROOT) -> dict[str, str]:
         "git": os.path.join(root, "fleet.git"),
         "wheels": os.path.join(root, "wheels"),
         "incoming": os.path.join(root, "records"),
+        "pushed": os.path.join(root, "records-push"),
         "htpasswd": os.path.join(root, "htpasswd"),
         "state": state,
         "source": os.path.join(state, "source"),

@@ -34,7 +34,7 @@ import shutil
 import tarfile
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import inert_yaml, names, paths as _paths
-from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write, sha256_file, write_if_changed
 from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import load_catalog
 from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import read_state
 
@@ -162,18 +162,6 @@ def _unpack_collection(tar_path, dest):
     os.rename(tmp, dest)
 
 
-def _write_if_changed(path, text):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == text:
-                return False
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    atomic_write(path, text, mode=0o600)
-    return True
-
-
 def write_source(paths: dict, catalog, inventory, settings: dict, collection_tar: str = "") -> bool:
     """Store the inputs of the pull repository under ``state/source`` (root's only); True if any changed.
 
@@ -195,23 +183,16 @@ def write_source(paths: dict, catalog, inventory, settings: dict, collection_tar
     changed = False
     for name, data in (("catalog.json", catalog), ("inventory.json", inventory),
                        ("settings.json", {"server_url": url.rstrip("/"), "today": today, "pull_hosts": pull_hosts})):
-        changed |= _write_if_changed(os.path.join(source, name), json.dumps(data, indent=1, sort_keys=True) + "\n")
+        changed |= write_if_changed(os.path.join(source, name), json.dumps(data, indent=1, sort_keys=True) + "\n",
+                                    mode=0o600, dir_mode=0o700)
     if collection_tar:
         marker = os.path.join(source, "collection.sha256")
-        digest = _sha256(collection_tar)
+        digest = sha256_file(collection_tar)
         if not os.path.isdir(paths["collection"]) or _read(marker) != digest:
             _unpack_collection(collection_tar, paths["collection"])
-            _write_if_changed(marker, digest)
+            write_if_changed(marker, digest, mode=0o600, dir_mode=0o700)
             changed = True
     return changed
-
-
-def _sha256(path):
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _read(path):
