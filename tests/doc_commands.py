@@ -50,9 +50,10 @@ EXCLUDED = (
      "it belongs to `make bench`, never to the test suite"),
 )
 
-# The docs whose commands tests/integration/test_docs_commands.py runs, in this order, in one
+# The docs whose commands tests/integration/test_docs_commands.py runs, in this order, in a
 # scratch copy of the checkout: later docs use what earlier ones made (captures/, out/, the
-# repository server). A doc with a command to run must be listed here.
+# repository server); where that test splits them, it runs those commands first. A doc with a
+# command to run must be listed here.
 RUN_ORDER = (
     "README.md",
     "docs/capture.md",

@@ -1,7 +1,8 @@
 """Every command line of README.md and docs/ runs as written (tests/doc_commands.py finds them).
 
-Two tests, so they can run side by side: README.md and docs/capture.md on web1; the other docs
-on web1, web2 and repo1 (after the two quick-start captures they build on). The commands run verbatim through `bash -c`, in doc order (docs in doc_commands.RUN_ORDER; in
+Three tests, so they can run side by side: README.md and docs/capture.md on web1; the renderer
+and interception docs on web1 and web2; the repository, release, pull and lab docs on web1, web2
+and repo1 (each after the quick-start captures, and the .deb, it builds on). The commands run verbatim through `bash -c`, in doc order (docs in doc_commands.RUN_ORDER; in
 a doc, the steps that build on each other in the order a user has to take them: capture before
 apply, server before upload before publish), in a scratch copy of the checkout whose
 `lab/inventory.yml` (the default inventory of ansible.cfg) names the lab's hosts (web1, web2,
@@ -220,11 +221,41 @@ def test_readme_and_capture_docs_run_as_written(lab, tmp_path):
     run_docs(lab, tmp_path, dc.RUN_ORDER[:2])
 
 
-def test_render_repo_and_release_docs_run_as_written(lab, tmp_path):
-    """The rest, in order: apply, rollback, verify, role, image and .deb of the captures; the
-    repository server in the natural order; plan, rollout and status site; the lab commands.
-    First the two captures of docs/capture.md's quick start that these build on."""
-    quick_start = [c for c in dc.commands("docs/capture.md") if "capture.yml" in c.text and "--limit web1" in c.text]
-    assert len(quick_start) == 2
-    run_docs(lab, tmp_path, dc.RUN_ORDER[2:], prerequisites=quick_start)
+# The docs after README.md and docs/capture.md, in two tests that run side by side (on two
+# workers): what each needs of the others is run first, as prerequisites. Together they are
+# dc.RUN_ORDER[2:], each doc once (test_the_doc_tests_run_every_doc_once checks it).
+RENDER_DOCS = ("docs/renderers.md", "docs/interception.md")
+REPO_DOCS = ("docs/repo_server.md", "docs/release.md", "docs/release_client.md", "docs/pull.md",
+             "docs/lab.md", "docs/architecture.md", "docs/scale.md")
 
+
+def quick_start(name=None):
+    """The captures of docs/capture.md's quick start (--limit web1): both, or the one of NAME."""
+    found = [c for c in dc.commands("docs/capture.md") if "capture.yml" in c.text and "--limit web1" in c.text]
+    assert len(found) == 2
+    return found if name is None else [c for c in found if f"capture_name={name}" in c.text]
+
+
+def test_the_doc_tests_run_every_doc_once():
+    """No doc is left out or run twice by the split (a pure check, no hosts)."""
+    docs = list(dc.RUN_ORDER[:2]) + list(RENDER_DOCS) + list(REPO_DOCS)
+    assert sorted(docs) == sorted(dc.RUN_ORDER) and len(set(docs)) == len(docs)
+    assert [d for d in dc.RUN_ORDER if d in RENDER_DOCS] == list(RENDER_DOCS)
+    assert [d for d in dc.RUN_ORDER if d in REPO_DOCS] == list(REPO_DOCS)
+    assert len(quick_start("hello")) == 1
+
+
+def test_render_and_interception_docs_run_as_written(lab, tmp_path):
+    """docs/renderers.md (apply, rollback, verify, role, image and .deb of the captures) and
+    docs/interception.md (target, harvest, drift) on web1 and web2, after the two captures of
+    docs/capture.md's quick start that they build on."""
+    run_docs(lab, tmp_path, RENDER_DOCS, prerequisites=quick_start())
+
+
+def test_repo_release_pull_and_lab_docs_run_as_written(lab, tmp_path):
+    """The repository server in the natural order, plan, rollout and status site, pull mode, the
+    lab commands, on web1, web2 and repo1: first what they build on, the hello capture of
+    docs/capture.md's quick start and docs/renderers.md's .deb of it (out/mo-hello_2.10-1_amd64.deb)."""
+    deb = [c for c in dc.commands("docs/renderers.md") if "template_to_deb.yml" in c.text]
+    assert len(deb) == 1
+    run_docs(lab, tmp_path, REPO_DOCS, prerequisites=quick_start("hello") + deb)
