@@ -140,9 +140,9 @@ options:
       - Set by the action plugin when it fetches the bundle (4 MiB); rarely useful by hand.
       - When not V(0), the caller takes the bundle archive away now, so the index records no archive for it. An
         archive of at most this many bytes comes back base64-encoded in RV(bundle.content) and no archive file is
-        left on the target; a larger one is written to O(archive_dir) (or the store's outbox) for the caller to
+        left on the target; a larger one is written to O(archive_dir) (or the capture directory's outbox) for the caller to
         fetch and delete.
-      - V(0) leaves the archive in the store's outbox (C(/var/lib/mo-fleet/outbox/)) and records it in the index.
+      - V(0) leaves the archive in the capture directory's outbox (C(/var/lib/mo-fleet/outbox/)) and records it in the index.
     type: int
     default: 0
   archive_dir:
@@ -150,7 +150,7 @@ options:
       - Set by the action plugin to its remote temporary directory, which Ansible removes after the task;
         rarely useful by hand.
       - An existing absolute directory on the target that receives an archive larger than O(inline_max) instead
-        of the store's outbox. Only used when O(inline_max) is not V(0).
+        of the capture directory's outbox. Only used when O(inline_max) is not V(0).
     type: path
 attributes:
   check_mode:
@@ -169,7 +169,7 @@ notes:
     not a plain file or directory under C(template.json), C(files/) or C(before/).
 seealso:
   - module: mo.fleet.capture_info
-  - module: mo.fleet.capture_store
+  - module: mo.fleet.capture_directory
 """
 
 EXAMPLES = r"""
