@@ -135,23 +135,8 @@ options:
     description: Bring the bundle to the controller (action plugin). With V(false) it stays on the target only.
     type: bool
     default: true
-  inline_max:
-    description:
-      - Set by the action plugin when it fetches the bundle (4 MiB); rarely useful by hand.
-      - When not V(0), the caller takes the bundle archive away now, so the index records no archive for it. An
-        archive of at most this many bytes comes back base64-encoded in RV(bundle.content) and no archive file is
-        left on the target; a larger one is written to O(archive_dir) (or the capture directory's outbox) for the caller to
-        fetch and delete.
-      - V(0) leaves the archive in the capture directory's outbox (C(/var/lib/mo-fleet/outbox/)) and records it in the index.
-    type: int
-    default: 0
-  archive_dir:
-    description:
-      - Set by the action plugin to its remote temporary directory, which Ansible removes after the task;
-        rarely useful by hand.
-      - An existing absolute directory on the target that receives an archive larger than O(inline_max) instead
-        of the capture directory's outbox. Only used when O(inline_max) is not V(0).
-    type: path
+extends_documentation_fragment:
+  - mo.fleet.bundle_transfer
 attributes:
   check_mode:
     support: full
@@ -162,6 +147,9 @@ attributes:
 notes:
   - Runs as root on the target (it reads every file and the dpkg database).
   - Integrity of the transfer is checked with sha256 over the archive and every bundled file.
+  - With O(inline_max=0) (run without the action plugin) the archive stays in the capture directory's outbox
+    (C(/var/lib/mo-fleet/outbox/)) and the index records it for a later fetch; otherwise the index records no
+    archive, and an inline one comes back as RV(bundle.content).
   - The action plugin treats what the target returns as hostile. It refuses, with one sentence and without
     writing anything under O(dest), an C(inventory_hostname) or capture name that is not a plain file name part
     (letters, digits, C(.), C(_), C(@), C(+), C(-); no C(..)), a destination that would leave O(dest), an archive

@@ -44,15 +44,9 @@ options:
     description: Only list the pending templates (set by the action plugin in check mode).
     type: bool
     default: false
-  inline_max:
-    description: Bundle archives up to this many bytes in all come back in the result (set by the action plugin).
-    type: int
-    default: 0
-  archive_dir:
-    description: Existing directory on the target for the larger archives (set by the action plugin).
-    type: path
 extends_documentation_fragment:
   - mo.fleet.capture_index
+  - mo.fleet.bundle_transfer
 attributes:
   check_mode:
     support: full
