@@ -613,12 +613,17 @@ def test_a_deeply_nested_mapping_is_one_sentence():
         node = node["x"]
     doc["metadata"]["trace"] = deep
     doc["MO_template"]["legacy"] = deep
-    for call, error in ((tpl.load, tpl.TemplateError), (lambda d: render.prepare(d, {"verify_bundle": False}),
-                                                         render.RenderError)):
+    for name, call, error in (("load", tpl.load, tpl.TemplateError),
+                              ("prepare", lambda d: render.prepare(d, {"verify_bundle": False}), render.RenderError)):
         try:
-            call(doc)
-        except error as exc:
+            result = call(doc)
+        except error as exc:  # refused: with one sentence
             one_sentence(str(exc))
+        except Exception as exc:  # e.g. RecursionError: neither accepted nor one sentence
+            pytest.fail(f"{name}: a deeply nested mapping raised {type(exc).__name__}, "
+                        "neither accepted nor refused in one sentence")
+        else:  # accepted: the document was read
+            assert result is not None, name
 
 
 def test_bundle_extraction_refuses_a_huge_long_name_header_before_reading_it(tmp_path):
