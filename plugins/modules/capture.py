@@ -267,7 +267,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils._capture.capture import (
-    CaptureError, capture, resolve_argv, skip_reason, TRACE_MODES)
+    CaptureError, capture, check_early, resolve_argv, skip_reason, TRACE_MODES)
 from ansible_collections.mo.fleet.plugins.module_utils._capture.snapshot import CONFIG_ROOTS, DEFAULT_EXCLUDE
 
 
@@ -301,12 +301,10 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["timeout"] < 0:
-        module.fail_json(msg="timeout must be 0 (no limit) or a positive number of seconds.")
-    if p["inline_max"] < 0:
-        module.fail_json(msg="inline_max must be 0 or a positive number of bytes.")
-    if p["chdir"] and not os.path.isdir(p["chdir"]):
-        module.fail_json(msg="chdir %s does not exist or is not a directory." % p["chdir"])
+    try:
+        check_early(p)
+    except CaptureError as exc:
+        module.fail_json(msg=str(exc))
     reason = skip_reason(p["creates"], p["removes"], p["chdir"])
     try:
         argv = resolve_argv(p["cmd"], p["argv"], p["shell"], p["chdir"], p["environment"])

@@ -163,13 +163,24 @@ def _trace_marks(before):
     return [path for _dev, path in sorted(before.devices.items())]
 
 
+def check_early(options: dict) -> None:
+    """The checks of OPTIONS that need neither the lock nor a walk (mo.fleet.capture makes them
+    before check mode returns, too); CaptureError with one sentence."""
+    if (options.get("timeout") or 0) < 0:
+        raise CaptureError("timeout must be 0 (no limit) or a positive number of seconds.")
+    if int(options.get("inline_max") or 0) < 0:
+        raise CaptureError("inline_max must be 0 or a positive number of bytes.")
+    chdir = options.get("chdir")
+    if chdir and not os.path.isdir(chdir):
+        raise CaptureError("chdir %s does not exist or is not a directory." % chdir)
+
+
 class _Plan:
     """The checked options of one capture: what runs, what is walked, what is kept."""
 
     def __init__(self, options, store):
+        check_early(options)
         self.chdir = options.get("chdir")
-        if self.chdir and not os.path.isdir(self.chdir):
-            raise CaptureError("chdir %s does not exist or is not a directory." % self.chdir)
         self.mode = options.get("trace") or "auto"
         if self.mode not in TRACE_MODES:
             raise CaptureError("trace must be one of %s, not %s." % (", ".join(TRACE_MODES), self.mode))
@@ -221,8 +232,6 @@ def _check_output_options(options, keep_secrets):
     if not isinstance(keep_secrets, list) or not all(
             names.is_valid("line", k) and k.startswith("/") for k in keep_secrets):
         raise CaptureError("keep_secrets must list absolute paths or shell globs, one line each.")
-    if int(options.get("inline_max") or 0) < 0:
-        raise CaptureError("inline_max must be 0 or a positive number of bytes.")
     archive_dir = options.get("archive_dir")
     if archive_dir and not (os.path.isabs(archive_dir) and os.path.isdir(archive_dir)):
         raise CaptureError("archive_dir %s is not an existing absolute directory on the target." % archive_dir)
