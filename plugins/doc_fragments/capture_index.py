@@ -10,10 +10,12 @@ class ModuleDocFragment:
 
     DOCUMENTATION = r"""
 options:
-  store:
+  capture_directory:
     description:
       - The capture directory (index, lock, templates, outbox, work).
-      - The option keeps its name C(store) for existing playbooks; a package store is something else, on the repository server.
+      - Its old name C(store) still works until mo.fleet 2.0.0, with a deprecation warning; a package store is
+        something else, on the repository server.
     type: path
     default: /var/lib/mo-fleet
+    aliases: [store]
 """

@@ -135,23 +135,8 @@ options:
     description: Bring the bundle to the controller (action plugin). With V(false) it stays on the target only.
     type: bool
     default: true
-  inline_max:
-    description:
-      - Set by the action plugin when it fetches the bundle (4 MiB); rarely useful by hand.
-      - When not V(0), the caller takes the bundle archive away now, so the index records no archive for it. An
-        archive of at most this many bytes comes back base64-encoded in RV(bundle.content) and no archive file is
-        left on the target; a larger one is written to O(archive_dir) (or the store's outbox) for the caller to
-        fetch and delete.
-      - V(0) leaves the archive in the store's outbox (C(/var/lib/mo-fleet/outbox/)) and records it in the index.
-    type: int
-    default: 0
-  archive_dir:
-    description:
-      - Set by the action plugin to its remote temporary directory, which Ansible removes after the task;
-        rarely useful by hand.
-      - An existing absolute directory on the target that receives an archive larger than O(inline_max) instead
-        of the store's outbox. Only used when O(inline_max) is not V(0).
-    type: path
+extends_documentation_fragment:
+  - mo.fleet.bundle_transfer
 attributes:
   check_mode:
     support: full
@@ -162,6 +147,9 @@ attributes:
 notes:
   - Runs as root on the target (it reads every file and the dpkg database).
   - Integrity of the transfer is checked with sha256 over the archive and every bundled file.
+  - With O(inline_max=0) (run without the action plugin) the archive stays in the capture directory's outbox
+    (C(/var/lib/mo-fleet/outbox/)) and the index records it for a later fetch; otherwise the index records no
+    archive, and an inline one comes back as RV(bundle.content).
   - The action plugin treats what the target returns as hostile. It refuses, with one sentence and without
     writing anything under O(dest), an C(inventory_hostname) or capture name that is not a plain file name part
     (letters, digits, C(.), C(_), C(@), C(+), C(-); no C(..)), a destination that would leave O(dest), an archive
@@ -169,7 +157,7 @@ notes:
     not a plain file or directory under C(template.json), C(files/) or C(before/).
 seealso:
   - module: mo.fleet.capture_info
-  - module: mo.fleet.capture_store
+  - module: mo.fleet.capture_directory
 """
 
 EXAMPLES = r"""
@@ -279,7 +267,7 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils._capture.capture import (
-    CaptureError, capture, resolve_argv, skip_reason, TRACE_MODES)
+    CaptureError, capture, check_early, resolve_argv, skip_reason, TRACE_MODES)
 from ansible_collections.mo.fleet.plugins.module_utils._capture.snapshot import CONFIG_ROOTS, DEFAULT_EXCLUDE
 
 
@@ -313,12 +301,10 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["timeout"] < 0:
-        module.fail_json(msg="timeout must be 0 (no limit) or a positive number of seconds.")
-    if p["inline_max"] < 0:
-        module.fail_json(msg="inline_max must be 0 or a positive number of bytes.")
-    if p["chdir"] and not os.path.isdir(p["chdir"]):
-        module.fail_json(msg="chdir %s does not exist or is not a directory." % p["chdir"])
+    try:
+        check_early(p)
+    except CaptureError as exc:
+        module.fail_json(msg=str(exc))
     reason = skip_reason(p["creates"], p["removes"], p["chdir"])
     try:
         argv = resolve_argv(p["cmd"], p["argv"], p["shell"], p["chdir"], p["environment"])

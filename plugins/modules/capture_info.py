@@ -33,13 +33,13 @@ attributes:
     description: No diff is returned.
 seealso:
   - module: mo.fleet.capture
-  - module: mo.fleet.capture_store
+  - module: mo.fleet.capture_directory
 """
 
 EXAMPLES = r"""
 - name: Show the capture directory
   mo.fleet.capture_info:
-  register: store
+  register: capture_directory
 
 - name: Templates of the nginx captures
   mo.fleet.capture_info:
@@ -48,10 +48,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 status:
-  description: The capture directory's path, whether it exists, whether a capture holds the lock now, counts and bytes used.
+  description:
+    - The capture directory's path (C(capture_directory); C(store) is its old name, kept until mo.fleet 2.0.0),
+      whether it exists, whether a capture holds the lock now, counts and bytes used.
   returned: always
   type: dict
-  sample: {store: /var/lib/mo-fleet, exists: true, locked: false, snapshots: 2, templates: 1, bytes: 20480, pending_archives: 0}
+  sample: {capture_directory: /var/lib/mo-fleet, store: /var/lib/mo-fleet, exists: true, locked: false, snapshots: 2, templates: 1, bytes: 20480, pending_archives: 0}
 snapshots:
   description: Snapshots in the index (id, created, phase pre/post, template_id, roots, entries, packages, units, method).
   returned: always
@@ -73,15 +75,15 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import CaptureDirectory, store_argument_spec
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import CaptureDirectory, capture_directory_argument_spec
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=store_argument_spec(name=dict(type="str"), template=dict(type="str")),
+        argument_spec=capture_directory_argument_spec(name=dict(type="str"), template=dict(type="str")),
         supports_check_mode=True,
     )
-    store = CaptureDirectory(module.params["store"])
+    store = CaptureDirectory(module.params["capture_directory"])
     result = dict(changed=False, **store.report(module.params["name"]))
     result["status"]["template_version"] = tpl.TEMPLATE_VERSION
     wanted = module.params["template"]

@@ -11,7 +11,7 @@ module: harvest
 short_description: Bring home every template captured on a host since the last harvest
 version_added: "0.1.0"
 description:
-  - Lists the templates of the target's capture store (C(/var/lib/mo-fleet/)) that the controller has not
+  - Lists the templates of the target's capture directory (C(/var/lib/mo-fleet/)) that the controller has not
     harvested yet - captures of M(mo.fleet.capture), commands intercepted in login shells, C(mo-capture)
     captures, drift captures and the packages-only templates of the dpkg hook - and packs each bundle.
   - The same-name action plugin keeps the ids it harvested (under a lock, pruned to the ids the host still has) in
@@ -44,15 +44,9 @@ options:
     description: Only list the pending templates (set by the action plugin in check mode).
     type: bool
     default: false
-  inline_max:
-    description: Bundle archives up to this many bytes in all come back in the result (set by the action plugin).
-    type: int
-    default: 0
-  archive_dir:
-    description: Existing directory on the target for the larger archives (set by the action plugin).
-    type: path
 extends_documentation_fragment:
   - mo.fleet.capture_index
+  - mo.fleet.bundle_transfer
 attributes:
   check_mode:
     support: full
@@ -61,7 +55,7 @@ attributes:
     support: none
     description: No diff is returned.
 notes:
-  - Runs as root on the target (the store's template directories are root's only); use C(become).
+  - Runs as root on the target (the capture directory's template directories are root's only); use C(become).
   - Names and ids from the host are checked on the controller as plain file name parts before anything is
     written there.
 seealso:
@@ -89,7 +83,7 @@ templates:
   elements: dict
   contains:
     id:
-      description: Capture id in the host's store.
+      description: Capture id in the host's capture directory.
       type: str
     name:
       description:
@@ -132,7 +126,7 @@ templates:
       type: bool
 present:
   description:
-    - Ids of every template whose bundle is still in the host's store; the action plugin prunes its harvest state
+    - Ids of every template whose bundle is still in the host's capture directory; the action plugin prunes its harvest state
       to these and leaves them out of its result.
   returned: always
   type: list
@@ -158,7 +152,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils._capture import harvest
 from ansible_collections.mo.fleet.plugins.module_utils._capture.capture import CaptureError
-from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import Store, StoreError, store_argument_spec
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import CaptureDirectory, CaptureDirectoryError, capture_directory_argument_spec
 from ansible_collections.mo.fleet.plugins.module_utils._capture.drift import DriftError
 from ansible_collections.mo.fleet.plugins.module_utils._capture.host_cli import drift_capture
 from ansible_collections.mo.fleet.plugins.module_utils._capture.host_config import ConfigError, load_config
@@ -167,14 +161,14 @@ from ansible_collections.mo.fleet.plugins.module_utils._common import names
 
 def main():
     module = AnsibleModule(
-        argument_spec=store_argument_spec(
+        argument_spec=capture_directory_argument_spec(
             dest=dict(type="path", default="captures"), drift=dict(type="str"),
             skip=dict(type="list", elements="str", default=[]), list_only=dict(type="bool", default=False),
             inline_max=dict(type="int", default=0), archive_dir=dict(type="path")),
         supports_check_mode=True,
     )
     p = module.params
-    store = Store(p["store"])
+    store = CaptureDirectory(p["capture_directory"])
     result = dict(changed=False)
     if p["drift"] is not None and not names.is_valid("file_part", p["drift"]):
         module.fail_json(msg="drift must be %s, not %r." % (names.RULES["file_part"], p["drift"]))
@@ -183,10 +177,10 @@ def main():
     if p["drift"] and not module.check_mode:
         try:
             config = load_config()
-            config["store"] = p["store"]
+            config["capture_directory"] = p["capture_directory"]
             result["drift"] = drift_capture(config, p["drift"])["bundle"]["id"]
             result["changed"] = True
-        except (ConfigError, DriftError, CaptureError, StoreError) as exc:
+        except (ConfigError, DriftError, CaptureError, CaptureDirectoryError) as exc:
             module.fail_json(msg="No drift capture was taken: %s" % exc)
     items = harvest.pending(store, p["skip"])
     if module.check_mode or p["list_only"]:

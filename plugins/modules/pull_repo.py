@@ -21,11 +21,9 @@ description:
     then C(git update-server-info) for git's dumb HTTP protocol. See docs/pull.md.
 author:
   - mo.fleet developers (@mo-fleet)
+extends_documentation_fragment:
+  - mo.fleet.catalog
 options:
-  catalog:
-    description: The release catalog (C(mo_fleet_catalog)).
-    type: dict
-    required: true
   groups:
     description: Every host of the fleet mapped to its inventory groups (C(group_names)), as push sees them.
     type: dict

@@ -17,12 +17,8 @@ description:
   - Reads each C(.deb) at most once (shared content cache with M(mo.fleet.repo_publish)); changes nothing.
 author:
   - mo.fleet developers (@mo-fleet)
-options:
-  catalog:
-    description: The release catalog (C(mo_fleet_catalog)).
-    type: dict
-    required: true
 extends_documentation_fragment:
+  - mo.fleet.catalog
   - mo.fleet.repo_server
 attributes:
   check_mode:

@@ -204,8 +204,14 @@ def test_failing_command_yields_failed_template_and_clear_errors(lab, tmp_path):
     info = _ad_result(run_module(lab.inventory(host), host.name, "mo.fleet.capture_info", ""), host)
     assert info["status"]["locked"] is False
     assert {t["status"] for t in info["templates"]} == {"failed", "timeout"}
-    store = run_module(lab.inventory(host), host.name, "mo.fleet.capture_store", "keep=0")
-    assert _ad_result(store, host)["changed"] is True
+    # the module's and the option's old names still work (meta/runtime.yml redirect, option alias)
+    old_names = run_module(lab.inventory(host), host.name, "mo.fleet.capture_store", "keep=0 store=/var/lib/mo-fleet",
+                           check=True)
+    assert _ad_result(old_names, host)["changed"] is True and _ad_result(old_names, host)["removed"]
+    assert host.sh("ls /var/lib/mo-fleet/templates | wc -l").stdout.strip() != "0"
+    cleaned = run_module(lab.inventory(host), host.name, "mo.fleet.capture_directory",
+                         "keep=0 capture_directory=/var/lib/mo-fleet")
+    assert _ad_result(cleaned, host)["changed"] is True
     assert host.sh("ls /var/lib/mo-fleet/templates | wc -l").stdout.strip() == "0"
 
 

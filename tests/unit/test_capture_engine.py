@@ -183,7 +183,7 @@ def test_killed_capture_leaves_no_stale_lock_and_no_half_written_template(area):
     store.lock(wait=0).unlock()
     assert os.listdir(store.templates) == [] and os.listdir(store.outbox) == []
     assert store.list_templates() == []
-    assert len(store.stale_work()) == 1  # capture_store cleanup removes it
+    assert len(store.stale_work()) == 1  # capture_directory cleanup removes it
 
 
 def test_full_disk_is_one_sentence_and_leaves_nothing(area):

@@ -1,4 +1,4 @@
-"""capture_index.py: what capture_info (Store.report) and capture_store (Store.cleanup) do."""
+"""capture_index.py: what capture_info (Store.report) and capture_directory (Store.cleanup) do."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import os
 import pytest
 
 from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import (
-    LockBusy, Store, plan_cleanup, store_argument_spec,
+    LockBusy, Store, plan_cleanup,
 )
 
 DAY = 86400.0
@@ -44,9 +44,19 @@ def listing(store):
     return {sub: sorted(os.listdir(os.path.join(store.root, sub))) for sub in ("templates", "outbox", "work")}
 
 
-def test_argument_spec_adds_the_store_option():
-    spec = store_argument_spec(name=dict(type="str"))
-    assert spec == {"name": {"type": "str"}, "store": {"type": "path", "default": "/var/lib/mo-fleet"}}
+@pytest.mark.parametrize("option", ["capture_directory", "store"])
+def test_the_capture_directory_option_and_its_old_name_store_both_reach_the_module(store, option, capsys):
+    """capture_info reads the capture directory it is given, under the new name or the old one
+    (an alias Ansible itself marks deprecated)."""
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.mo.fleet.plugins.modules import capture_info as module
+
+    with patch_module_args({option: store.root}):
+        with pytest.raises(SystemExit):
+            module.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"]["capture_directory"] == store.root == out["status"]["store"]
+    assert out["status"]["templates"] == 4
 
 
 def test_report_counts_and_filters_by_name(store):
@@ -64,7 +74,7 @@ def test_report_counts_and_filters_by_name(store):
 
 def test_report_of_a_missing_store_changes_nothing(tmp_path):
     missing = Store(str(tmp_path / "nope"))
-    assert missing.report()["status"] == {"store": missing.root, "exists": False, "locked": False, "snapshots": 0,
+    assert missing.report()["status"] == {"capture_directory": missing.root, "store": missing.root, "exists": False, "locked": False, "snapshots": 0,
                                           "templates": 0, "bytes": 0, "pending_archives": 0}
     assert not os.path.exists(missing.root)
 

@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from ansible_collections.mo.fleet.plugins.action import harvest as action
-from ansible_collections.mo.fleet.plugins.action.capture import BundleError
+from ansible_collections.mo.fleet.plugins.plugin_utils import _harvest_state as action
+from ansible_collections.mo.fleet.plugins.plugin_utils._bundle_receive import BundleError, receive_bundle
 from ansible_collections.mo.fleet.plugins.module_utils._capture import harvest
 from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import Store
@@ -95,10 +95,13 @@ def _harvest(tmp_path, store, state=None, present=None, extra=()):
     if state is not None:
         action.write_state(str(host_dir), state)
     items = harvest.pack(store, harvest.pending(store, list(action.read_state(str(host_dir)))), inline_max=10 ** 9)
-    plugin = action.ActionModule.__new__(action.ActionModule)
-    plugin._connection = None
     ids = harvest.present_ids(store) if present is None else present
-    return host_dir, plugin._harvest("web1", str(host_dir), list(extra) + items, set(ids), {}, {})
+
+    def receive(final, directory, bundle, content):
+        return receive_bundle(None, "web1", str(host_dir), final, directory, bundle, content)
+
+    shown, refused, written = action.harvest("web1", str(host_dir), list(extra) + items, set(ids), receive)
+    return host_dir, {"templates": shown, "refused": refused, "changed": bool(written)}
 
 
 def test_two_captures_of_one_name_both_come_home_and_a_later_one_never_replaces_an_earlier(tmp_path):
@@ -164,7 +167,6 @@ def test_a_fetch_the_connection_refuses_is_one_sentence_and_leaves_nothing(tmp_p
     """A transfer that fails (e.g. permission denied on the target) is a BundleError naming
     the archive, not a traceback, and nothing is written below the host's directory."""
     from ansible.errors import AnsibleError
-    from ansible_collections.mo.fleet.plugins.action.capture import receive_bundle
 
     class Refusing:
         def fetch_file(self, remote, local):

@@ -131,7 +131,7 @@ def test_cli_arguments(capsys, tmp_path):
     assert host_cli.main_install(["--frobnicate", "x"]) == 2
     assert not (tmp_path / "log").exists()  # version only checks the file: it writes no log
     config.write_text(json.dumps({"logging": {"file": str(tmp_path / "log/capture.log")},
-                                  "store": str(tmp_path / "store")}))
+                                  "capture_directory": str(tmp_path / "store")}))
     assert host_cli.main_capture(["--config", str(config), "status"]) == 0
     assert (tmp_path / "log/capture.log").is_file()  # the log went where the configuration said
 
@@ -142,7 +142,7 @@ def test_config_others_could_write_is_refused_except_for_version(tmp_path, capsy
     log anywhere: --config names a file of root's that only root can write, or it is refused
     before it is read; version (the role's validate:) accepts any file and writes no log."""
     config = tmp_path / "c.yaml"
-    config.write_text(json.dumps({"logging": {"file": str(tmp_path / "log/x.log")}, "store": str(tmp_path / "s")}))
+    config.write_text(json.dumps({"logging": {"file": str(tmp_path / "log/x.log")}, "capture_directory": str(tmp_path / "s")}))
     os.chmod(config, mode)
     os.chown(config, owner, 0)
     assert host_cli.main_capture(["--config", str(config), "status"]) == 2
@@ -162,7 +162,7 @@ def test_the_index_is_roots_only_and_so_are_the_listings(tmp_path, capsys, monke
     store.ensure()
     assert os.stat(store.db_path).st_mode & 0o777 == 0o600
     config = tmp_path / "c.yaml"
-    config.write_text(json.dumps({"store": store.root, "logging": {"file": str(tmp_path / "log")}}))
+    config.write_text(json.dumps({"capture_directory": store.root, "logging": {"file": str(tmp_path / "log")}}))
     monkeypatch.setattr(host_cli.os, "geteuid", lambda: 1000)
     for word in ("status", "list-templates", "list-snapshots"):
         assert host_cli.main_capture(["--config", str(config), word]) == 2
@@ -171,7 +171,7 @@ def test_the_index_is_roots_only_and_so_are_the_listings(tmp_path, capsys, monke
 
 
 def _intercepting(tmp_path, monkeypatch, fail_after_start):
-    config = hc.merge({"store": str(tmp_path / "store")})
+    config = hc.merge({"capture_directory": str(tmp_path / "store")})
     ran = []
 
     def capture(options, store):
@@ -426,7 +426,7 @@ def test_drift_capture_records_what_changed_since_the_baseline(area):
     with open(os.path.join(root, "by-hand"), "w") as handle:
         handle.write("written by hand\n")
     os.unlink(os.path.join(root, "gone"))
-    config = hc.merge({"store": store.root, "analyze_config": False})
+    config = hc.merge({"capture_directory": store.root, "analyze_config": False})
     result = host_cli.drift_capture(config, "drifted")
     doc = result["template"]
     assert tpl.verify_bundle(result["bundle"]["path"]) == doc
@@ -550,3 +550,12 @@ def test_info_shows_the_host_metadata_printably(tmp_path, capsys):
     assert "package installed nginx 1.22.1-9: apt-get install -y nginx (dpkg-hook, by mo)\n" in out
     assert "conffile /etc/nginx/nginx.conf changed from nginx 1.22.1-9 (apt-cache):\n  --- a\n  +++ b\n  -\tworker 1;\n" in out
     assert "conffile /etc/x: no diff: The package x is not installed.\n" in out
+
+
+def test_the_capture_directory_setting_is_still_read_under_its_old_name_store(tmp_path):
+    assert hc.merge({"store": str(tmp_path / "old")})["capture_directory"] == str(tmp_path / "old")
+    assert hc.merge({"store": "/x", "capture_directory": "/x"})["capture_directory"] == "/x"
+    with pytest.raises(hc.ConfigError) as caught:
+        hc.merge({"store": "/x", "capture_directory": "/y"})
+    assert str(caught.value) == ("capture_directory and its old name store are both set, to different values; "
+                                 "keep capture_directory.")

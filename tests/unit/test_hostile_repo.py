@@ -136,8 +136,11 @@ def refused(text_or_bytes, match=None):
 @pytest.mark.parametrize("char", HOSTILE)
 def test_line_breaks_str_splitlines_knows_and_apt_does_not_are_refused(char):
     # str.splitlines would read a second Package field here; apt reads one odd name
-    refused(f"Package: mo-hostile{char}Package: openssh-server\nVersion: 1:99\nArchitecture: all\n",
-            "evil.deb control file line 1")
+    msg = refused(f"Package: mo-hostile{char}Package: openssh-server\nVersion: 1:99\nArchitecture: all\n",
+                  "evil.deb control file line 1")
+    assert msg.startswith("evil.deb control file line 1 holds ") and msg.endswith(
+        ", which apt and mo.fleet would read differently."), msg
+    assert "openssh-server" not in msg  # the smuggled name is never shown as if it were read
 
 
 @pytest.mark.parametrize("twin", ["package", "PACKAGE", "pAcKaGe"])
@@ -178,11 +181,13 @@ def test_a_control_file_cannot_bring_its_own_filename_or_hashes(apt):
     (BASE + "Depends:\n", "empty"),
 ])
 def test_structure_apt_and_mo_fleet_could_read_differently_is_refused(text, match):
-    refused(text, match)
+    msg = refused(text, match)
+    assert msg.startswith("evil.deb control file "), msg  # names the file and where in it
 
 
 def test_a_control_file_that_is_not_utf8_is_refused():
-    refused(BASE.encode() + b"Description: \xff\xfe\n", "not UTF-8")
+    msg = refused(BASE.encode() + b"Description: \xff\xfe\n", "not UTF-8")
+    assert msg == "evil.deb has a control file that is not UTF-8 text."
 
 
 FIELD_NAMES = st.sampled_from(["Package", "package", "PACKAGE", "Version", "VERSION", "Architecture",
@@ -354,7 +359,8 @@ def test_too_many_members_entries_or_a_huge_control_file_are_refused():
 @pytest.mark.parametrize("size", ["976562500000000000000000001", "-1", "1e30", "12.5", "0x10", "\u0661\u0662",
                                   str(2 ** 40 + 1)])
 def test_absurd_installed_sizes_are_refused(size):
-    refused(BASE + f"Installed-Size: {size}\n", "Installed-Size")
+    msg = refused(BASE + f"Installed-Size: {size}\n", "Installed-Size")
+    assert msg == f"evil.deb has Installed-Size {size!r}, which is not a number of KiB between 0 and {2 ** 40}.", msg
 
 
 def test_a_sane_installed_size_is_kept():

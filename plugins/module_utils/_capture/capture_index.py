@@ -46,12 +46,17 @@ CREATE INDEX IF NOT EXISTS templates_name ON templates (name, created);
 """
 
 
-def store_argument_spec(**options):
+# the option's name before the capture directory had its own word; it works until 2.0.0
+OLD_OPTION = dict(name="store", version="2.0.0", collection_name="mo.fleet")
+
+
+def capture_directory_argument_spec(**options):
     """The argument spec of a module over the capture directory: OPTIONS plus the shared
-    ``store`` (the capture directory's path; documented in the mo.fleet.capture_index doc
-    fragment; the option keeps its name for existing playbooks)."""
+    ``capture_directory`` (its path; documented in the mo.fleet.capture_index doc fragment),
+    still accepted under its old name ``store`` with a deprecation warning."""
     spec = {name: dict(option) for name, option in options.items()}
-    spec["store"] = dict(type="path", default=CAPTURE_DIR)
+    spec["capture_directory"] = dict(type="path", default=CAPTURE_DIR, aliases=["store"],
+                                     deprecated_aliases=[dict(OLD_OPTION)])
     return spec
 
 
@@ -222,7 +227,7 @@ class CaptureDirectory:
         except OSError:
             return []
 
-    # -- what the capture_info and capture_store modules do
+    # -- what the capture_info and capture_directory modules do
     def report(self, name=None):
         """{status, snapshots, templates}: the index (only captures named NAME when given),
         whether a capture holds the lock now, counts and bytes used.  Changes nothing."""
@@ -231,7 +236,8 @@ class CaptureDirectory:
         snapshots = [s for s in self.list_snapshots() if name is None or s["template_id"] in ids]
         exists = self.exists()
         status = {
-            "store": self.root,
+            "capture_directory": self.root,
+            "store": self.root,  # the old name of capture_directory
             "exists": exists,
             "locked": self.locked_by_other() if exists else False,
             "snapshots": len(snapshots),

@@ -109,7 +109,7 @@ def _exit_status(rc) -> int:
 
 def run_capture(config: dict, argv: list, name: str = None, trace: str = None, origin: str = "cli",
                 on_start=None) -> int:
-    store = Store(config["store"])
+    store = Store(config["capture_directory"])
     options = _options(config, argv, name or default_name(argv), trace)
     options.update(origin=origin, on_start=on_start)
     result = cap.capture(options, store)
@@ -128,7 +128,7 @@ def intercept(config: dict, argv: list) -> int:
     if shutil.which(argv[0]) is None:  # as the shell says it
         _say("%s: command not found" % argv[0], file=sys.stderr)
         return 127
-    store = Store(config["store"])
+    store = Store(config["capture_directory"])
     step_aside = (os.geteuid() != 0 or os.environ.get("MO_FLEET_CAPTURE") or program not in
                   config["intercepted_commands"] or not hc.is_change(argv) or store.locked_by_other())
     if step_aside:
@@ -167,7 +167,7 @@ def _when(seconds) -> str:
 
 
 def cmd_listing(config: dict, what: str, as_json: bool) -> int:
-    store = Store(config["store"])
+    store = Store(config["capture_directory"])
     report = store.report()
     if what == "status":
         status = dict(report["status"], template_version=tpl.TEMPLATE_VERSION, version=VERSION)
@@ -188,7 +188,7 @@ def cmd_listing(config: dict, what: str, as_json: bool) -> int:
 
 
 def cmd_store(config: dict, what: str, keep: int) -> int:
-    store = Store(config["store"])
+    store = Store(config["capture_directory"])
     removed, kept = store.cleanup(reset=(what == "reset"), keep=keep)
     _say("%s: removed %d, kept %d." % (what, len(removed), len(kept)))
     log.info("%s removed %s", what, ", ".join(removed) or "nothing")
@@ -196,7 +196,7 @@ def cmd_store(config: dict, what: str, keep: int) -> int:
 
 
 def cmd_baseline(config: dict) -> int:
-    store = Store(config["store"])
+    store = Store(config["capture_directory"])
     store.lock(wait=300)
     try:
         # Ansible's temporary files (a drift capture taken through mo.fleet.harvest) are not drift
@@ -211,7 +211,7 @@ def cmd_baseline(config: dict) -> int:
 
 def drift_capture(config: dict, name: str, rebase: bool = False) -> dict:
     """Capture everything changed since the baseline as template NAME; return capture()'s result."""
-    store = Store(config["store"])
+    store = Store(config["capture_directory"])
     before, state, info = drift.load_baseline(store)
     options = _options(config, ["mo-capture", "drift", name], name)
     options.update(roots=info["roots"], exclude=info["exclude"], baseline=(before, state), origin="drift", chdir=None,
@@ -258,7 +258,7 @@ def _split_options(args: list):
 
 def _trusted_config(path: str) -> None:
     """--config FILE for anything but version: a regular file of root's that no one else can
-    write (a narrow sudo rule must not let a user point the store and the log anywhere)."""
+    write (a narrow sudo rule must not let a user point the capture directory and the log anywhere)."""
     try:
         st = os.lstat(path)
     except OSError as exc:
@@ -300,7 +300,7 @@ def main_hook(args: list) -> int:
         config = hc.load_config()
         setup_logging(config)
         if len(args) == 1 and args[0] in ("pre", "post"):
-            return pkg_hook.run_hook(Store(config["store"]), args[0])
+            return pkg_hook.run_hook(Store(config["capture_directory"]), args[0])
     except Exception as exc:  # never break dpkg
         _say("mo-capture hook: %s" % exc, file=sys.stderr)
     return 0
@@ -397,7 +397,7 @@ def main_install(args: list) -> int:
         return 2
     try:
         config = hc.load_config()
-        directory = find_bundle(Store(config["store"]), args[1])
+        directory = find_bundle(Store(config["capture_directory"]), args[1])
         if args[0] == "--verify":
             doc = tpl.verify_bundle(directory)
             _say("OK: %s is a valid template %s with every bundled file present and intact." % (

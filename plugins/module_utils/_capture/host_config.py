@@ -7,7 +7,8 @@
     The seed's settings (``capture_directories``, ``ignore_patterns``,
     ``intercepted_commands``, ``snapshots.max_count`` / ``auto_cleanup``, ``logging``)
     plus the collection's (``config_directories``, ``keep_secrets``, ``trace``,
-    ``analyze_config``, ``store``), each checked; a missing file gives the defaults.  The
+    ``analyze_config``, ``capture_directory``: its old name ``store`` is read too), each
+    checked; a missing file gives the defaults.  The
     file is YAML; the target role writes it in JSON form (JSON is YAML), which the host
     reads without a YAML library; a hand-written YAML file is read when python3-yaml is
     installed.  ConfigError names the field and the problem in one sentence.
@@ -43,8 +44,9 @@ DEFAULTS = {
     "snapshots": {"max_count": 50, "auto_cleanup": True},
     "logging": {"level": "INFO", "file": "/var/log/mo-fleet/capture.log", "max_size": "10MB", "backups": 5},
     "analyze_config": True,
-    "store": snap.STORE_DIR,
+    "capture_directory": snap.CAPTURE_DIR,
 }
+OLD_KEYS = {"store": "capture_directory"}  # the names settings had before, still read
 IGNORED_KEYS = ("version", "system", "strace")  # the seed's, without meaning here
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _SIZE = re.compile(r"([0-9]{1,12})\s*([KMG]?)B?", re.IGNORECASE)
@@ -114,7 +116,8 @@ def _check(config: dict) -> dict:
         raise ConfigError("logging.backups must be 0 or a positive whole number.")
     if not isinstance(config["analyze_config"], bool):
         raise ConfigError("analyze_config must be true or false.")
-    _paths_list([config["store"]] if isinstance(config["store"], str) else None, "store")
+    _paths_list([config["capture_directory"]] if isinstance(config["capture_directory"], str) else None,
+                "capture_directory")
     return config
 
 
@@ -125,6 +128,7 @@ def merge(data) -> dict:
     if not isinstance(data, dict):
         raise ConfigError("The configuration must be a mapping of settings, not %s." % type(data).__name__)
     config = copy.deepcopy(DEFAULTS)
+    data = _new_keys(data)
     for key, value in data.items():
         if key in IGNORED_KEYS:
             continue
@@ -140,6 +144,18 @@ def merge(data) -> dict:
         else:
             config[key] = value
     return _check(config)
+
+
+def _new_keys(data: dict) -> dict:
+    """DATA with the old names of settings (OLD_KEYS) read as their new names."""
+    out = dict(data)
+    for old, new in OLD_KEYS.items():
+        if old in out:
+            value = out.pop(old)
+            if new in out and out[new] != value:
+                raise ConfigError("%s and its old name %s are both set, to different values; keep %s." % (new, old, new))
+            out[new] = value
+    return out
 
 
 def load_config(path: str = CONFIG_PATH) -> dict:

@@ -98,6 +98,172 @@ def _op_name(st, change):
     return "%s_%s" % (_KIND_OPS.get(st.type, "files"), change)
 
 
+_FILE_OPS = ("files_created", "files_modified", "files_deleted", "directories_created",
+             "directories_deleted", "symlinks_created", "symlinks_modified", "symlinks_deleted",
+             "permissions_changed", "redacted")
+_BAD_TARGET = "symlink target is not UTF-8 or holds a line break or control character"
+
+
+def _bad_target(st):
+    return st.type == "symlink" and st.target is not None and unnamed_name(st.target)
+
+
+class _Operations:
+    """The path operations of one diff, built path by path, and the content they bundle."""
+
+    def __init__(self, state_before, state_after, touched, stash, processes, keep, shipped):
+        self.keep = keep
+        self.stash = stash
+        self.processes = processes or {}
+        self.names = Names(state_after["accounts"])
+        self.before_names = Names(state_before["accounts"])
+        self.ops = dict((op, []) for op in _FILE_OPS)
+        self.content = []
+        self.stats = {"hashed": 0, "hashed_bytes": 0}
+        self.owner_of = owners(touched)
+        self.conffiles = dict(state_before["conffiles"])
+        self.conffiles.update(state_after["conffiles"])
+        self.md5_cache = {}
+        self.shipped = shipped
+
+    def packaged_md5(self, package, path):
+        if package not in self.md5_cache:
+            self.md5_cache[package] = read_md5sums(package)
+        for alias in _aliases(path):
+            if alias in self.md5_cache[package]:
+                return self.md5_cache[package][alias]
+        return None
+
+    def annotate(self, entry, path):
+        package = self.owner_of.get(path)
+        entry["package"] = package
+        if path in self.conffiles:
+            entry["conffile"] = True
+            entry["package"] = package or self.conffiles[path][0]
+        if path in self.processes:
+            entry["processes"] = sorted(set(printable_path(p)[:4096] for p in self.processes[path]))
+        return entry
+
+    def redact(self, path, st, change, reason):
+        self.ops["redacted"].append({"path": path, "reason": reason, "type": st.type, "change": change,
+                                     "package": self.owner_of.get(path)})
+
+    def _hash_live_file(self, path, st, change, name_reason):
+        """(sha256, md5) of a live file, or None when it was redacted (a secret, unreadable)."""
+        if name_reason and name_reason != NAMED_LIKE_CREDENTIALS:
+            self.redact(path, st, change, name_reason)
+            return None
+        try:
+            digest, md5, has_key = hash_file(path)
+        except OSError:
+            self.ops["redacted"].append({"path": path, "reason": "unreadable at capture time",
+                                         "type": st.type, "change": change})
+            return None
+        self.stats["hashed"] += 1
+        self.stats["hashed_bytes"] += st.size
+        if has_key and not kept(path, self.keep):
+            self.redact(path, st, change, redaction_reason(path, private_key=True))
+            return None
+        return digest, md5
+
+    def live_entry(self, path, st, change):
+        """Entry for a created/modified path, or None when it was redacted or vanished."""
+        entry = {"path": path}
+        digest = md5 = name_reason = None
+        if st.type == "file":
+            name_reason = redaction_reason(path, keep=self.keep)
+            hashed = self._hash_live_file(path, st, change, name_reason)
+            if hashed is None:
+                return None
+            digest, md5 = hashed
+        if _bad_target(st):
+            self.redact(path, st, change, _BAD_TARGET)
+            return None
+        entry.update(state_of(st, self.names, digest))
+        self.annotate(entry, path)
+        differs = self.shipped.differs(entry, entry["package"], _aliases(path)[1:]) if entry.get("package") \
+            and st.type in ("file", "directory") else {}
+        if differs:
+            entry["package_differs"] = differs
+        if st.type == "file":
+            bundled = self._bundled(entry, path, md5, differs)
+            if name_reason and not entry.get("package_default"):
+                # named like credentials and not the public content a package ships
+                self.redact(path, st, change, name_reason)
+                return None
+            entry["bundled"] = bundled
+            if bundled:
+                self.content.append((path, "files", path))
+        return entry
+
+    def _bundled(self, entry, path, md5, differs):
+        """Whether a live file's content goes into the bundle: not when it is what its package
+        ships (``package_default``), always when its mode or owner differs from the package's."""
+        bundled = True
+        package = entry.get("package")
+        if entry.get("conffile"):
+            entry["conffile_changed"] = md5 != self.conffiles[path][1]
+            entry["package_default"] = not entry["conffile_changed"]
+            bundled = entry["conffile_changed"]
+        elif package:
+            packaged = self.packaged_md5(package, path)
+            entry["package_default"] = packaged == md5 if packaged else None
+            bundled = not entry["package_default"]
+        if differs:
+            bundled = True  # the renderers copy it with the recorded mode and owner
+        return bundled
+
+    def keep_before(self, entry, path):
+        stash = self.stash
+        source = stash.source(path) if stash is not None and stash.covers(path) else None
+        if source is not None:
+            entry["before_bundled"] = True
+            self.content.append((path, "before", source))
+            return stash.digest(path)
+        return None
+
+    def created(self, path, st):
+        entry = self.live_entry(path, st, "created")
+        if entry is not None:
+            self.ops[_op_name(st, "created")].append(entry)
+
+    def modified(self, path, st, old):
+        entry = self.live_entry(path, st, "modified")
+        if entry is None:
+            return
+        if _bad_target(old):
+            self.redact(path, st, "modified", "former symlink target is not UTF-8 or holds a line break or "
+                        "control character")
+            return
+        before_digest = self.keep_before(entry, path) if st.type == "file" else None
+        entry["before"] = state_of(old, self.before_names, before_digest)
+        self.ops[_op_name(st, "modified")].append(entry)
+
+    def deleted(self, path, old):
+        if old.type == "file" and redaction_reason(path, keep=self.keep):
+            self.redact(path, old, "deleted", redaction_reason(path, keep=self.keep))
+            return
+        if _bad_target(old):
+            self.redact(path, old, "deleted", _BAD_TARGET)
+            return
+        entry = {"path": path}
+        entry.update(state_of(old, self.before_names, None))
+        self.annotate(entry, path)
+        if old.type == "file":
+            digest = self.keep_before(entry, path)
+            entry["hash"] = digest
+        self.ops[_op_name(old, "deleted")].append(entry)
+
+    def meta_changed(self, path, old, new):
+        b = state_of(old, self.before_names)
+        a = state_of(new, self.names)
+        for side in (b, a):
+            for key in ("size", "hash", "modified", "target", "type"):
+                side.pop(key, None)
+        self.ops["permissions_changed"].append({"path": path, "type": new.type, "package": self.owner_of.get(path),
+                                                "before": b, "after": a})
+
+
 def build_operations(before, after, state_before, state_after, changes=None, stash=None,
                      processes=None, keep_secrets=(), shipped=None):
     """Turn snapshots + system state into (operations, content, stats).
@@ -114,154 +280,25 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
     bundled, so every renderer applies it like a changed conffile (``package_default`` still
     says whether its content is the package's).
     """
-    keep = tuple(keep_secrets or ())
     changes = changes or diff(before, after)
-    names = Names(state_after["accounts"])
-    before_names = Names(state_before["accounts"])
-    ops = dict((op, []) for op in (
-        "files_created", "files_modified", "files_deleted", "directories_created",
-        "directories_deleted", "symlinks_created", "symlinks_modified", "symlinks_deleted",
-        "permissions_changed", "redacted"))
-    content = []
-    stats = {"hashed": 0, "hashed_bytes": 0}
     touched = set(changes.created) | set(changes.modified) | set(changes.deleted) | set(changes.meta)
-    owner_of = owners(touched)
-    conffiles = dict(state_before["conffiles"])
-    conffiles.update(state_after["conffiles"])
-    md5_cache = {}
-    processes = processes or {}
     own_shipped = shipped is None
     if own_shipped:
         fresh = {key[0] for key, pkg in state_after["packages"].items()
                  if state_before["packages"].get(key, {}).get("version") != pkg["version"]}
         shipped = pkgfiles.Shipped(state_after["packages"], download=fresh)
-
-    def packaged_md5(package, path):
-        if package not in md5_cache:
-            md5_cache[package] = read_md5sums(package)
-        for alias in _aliases(path):
-            if alias in md5_cache[package]:
-                return md5_cache[package][alias]
-        return None
-
-    def annotate(entry, path):
-        package = owner_of.get(path)
-        entry["package"] = package
-        if path in conffiles:
-            entry["conffile"] = True
-            entry["package"] = package or conffiles[path][0]
-        if path in processes:
-            entry["processes"] = sorted(set(printable_path(p)[:4096] for p in processes[path]))
-        return entry
-
-    def redact(path, st, change, reason):
-        ops["redacted"].append({"path": path, "reason": reason, "type": st.type, "change": change,
-                                "package": owner_of.get(path)})
-
-    def live_entry(path, st, change):
-        """Entry for a created/modified path, or None when it was redacted or vanished."""
-        entry = {"path": path}
-        digest = None
-        name_reason = None
-        if st.type == "file":
-            name_reason = redaction_reason(path, keep=keep)
-            if name_reason and name_reason != NAMED_LIKE_CREDENTIALS:
-                redact(path, st, change, name_reason)
-                return None
-            try:
-                digest, md5, has_key = hash_file(path)
-            except OSError:
-                ops["redacted"].append({"path": path, "reason": "unreadable at capture time",
-                                        "type": st.type, "change": change})
-                return None
-            stats["hashed"] += 1
-            stats["hashed_bytes"] += st.size
-            if has_key and not kept(path, keep):
-                redact(path, st, change, redaction_reason(path, private_key=True))
-                return None
-        if st.type == "symlink" and st.target is not None and unnamed_name(st.target):
-            redact(path, st, change, "symlink target is not UTF-8 or holds a line break or control character")
-            return None
-        entry.update(state_of(st, names, digest))
-        annotate(entry, path)
-        differs = shipped.differs(entry, entry["package"], _aliases(path)[1:]) if entry.get("package") \
-            and st.type in ("file", "directory") else {}
-        if differs:
-            entry["package_differs"] = differs
-        if st.type == "file":
-            bundled = True
-            package = entry.get("package")
-            if entry.get("conffile"):
-                entry["conffile_changed"] = md5 != conffiles[path][1]
-                entry["package_default"] = not entry["conffile_changed"]
-                bundled = entry["conffile_changed"]
-            elif package:
-                packaged = packaged_md5(package, path)
-                entry["package_default"] = packaged == md5 if packaged else None
-                bundled = not entry["package_default"]
-            if differs:
-                bundled = True  # the renderers copy it with the recorded mode and owner
-            if name_reason and not entry.get("package_default"):
-                # named like credentials and not the public content a package ships
-                redact(path, st, change, name_reason)
-                return None
-            entry["bundled"] = bundled
-            if bundled:
-                content.append((path, "files", path))
-        return entry
-
-    def keep_before(entry, path):
-        source = stash.source(path) if stash is not None and stash.covers(path) else None
-        if source is not None:
-            entry["before_bundled"] = True
-            content.append((path, "before", source))
-            return stash.digest(path)
-        return None
-
-    deleted = set(changes.deleted)
+    build = _Operations(state_before, state_after, touched, stash, processes, tuple(keep_secrets or ()), shipped)
     for path in changes.created:
-        st = after.entries[path]
-        entry = live_entry(path, st, "created")
-        if entry is not None:
-            ops[_op_name(st, "created")].append(entry)
+        build.created(path, after.entries[path])
     for path in changes.modified:
-        st, old = after.entries[path], before.entries[path]
-        entry = live_entry(path, st, "modified")
-        if entry is None:
-            continue
-        if old.type == "symlink" and old.target is not None and unnamed_name(old.target):
-            redact(path, st, "modified", "former symlink target is not UTF-8 or holds a line break or "
-                   "control character")
-            continue
-        before_digest = keep_before(entry, path) if st.type == "file" else None
-        entry["before"] = state_of(old, before_names, before_digest)
-        ops[_op_name(st, "modified")].append(entry)
+        build.modified(path, after.entries[path], before.entries[path])
     for path in changes.deleted:
-        old = before.entries[path]
-        if old.type == "file" and redaction_reason(path, keep=keep):
-            redact(path, old, "deleted", redaction_reason(path, keep=keep))
-            continue
-        if old.type == "symlink" and old.target is not None and unnamed_name(old.target):
-            redact(path, old, "deleted", "symlink target is not UTF-8 or holds a line break or control character")
-            continue
-        entry = {"path": path}
-        entry.update(state_of(old, before_names, None))
-        annotate(entry, path)
-        if old.type == "file":
-            digest = keep_before(entry, path)
-            entry["hash"] = digest
-        ops[_op_name(old, "deleted")].append(entry)
+        build.deleted(path, before.entries[path])
+    deleted = set(changes.deleted)
     for path in changes.meta:
-        if path in deleted:
-            continue
-        old, new = before.entries[path], after.entries[path]
-        b = state_of(old, before_names)
-        a = state_of(new, names)
-        for side in (b, a):
-            for key in ("size", "hash", "modified", "target", "type"):
-                side.pop(key, None)
-        ops["permissions_changed"].append({"path": path, "type": new.type, "package": owner_of.get(path),
-                                           "before": b, "after": a})
+        if path not in deleted:
+            build.meta_changed(path, before.entries[path], after.entries[path])
+    ops, stats = build.ops, build.stats
     if shipped.sources:
         stats["package_reference"] = dict(sorted(shipped.sources.items()))
     if own_shipped:
@@ -270,7 +307,7 @@ def build_operations(before, after, state_before, state_after, changes=None, sta
     ops["packages_installed"], ops["packages_removed"], ops["packages_upgraded"] = installed, removed, upgraded
     ops.update(_unit_changes(state_before, state_after))
     ops.update(_account_changes(state_before, state_after))
-    return ops, content, stats
+    return ops, build.content, stats
 
 
 def excluded_entries(exclude, defaults=DEFAULT_EXCLUDE, unnamed=()):

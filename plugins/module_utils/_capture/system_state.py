@@ -149,22 +149,24 @@ def read_md5sums(package, info_dir=DPKG_INFO):
     return sums
 
 
-def parse_unit_files(text):
+def _unit_column(text, words, column):
+    """{unit: its COLUMN-th word} of systemctl's listing lines of at least WORDS words."""
     units = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) >= 2 and "." in parts[0]:
-            units[parts[0]] = parts[1]
+        if len(parts) >= words and "." in parts[0]:
+            units[parts[0]] = parts[column]
     return units
+
+
+def parse_unit_files(text):
+    """``systemctl list-unit-files``: {unit: its state (enabled, disabled, ...)}."""
+    return _unit_column(text, 2, 1)
 
 
 def parse_units(text):
-    units = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and "." in parts[0]:
-            units[parts[0]] = parts[2]
-    return units
+    """``systemctl list-units``: {unit: its ACTIVE state}."""
+    return _unit_column(text, 4, 2)
 
 
 _VOLATILE_UNIT = re.compile(r"\.(device|scope|slice|swap)$|^(session-|run-|user@|user-runtime-dir@)")

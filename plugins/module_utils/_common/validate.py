@@ -132,7 +132,9 @@ def _compile(sch, root, cache):
     """A checker function(value, parent path, key, out) for the schema node SCH.
 
     Compiled once per node (cached by identity), so a big document only pays for the
-    comparisons, not for reading the schema again per value."""
+    comparisons, not for reading the schema again per value.  The checker is built of
+    closures (one per part of the node: the value's own keywords, an object's fields, an
+    array's items, the applicators), as a closure's variables cost less than attributes."""
     while isinstance(sch, dict) and "$ref" in sch:
         sch = root["$defs"][sch["$ref"].rsplit("/", 1)[-1]]
     if sch is True:
@@ -148,6 +150,23 @@ def _compile(sch, root, cache):
         return cell[0](value, path, key, out)
 
     cache[id(sch)] = (sch, deferred)  # keeps SCH alive, so its id stays unique
+    value_check = _value_checker(sch, _object_checker(sch, root, cache), _array_checker(sch, root, cache))
+    apply = _applicator(sch, root, cache)
+    if apply is None:
+        check = value_check
+    else:
+        def check(value, path, key, out):
+            before = len(out.out)
+            value_check(value, path, key, out)
+            if len(out.out) == before:
+                apply(value, path, key, out)
+    cell.append(check)
+    return check
+
+
+def _value_checker(sch, check_object, check_array):
+    """The checker of SCH's own keywords (type, const, enum, string and number bounds), handing
+    an object to CHECK_OBJECT and a list to CHECK_ARRAY."""
     kinds = sch.get("type")
     if isinstance(kinds, str):
         kinds = [kinds]
@@ -159,42 +178,8 @@ def _compile(sch, root, cache):
     regex = _whole(sch["pattern"]) if "pattern" in sch else None
     rule = sch.get("x-rule") or ("does not match %s" % sch["pattern"] if regex else None)
     minimum, maximum = sch.get("minimum"), sch.get("maximum")
-    required = tuple(sch.get("required", ()))
-    max_props = sch.get("maxProperties")
-    props = dict((k, _compile(v, root, cache)) for k, v in sch.get("properties", {}).items())
-    extra = sch.get("additionalProperties", True)
-    extra_check = _compile(extra, root, cache) if isinstance(extra, dict) else None
-    closed = extra is False
-    names = _compile(sch["propertyNames"], root, cache) if "propertyNames" in sch else None
-    min_items, max_items = sch.get("minItems", 0), sch.get("maxItems")
-    items = _compile(sch["items"], root, cache) if isinstance(sch.get("items"), dict) else None
-    unique = sch.get("uniqueItems")
-    negated = _compile(sch["not"], root, cache) if "not" in sch else None
-    any_of = tuple(_compile(s, root, cache) for s in sch.get("anyOf", ()))
-    condition = _compile(sch["if"], root, cache) if "if" in sch else None
-    then_ = _compile(sch["then"], root, cache) if "then" in sch else None
-    else_ = _compile(sch["else"], root, cache) if "else" in sch else None
-    applicators = negated is not None or any_of or condition is not None
 
     def check(value, path, key, out):
-        before = len(out.out)
-        _check(value, path, key, out)
-        if applicators and len(out.out) == before:
-            _apply(value, path, key, out)
-
-    def _apply(value, path, key, out):
-        if negated is not None and _passes(negated, value):
-            out.add(path, key, "%s %s." % (_short(value), sch.get("x-rule") or "matches a shape that is not allowed"))
-            return
-        if any_of and not any(_passes(sub, value) for sub in any_of):
-            out.add(path, key, "%s %s." % (_short(value), sch.get("x-rule") or "matches none of the allowed shapes"))
-            return
-        if condition is not None:
-            branch = then_ if _passes(condition, value) else else_
-            if branch is not None:
-                branch(value, path, key, out)
-
-    def _check(value, path, key, out):
         kind = type(value)
         if kinds is not None and kind not in exact and not any(_is(k, value) for k in kinds):
             out.add(path, key, "must be %s, not %s." % (type_words, _type_of(value)))
@@ -214,16 +199,30 @@ def _compile(sch, root, cache):
             elif regex is not None and regex.fullmatch(value) is None:
                 out.add(path, key, "%s %s." % (_short(value), rule))
         elif kind is dict or isinstance(value, dict):
-            _object(value, path if key is _NO_KEY else path + (key,), out)
+            check_object(value, path if key is _NO_KEY else path + (key,), out)
         elif kind is list or isinstance(value, list):
-            _array(value, path if key is _NO_KEY else path + (key,), out)
+            check_array(value, path if key is _NO_KEY else path + (key,), out)
         elif (minimum is not None or maximum is not None) and _is("number", value):
             if minimum is not None and value < minimum:
                 out.add(path, key, "must be at least %s, not %s." % (minimum, _short(value)))
             elif maximum is not None and value > maximum:
                 out.add(path, key, "must be at most %s, not %s." % (maximum, _short(value)))
 
-    def _object(value, path, out):
+    return check
+
+
+def _object_checker(sch, root, cache):
+    """The checker of an object's fields (required, properties, additionalProperties,
+    propertyNames, maxProperties): function(value, path, out)."""
+    required = tuple(sch.get("required", ()))
+    max_props = sch.get("maxProperties")
+    props = dict((k, _compile(v, root, cache)) for k, v in sch.get("properties", {}).items())
+    extra = sch.get("additionalProperties", True)
+    extra_check = _compile(extra, root, cache) if isinstance(extra, dict) else None
+    closed = extra is False
+    names = _compile(sch["propertyNames"], root, cache) if "propertyNames" in sch else None
+
+    def check(value, path, out):
         if max_props is not None and len(value) > max_props:
             out.add(path, _NO_KEY, "must hold at most %d fields, not %d." % (max_props, len(value)))
             return
@@ -249,7 +248,16 @@ def _compile(sch, root, cache):
             elif extra_check is not None:
                 extra_check(item, path, name, out)
 
-    def _array(value, path, out):
+    return check
+
+
+def _array_checker(sch, root, cache):
+    """The checker of a list's items (items, minItems, maxItems, uniqueItems): function(value, path, out)."""
+    min_items, max_items = sch.get("minItems", 0), sch.get("maxItems")
+    items = _compile(sch["items"], root, cache) if isinstance(sch.get("items"), dict) else None
+    unique = sch.get("uniqueItems")
+
+    def check(value, path, out):
         if len(value) < min_items:
             out.add(path, _NO_KEY, "must hold at least %d items." % min_items)
         if max_items is not None and len(value) > max_items:
@@ -263,8 +271,33 @@ def _compile(sch, root, cache):
         if unique and all(isinstance(v, str) for v in value) and len(set(value)) != len(value):
             out.add(path, _NO_KEY, "lists an item twice.")
 
-    cell.append(check)
     return check
+
+
+def _applicator(sch, root, cache):
+    """The checker of not, anyOf and if/then/else (run only on a value that passed the node's
+    own keywords), or None when SCH has none of them."""
+    negated = _compile(sch["not"], root, cache) if "not" in sch else None
+    any_of = tuple(_compile(s, root, cache) for s in sch.get("anyOf", ()))
+    condition = _compile(sch["if"], root, cache) if "if" in sch else None
+    then_ = _compile(sch["then"], root, cache) if "then" in sch else None
+    else_ = _compile(sch["else"], root, cache) if "else" in sch else None
+    if not (negated is not None or any_of or condition is not None):
+        return None
+
+    def apply(value, path, key, out):
+        if negated is not None and _passes(negated, value):
+            out.add(path, key, "%s %s." % (_short(value), sch.get("x-rule") or "matches a shape that is not allowed"))
+            return
+        if any_of and not any(_passes(sub, value) for sub in any_of):
+            out.add(path, key, "%s %s." % (_short(value), sch.get("x-rule") or "matches none of the allowed shapes"))
+            return
+        if condition is not None:
+            branch = then_ if _passes(condition, value) else else_
+            if branch is not None:
+                branch(value, path, key, out)
+
+    return apply
 
 
 def _passes(sub, value):

@@ -83,6 +83,17 @@ def _account_script(prep, ops_users, ops_groups, ids=False):
     return lines
 
 
+def _mode_and_owner(state, path):
+    """The chmod and chown lines that give PATH the mode and owner of STATE (those it records)."""
+    lines = []
+    if state.get("permissions"):
+        lines.append("chmod %s -- %s" % (_q(state["permissions"], "The mode"), _q(path)))
+    spec = _owner_spec(state)
+    if spec:
+        lines.append("chown %s -- %s" % (_q(spec), _q(path)))
+    return lines
+
+
 def _fs_script(prep, files_in_place=True):
     """Shell lines that create dirs, set modes/owners of copied files, links, perms, deletions."""
     lines = []
@@ -90,20 +101,12 @@ def _fs_script(prep, files_in_place=True):
         if prep.package_made(e):
             continue
         lines.append("mkdir -p -- %s" % _q(e["path"]))
-        if e.get("permissions"):
-            lines.append("chmod %s -- %s" % (_q(e["permissions"], "The mode"), _q(e["path"])))
-        spec = _owner_spec(e)
-        if spec:
-            lines.append("chown %s -- %s" % (_q(spec), _q(e["path"])))
+        lines += _mode_and_owner(e, e["path"])
     for op in ("files_created", "files_modified"):
         for e in prep.entries(op):
             if e.get("type") != "file" or not e.get("bundled") or prep.generated(e["path"]):
                 continue
-            if e.get("permissions"):
-                lines.append("chmod %s -- %s" % (_q(e["permissions"], "The mode"), _q(e["path"])))
-            spec = _owner_spec(e)
-            if spec:
-                lines.append("chown %s -- %s" % (_q(spec), _q(e["path"])))
+            lines += _mode_and_owner(e, e["path"])
     for op in ("symlinks_created", "symlinks_modified"):
         for e in prep.entries(op):
             if prep.package_made(e) or not e.get("target"):
@@ -113,12 +116,7 @@ def _fs_script(prep, files_in_place=True):
             if spec:
                 lines.append("chown -h %s -- %s" % (_q(spec), _q(e["path"])))
     for e in prep.entries("permissions_changed"):
-        after = e.get("after") or {}
-        if after.get("permissions"):
-            lines.append("chmod %s -- %s" % (_q(after["permissions"], "The mode"), _q(e["path"])))
-        spec = _owner_spec(after)
-        if spec:
-            lines.append("chown %s -- %s" % (_q(spec), _q(e["path"])))
+        lines += _mode_and_owner(e.get("after") or {}, e["path"])
     for op in ("files_deleted", "symlinks_deleted"):
         for e in prep.entries(op):
             lines.append("rm -f -- %s" % _q(e["path"]))

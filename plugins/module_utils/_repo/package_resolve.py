@@ -175,66 +175,97 @@ def resolve_packages(catalog, dep, stores_dir):
     :class:`PackagesMissing` is raised naming them all (anything else wrong, such as an
     entry naming several versions or stores, raises :class:`PublishError` at once).
     """
-    name = dep["name"]
-    missing = []
-    sets = {}
-    for item in catalog.get("package_sets") or []:
-        if isinstance(item, dict) and item.get("name"):
-            sets[item["name"]] = item
-    try:
-        stores = sorted(s for s in os.listdir(stores_dir) if os.path.isdir(os.path.join(stores_dir, s)))
-    except OSError:
-        stores = []
-    default_store = dep.get("store")
-    listings = {}
+    resolver = _Resolver(catalog, dep, stores_dir)
+    out = []
+    for entry in _as_list(dep.get("package_sets")):
+        out.extend(resolver.package_set_entry(entry))
+    for entry in _as_list(dep.get("packages")):
+        out.extend(resolver.packages_entry(entry))
+    if resolver.missing:
+        raise PackagesMissing(resolver.name, resolver.missing)
+    return sorted(set(out))
 
-    def listing(rel):
-        if rel not in listings:
-            listings[rel] = _list_debs(os.path.join(stores_dir, rel))
-        return listings[rel]
 
-    def lookup(field, rel, entry):
+class _Resolver:
+    """The files one deployment's entries name, in the package stores below STORES_DIR; what
+    is not there is collected in ``missing`` ((what, sentence) pairs)."""
+
+    def __init__(self, catalog, dep, stores_dir):
+        self.name = dep["name"]
+        self.stores_dir = stores_dir
+        self.missing = []
+        self.sets = {}
+        for item in catalog.get("package_sets") or []:
+            if isinstance(item, dict) and item.get("name"):
+                self.sets[item["name"]] = item
+        try:
+            self.stores = sorted(s for s in os.listdir(stores_dir) if os.path.isdir(os.path.join(stores_dir, s)))
+        except OSError:
+            self.stores = []
+        self.default_store = dep.get("store")
+        self.listings = {}
+
+    def _isdir(self, *parts):
+        return os.path.isdir(os.path.join(self.stores_dir, *parts))
+
+    def listing(self, rel):
+        if rel not in self.listings:
+            self.listings[rel] = _list_debs(os.path.join(self.stores_dir, rel))
+        return self.listings[rel]
+
+    def lookup(self, field, rel, entry):
         """The files of the directory stores/REL that ENTRY names (one sentence on ambiguity)."""
         try:
-            return pool_matches(listing(rel), entry)
+            return pool_matches(self.listing(rel), entry)
         except PublishError as exc:
-            raise PublishError(f"deployment {name!r} field {field} in {rel}: {exc}") from None
+            raise PublishError(f"deployment {self.name!r} field {field} in {rel}: {exc}") from None
 
-    def set_files(field, set_name, store_hint=None):
-        declared = sets.get(set_name, {})
-        store = declared.get("store") or store_hint or default_store
-        candidates = [store] if store else stores
-        found = [s for s in candidates if os.path.isdir(os.path.join(stores_dir, s, set_name))]
+    def set_files(self, field, set_name, store_hint=None):
+        """The store-relative files of the package set SET_NAME (its declared ``packages`` only,
+        when the catalog lists them)."""
+        name = self.name
+        declared = self.sets.get(set_name, {})
+        store = declared.get("store") or store_hint or self.default_store
+        candidates = [store] if store else self.stores
+        found = [s for s in candidates if self._isdir(s, set_name)]
         if not found:
             where = f"store {store}" if store else "any store"
-            missing.append((set_name, f"deployment {name!r} field {field} names package set {set_name!r}, "
-                                      f"which has not been uploaded to {where}."))
+            self.missing.append((set_name, f"deployment {name!r} field {field} names package set {set_name!r}, "
+                                           f"which has not been uploaded to {where}."))
             return []
         if len(found) > 1:
             raise PublishError(f"deployment {name!r} field {field} names package set {set_name!r}, "
                                f"which is in several stores ({', '.join(found)}); give the set a store.")
         rel = f"{found[0]}/{set_name}"
-        files = listing(rel)
+        files = self.listing(rel)
         wanted = declared.get("packages") or []
         if wanted:
-            chosen = []
-            for want in wanted:
-                matched = lookup(field, rel, want) if isinstance(want, str) else []
-                if not matched:
-                    if not isinstance(want, str):
-                        raise PublishError(f"deployment {name!r} field {field}: package set {set_name!r} lists {want!r}, which is not a file name.")
-                    missing.append((f"{rel}/{want}", f"deployment {name!r} field {field}: package set {set_name!r} lists {want!r}, "
-                                                     f"which is not in {rel}."))
-                chosen.extend(matched)
+            chosen = self._declared_members(field, set_name, rel, wanted)
             files = [f for f in files if f in chosen]
         return [f"{rel}/{f}" for f in files]
 
-    out = []
-    for entry in _as_list(dep.get("package_sets")):
+    def _declared_members(self, field, set_name, rel, wanted):
+        name = self.name
+        chosen = []
+        for want in wanted:
+            matched = self.lookup(field, rel, want) if isinstance(want, str) else []
+            if not matched:
+                if not isinstance(want, str):
+                    raise PublishError(f"deployment {name!r} field {field}: package set {set_name!r} lists {want!r}, which is not a file name.")
+                self.missing.append((f"{rel}/{want}", f"deployment {name!r} field {field}: package set {set_name!r} lists {want!r}, "
+                                                      f"which is not in {rel}."))
+            chosen.extend(matched)
+        return chosen
+
+    def package_set_entry(self, entry):
+        """The files of one ``package_sets`` entry."""
         if not isinstance(entry, str) or "/" in entry or entry in ("", ".", ".."):
-            raise PublishError(f"deployment {name!r} field package_sets entry {entry!r} is not a package set name.")
-        out.extend(set_files("package_sets", entry))
-    for entry in _as_list(dep.get("packages")):
+            raise PublishError(f"deployment {self.name!r} field package_sets entry {entry!r} is not a package set name.")
+        return self.set_files("package_sets", entry)
+
+    def packages_entry(self, entry):
+        """The files of one ``packages`` entry: a file or apt name in a store, or a package set."""
+        name = self.name
         if isinstance(entry, dict):
             entry = "/".join(x for x in (entry.get("store"), entry.get("name") or entry.get("file")) if x)
         if not isinstance(entry, str) or not entry:
@@ -246,37 +277,38 @@ def resolve_packages(catalog, dep, stores_dir):
         leaf = parts[-1]
         by_identity = leaf.endswith(".deb") or package_ref(leaf) is not None
         if len(parts) == 2:
-            store = parts[0]
-            if by_identity and os.path.isdir(os.path.join(stores_dir, store)):
-                matched = lookup("packages", store, leaf)
-                if matched:
-                    out.extend(f"{store}/{f}" for f in matched)
-                    continue
-            if not by_identity and os.path.isdir(os.path.join(stores_dir, store, leaf)):
-                out.extend(set_files("packages", leaf, store))
-                continue
-            missing.append((entry, f"deployment {name!r} field packages names {entry!r}, which is not in the stores."))
-            continue
+            return self._in_named_store(entry, parts[0], leaf, by_identity)
         if not by_identity:
-            out.extend(set_files("packages", entry))
-            continue
-        if default_store and default_store in stores:
-            matched = lookup("packages", default_store, entry)
+            return self.set_files("packages", entry)
+        return self._in_any_store(entry)
+
+    def _in_named_store(self, entry, store, leaf, by_identity):
+        """``store/file.deb``, ``store/name=version`` or ``store/set``."""
+        if by_identity and self._isdir(store):
+            matched = self.lookup("packages", store, leaf)
             if matched:
-                out.extend(f"{default_store}/{f}" for f in matched)
-                continue
+                return [f"{store}/{f}" for f in matched]
+        if not by_identity and self._isdir(store, leaf):
+            return self.set_files("packages", leaf, store)
+        self.missing.append((entry, f"deployment {self.name!r} field packages names {entry!r}, which is not in the stores."))
+        return []
+
+    def _in_any_store(self, entry):
+        """A file or apt name without a store: the deployment's store first, else exactly one store."""
+        default_store = self.default_store
+        if default_store and default_store in self.stores:
+            matched = self.lookup("packages", default_store, entry)
+            if matched:
+                return [f"{default_store}/{f}" for f in matched]
         found = {}
-        for store in stores:
-            matched = lookup("packages", store, entry)
+        for store in self.stores:
+            matched = self.lookup("packages", store, entry)
             if matched:
                 found[store] = matched
         if not found:
-            missing.append((entry, f"deployment {name!r} field packages names {entry!r}, which is in no store."))
-            continue
+            self.missing.append((entry, f"deployment {self.name!r} field packages names {entry!r}, which is in no store."))
+            return []
         if len(found) > 1:
-            raise PublishError(f"deployment {name!r} field packages names {entry!r}, which is in several stores ({', '.join(found)}); write 'store/{entry}'.")
+            raise PublishError(f"deployment {self.name!r} field packages names {entry!r}, which is in several stores ({', '.join(found)}); write 'store/{entry}'.")
         store, matched = next(iter(found.items()))
-        out.extend(f"{store}/{f}" for f in matched)
-    if missing:
-        raise PackagesMissing(name, missing)
-    return sorted(set(out))
+        return [f"{store}/{f}" for f in matched]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: capture_store
+module: capture_directory
 short_description: Clean up or reset the capture directory on a target
 version_added: "0.1.0"
 description:
@@ -16,6 +16,8 @@ description:
     and leftovers of killed captures. This is MO-capture's C(cleanup) with retention.
   - O(state=reset) removes every snapshot and template (MO-capture's C(reset)).
   - Takes the capture lock, so it never races a running capture.
+  - The module's old name C(mo.fleet.capture_store) still works until
+    mo.fleet 2.0.0, with a deprecation warning.
 author:
   - mo.fleet developers (@mo-fleet)
 options:
@@ -48,11 +50,11 @@ seealso:
 
 EXAMPLES = r"""
 - name: Keep the three newest templates of each capture
-  mo.fleet.capture_store:
+  mo.fleet.capture_directory:
     keep: 3
 
 - name: Start over
-  mo.fleet.capture_store:
+  mo.fleet.capture_directory:
     state: reset
 """
 
@@ -72,13 +74,13 @@ kept:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import (
-    CaptureDirectory, CaptureDirectoryError, store_argument_spec,
+    CaptureDirectory, CaptureDirectoryError, capture_directory_argument_spec,
 )
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=store_argument_spec(
+        argument_spec=capture_directory_argument_spec(
             state=dict(type="str", default="cleanup", choices=["cleanup", "reset"]),
             keep=dict(type="int", default=5),
             max_age_days=dict(type="int", default=0),
@@ -90,7 +92,7 @@ def main():
         module.fail_json(msg="keep must be zero or more.")
     if p["max_age_days"] < 0:
         module.fail_json(msg="max_age_days must be zero or more.")
-    store = CaptureDirectory(p["store"])
+    store = CaptureDirectory(p["capture_directory"])
     if not store.exists():
         module.exit_json(changed=False, removed=[], kept=[], msg=f"The capture directory {store.root} does not exist.")
     try:
