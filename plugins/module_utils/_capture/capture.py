@@ -11,8 +11,11 @@ Standard library only (runs on targets).  ``mo.fleet.capture`` is a thin wrapper
 ``run_command(argv, chdir, environment, timeout) -> CommandResult``
 ``capture(options, store=None) -> dict``
     OPTIONS keys: cmd, argv, shell, chdir, environment, name, roots, exclude, trace,
-    timeout, config_roots, lock_timeout, inline_max, archive_dir.  Returns rc, stdout,
+    timeout, config_roots, lock_timeout, inline_max, archive_dir, detach.  Returns rc, stdout,
     stderr, status, template, bundle {id, path, archive, sha256, size[, content]}, trace.
+    ``detach(capture_id)``, called once the after-snapshot and state are read: True hands
+    the rest to another process sharing the lock (host_cli's background finisher); the
+    result then has ``detached: True``, ``bundle: {id}`` and no template.
 
 Where the bundle archive goes: without ``inline_max`` it stays in the store's outbox and
 the index records it (a later fetch).  With ``inline_max`` the caller takes it away now:
@@ -334,6 +337,7 @@ def capture(options, store=None):
     except CaptureDirectoryError as exc:
         raise CaptureError(str(exc))
     work = None
+    handed_over = False
     try:
         started = _now()
         capture_id = "%s-%s-%s" % (started.strftime("%Y%m%d-%H%M%S"), _safe_name(options.get("name")),
@@ -415,6 +419,14 @@ def capture(options, store=None):
         state_after = pending.result()
         if from_walk:
             snap.add_unit_files(state_after, after)
+        # OPTIONS detach(capture_id) -> True: the rest (diff, operations, bundle, index) goes on
+        # in a process that now shares the lock; this one returns the command's result only
+        if options.get("detach") is not None and options["detach"](capture_id):
+            handed_over = True
+            status = "timeout" if result.timed_out else ("succeeded" if result.rc == 0 else "failed")
+            return {"rc": result.rc, "stdout": result.stdout, "stderr": result.stderr, "status": status,
+                    "timed_out": result.timed_out, "detached": True, "trace": trace_info,
+                    "bundle": {"id": capture_id}, "cmd": argv}
         changes = snap.diff(before, after)
         operations, content, stats = snap.build_operations(
             before, after, state_before, state_after, changes, stash, processes, keep_secrets)
@@ -538,6 +550,9 @@ def capture(options, store=None):
         where = getattr(exc, "filename", None) or "a file"
         raise CaptureError("The capture failed on %s: %s." % (where, exc.strerror or exc))
     finally:
-        if work is not None:
-            shutil.rmtree(work, ignore_errors=True)
-        store.unlock()
+        if handed_over:  # the work directory and the lock are the finishing process's now
+            store.hand_over_lock()
+        else:
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+            store.unlock()
