@@ -144,3 +144,27 @@ def test_the_next_interception_waits_for_a_capture_being_finished_but_not_for_an
     finally:
         holder.unlock()
     assert len(templates(config)) == 1
+
+
+def _pkgs(*items):
+    return {(n, a): {"name": n, "version": v, "architecture": a, "status": "installed"} for n, v, a in items}
+
+
+def test_the_capture_records_the_package_changes_the_hook_stepped_aside_for(tmp_path):
+    from ansible_collections.mo.fleet.plugins.module_utils._capture import drift, pkg_hook
+
+    store = Store(str(tmp_path / "store"))
+    before = _pkgs(("keep", "1", "all"), ("old", "1", "all"))
+    after = _pkgs(("keep", "1", "all"), ("hello", "2.10-3", "amd64"))
+    argv = ["apt-get", "install", "-y", "hello"]
+    assert pkg_hook.record_capture(store, argv, "20261202-x", before, before) is None  # no change, no record
+    record = pkg_hook.record_capture(store, argv, "20261202-x", before, after, environ={"SUDO_USER": "alice"})
+    (kept,) = pkg_hook.read_records(store)
+    assert kept == record
+    assert (record["command"], record["argv"], record["capture"], record["user"]) == (
+        "apt-get install -y hello", argv, "20261202-x", "alice")
+    assert sorted((p["name"], p["change"]) for p in record["packages"]) == [("hello", "installed"), ("old", "removed")]
+    ops = {"packages_installed": [{"name": "hello", "version": "2.10-3", "architecture": "amd64"}],
+           "packages_removed": [], "packages_upgraded": []}
+    (source,) = drift.attribute(ops, pkg_hook.read_records(store), [])
+    assert (source["source"], source["command"], source["user"]) == ("dpkg-hook", "apt-get install -y hello", "alice")

@@ -13,7 +13,8 @@ Standard library only (runs on targets).  ``mo.fleet.capture`` is a thin wrapper
     OPTIONS keys: cmd, argv, shell, chdir, environment, name, roots, exclude, trace,
     timeout, config_roots, lock_timeout, inline_max, archive_dir, detach.  Returns rc, stdout,
     stderr, status, template, bundle {id, path, archive, sha256, size[, content]}, trace.
-    ``detach(capture_id)``, called once the after-snapshot and state are read: True hands
+    ``detach(capture_id, state_before, state_after)``, called once the after-snapshot and
+    state are read: True hands
     the rest to another process sharing the lock (host_cli's background finisher); the
     result then has ``detached: True``, ``bundle: {id}`` and no template.
 
@@ -419,9 +420,9 @@ def capture(options, store=None):
         state_after = pending.result()
         if from_walk:
             snap.add_unit_files(state_after, after)
-        # OPTIONS detach(capture_id) -> True: the rest (diff, operations, bundle, index) goes on
-        # in a process that now shares the lock; this one returns the command's result only
-        if options.get("detach") is not None and options["detach"](capture_id):
+        # OPTIONS detach(capture_id, state_before, state_after) -> True: the rest (diff, operations,
+        # bundle, index) goes on in a process that now shares the lock; this one returns the result only
+        if options.get("detach") is not None and options["detach"](capture_id, state_before, state_after):
             handed_over = True
             status = "timeout" if result.timed_out else ("succeeded" if result.rc == 0 else "failed")
             return {"rc": result.rc, "stdout": result.stdout, "stderr": result.stderr, "status": status,

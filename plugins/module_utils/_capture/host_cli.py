@@ -170,11 +170,18 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-def detach(store: Store, capture_id: str, argv: list, finisher: dict) -> bool:
+def detach(store: Store, capture_id: str, argv: list, finisher: dict, before: dict = None, after: dict = None) -> bool:
     """Hand the rest of a capture to a background process (see docs/interception.md): True in
     the caller, which then returns the command's status at once; False in the background
     process (FINISHER["pid"] set), which goes on with the capture and must end with
-    _end_finisher; False also when no process could be started (the caller finishes)."""
+    _end_finisher; False also when no process could be started (the caller finishes).
+    First, while the lock is held, the package changes between the states BEFORE and AFTER
+    go into the hook's records (the hook stepped aside in the command's environment)."""
+    if before is not None and after is not None:
+        try:
+            pkg_hook.record_capture(store, argv, capture_id, before["packages"], after["packages"])
+        except (OSError, ValueError) as exc:
+            log.error("the package record of capture %s was not written: %s", capture_id, exc)
     store.mark(FINISHING, capture_id, {"command": " ".join(argv)[:4096], "time": time.time(), "pid": None})
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -236,8 +243,9 @@ def run_capture(config: dict, argv: list, name: str = None, trace: str = None, o
     options.update(origin=origin, on_start=on_start)
     finisher = {}
     if background:
-        options["detach"] = lambda capture_id: detach(store, capture_id, argv, finisher)
+        options["detach"] = lambda capture_id, before, after: detach(store, capture_id, argv, finisher, before, after)
         options["lock_timeout"] = INTERCEPT_WAIT
+        options["environment"] = {pkg_hook.HOOK_STEPS_ASIDE: "1"}  # detach records the package changes
     try:
         result = cap.capture(options, store)
         if result.get("detached"):

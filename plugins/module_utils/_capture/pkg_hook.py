@@ -46,6 +46,9 @@ FINISHING_WAIT = 60    # ... while a capture is being finished in the background
 # what stands between a package tool and who started it: the interception wrapper
 _WRAPPERS = ("python3", "mo-capture", "MO-capture")
 _REQUESTERS = ("apt", "apt-get", "aptitude", "dpkg", "unattended-upgr", "unattended-upgrade", "packagekitd")
+# set in an intercepted command's environment: its capture records the package changes, so
+# dpkg's hook lines (roles/target/templates/dpkg-hook.cfg.j2) do not start the hook at all
+HOOK_STEPS_ASIDE = "MO_FLEET_PACKAGES_RECORDED"
 
 log = logging.getLogger("mo-fleet")
 
@@ -201,6 +204,32 @@ def make_record(before: dict, after: dict, chain: list, environ=None, now=None) 
             "capture": printable_path(environ.get("MO_FLEET_CAPTURE", ""))[:128] or None}
 
 
+def append_record(store, record: dict) -> None:
+    """One JSON line at the end of records.jsonl (O_APPEND: lines of concurrent runs never mix)."""
+    os.makedirs(hook_dir(store), mode=0o700, exist_ok=True)
+    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(os.path.join(hook_dir(store), "records.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def record_capture(store, argv: list, capture_id: str, before: dict, after: dict, environ=None) -> dict:
+    """The record of an intercepted command's package changes, written by its capture (in
+    whose environment HOOK_STEPS_ASIDE makes the hook step aside): as the hook's records of
+    the command's dpkg runs would be together, with the capture's id; None without changes."""
+    environ = dict(os.environ if environ is None else environ, MO_FLEET_CAPTURE=capture_id)
+    words = _words(b"\0".join(str(w).encode("utf-8", "surrogateescape") for w in argv))
+    program = os.path.basename(words[0]) if words else "?"
+    chain = [(program[:15], " ".join(shlex.quote(w) for w in words)[:MAX_COMMAND], words, 0)] + parents()
+    record = make_record(before, after, chain, environ)
+    if not record["packages"]:
+        return None
+    append_record(store, record)
+    return record
+
+
 def post(store, environ=None) -> dict:
     """Compare with pre's package set; record a change (see module docstring); return the record."""
     environ = os.environ if environ is None else environ
@@ -215,12 +244,7 @@ def post(store, environ=None) -> dict:
     record = make_record(before, after, parents(), environ)
     if not record["packages"]:
         return None
-    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(os.path.join(hook_dir(store), "records.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    append_record(store, record)
     if not record["capture"]:
         record["template"] = write_template(store, record, after)
     return record
