@@ -209,8 +209,7 @@ def detach(store: Store, capture_id: str, argv: list, finisher: dict, before: di
             os.dup2(devnull, fd)
         os.close(devnull)
         finisher.update(id=capture_id, pid=os.getpid(), cpu=_cpu_seconds(), start=time.monotonic())
-        store.mark(FINISHING, capture_id, {"command": " ".join(argv)[:4096], "time": time.time(),
-                                          "pid": os.getpid()})
+        store.mark(FINISHING, capture_id, {"command": " ".join(argv)[:4096], "time": time.time(), "pid": os.getpid()})
     except BaseException as exc:  # pylint: disable=broad-except
         _end_finisher(store, capture_id, argv, finisher, exc)
     return False
