@@ -27,7 +27,10 @@ options:
     choices: [cleanup, reset]
     default: cleanup
   keep:
-    description: Templates to keep per capture name with O(state=cleanup).
+    description:
+      - Templates to keep per capture name with O(state=cleanup).
+      - A trailing capture time (C(-20261202T013018), as the host CLI's intercepted captures and its dpkg hook
+        name theirs) is not part of the name here, so such captures are counted together.
     type: int
     default: 5
   max_age_days:

@@ -36,3 +36,27 @@ def test_the_hook_exits_0_whatever_the_engine_does(tmp_path, engine):
         assert not marker.exists()
     else:
         assert marker.read_text().splitlines() == ["hook pre", "hook post"]
+
+
+def test_inside_an_intercepted_command_the_hook_is_not_started(tmp_path):
+    """The capture of an intercepted command records its package changes itself and sets
+    MO_FLEET_PACKAGES_RECORDED in the command's environment: dpkg's hook lines then start nothing."""
+    from ansible_collections.mo.fleet.plugins.module_utils._capture.pkg_hook import HOOK_STEPS_ASIDE
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    marker = tmp_path / "ran"
+    script = bin_dir / "mo-capture"
+    script.write_text(f"#!/bin/sh\necho \"$@\" >> '{marker}'\n")
+    script.chmod(0o755)
+    lines = hook_lines(bin_dir)
+    for env_value in ("1", None):
+        env = {"PATH": "/usr/bin:/bin"}
+        if env_value is not None:
+            env[HOOK_STEPS_ASIDE] = env_value
+        for key in ("pre-invoke", "post-invoke"):
+            run = subprocess.run(["sh", "-c", lines[key]], capture_output=True, text=True, check=False, env=env)
+            assert run.returncode == 0, run
+        if env_value is not None:
+            assert not marker.exists()
+    assert marker.read_text().splitlines() == ["hook pre", "hook post"]

@@ -182,7 +182,7 @@ def _intercepting(tmp_path, monkeypatch, fail_after_start):
     def execvp(program, argv):
         ran.append(argv)
         raise SystemExit(0)
-    monkeypatch.setattr(host_cli.cap, "capture", capture)
+    monkeypatch.setattr(cap, "capture", capture)
     monkeypatch.setattr(host_cli.os, "execvp", execvp)
     monkeypatch.setattr(host_cli.os, "geteuid", lambda: 0)
     monkeypatch.delenv("MO_FLEET_CAPTURE", raising=False)
@@ -272,7 +272,7 @@ def test_a_long_requester_command_keeps_its_words_and_its_template(tmp_path, mon
     chain = [("apt-get", command, words, 0), ("bash", "-bash", ["-bash"], 0)]
     store = Store(str(tmp_path / "store"))
     store.ensure()
-    monkeypatch.setattr(pkg_hook.snap, "read_auto", lambda: set())
+    monkeypatch.setattr(pkg_hook, "read_auto", lambda: set())
     record = pkg_hook.make_record(_pkgs(), _pkgs(("hello", "2.10-3", "amd64")), chain, {}, now=0)
     template_id = pkg_hook.write_template(store, record, _pkgs(("hello", "2.10-3", "amd64")))
     doc = tpl.load_file(os.path.join(store.templates, template_id))
@@ -307,8 +307,8 @@ def test_parse_records_skips_what_is_not_a_record():
 def test_hook_pre_and_post_write_a_record_and_a_packages_only_template(tmp_path, monkeypatch):
     store = Store(str(tmp_path / "store"))
     states = [_pkgs(("keep", "1", "all")), _pkgs(("keep", "1", "all"), ("mo-demo", "1.2-3", "all"))]
-    monkeypatch.setattr(pkg_hook.snap, "read_packages", lambda: (states.pop(0), {}))
-    monkeypatch.setattr(pkg_hook.snap, "read_auto", lambda: set())
+    monkeypatch.setattr(pkg_hook, "read_packages", lambda: (states.pop(0), {}))
+    monkeypatch.setattr(pkg_hook, "read_auto", lambda: set())
     monkeypatch.setattr(pkg_hook, "parents", lambda pid=None: CHAIN)
     pkg_hook.pre(store)
     record = pkg_hook.post(store, {"SUDO_USER": "alice"})
@@ -328,7 +328,7 @@ def test_hook_pre_and_post_write_a_record_and_a_packages_only_template(tmp_path,
 def test_hook_inside_a_capture_only_records(tmp_path, monkeypatch):
     store = Store(str(tmp_path / "store"))
     states = [_pkgs(), _pkgs(("hello", "2.10-3", "amd64"))]
-    monkeypatch.setattr(pkg_hook.snap, "read_packages", lambda: (states.pop(0), {}))
+    monkeypatch.setattr(pkg_hook, "read_packages", lambda: (states.pop(0), {}))
     monkeypatch.setattr(pkg_hook, "parents", lambda pid=None: APT_CHAIN)
     pkg_hook.pre(store)
     record = pkg_hook.post(store, {"MO_FLEET_CAPTURE": "20261202-x"})

@@ -10,8 +10,12 @@ Standard library only (runs on targets).  ``mo.fleet.capture`` is a thin wrapper
     The command's own part, named here for the callers; it lives in ``_capture/command.py``.
 ``capture(options, store=None) -> dict``
     OPTIONS keys: cmd, argv, shell, chdir, environment, name, roots, exclude, trace,
-    timeout, config_roots, lock_timeout, inline_max, archive_dir.  Returns rc, stdout,
+    timeout, config_roots, lock_timeout, inline_max, archive_dir, detach.  Returns rc, stdout,
     stderr, status, template, bundle {id, path, archive, sha256, size[, content]}, trace.
+    ``detach(capture_id, state_before, state_after)``, called once the after-snapshot and
+    state are read: True hands
+    the rest to another process sharing the lock (host_cli's background finisher); the
+    result then has ``detached: True``, ``bundle: {id}`` and no template.
 
 Where the bundle archive goes: without ``inline_max`` it stays in the store's outbox and
 the index records it (a later fetch).  With ``inline_max`` the caller takes it away now:
@@ -440,25 +444,30 @@ def capture(options, store=None):
     except CaptureDirectoryError as exc:
         raise CaptureError(str(exc))
     work = None
+    handed_over = []
     try:
         started = _now()
         capture_id = _new_capture_id(options.get("name"), started)
         work = os.path.join(store.work, capture_id)
         os.makedirs(work, mode=0o700)
-        return _capture_in(plan, options, store, began, started, capture_id, work)
+        return _capture_in(plan, options, store, began, started, capture_id, work, handed_over)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise CaptureError("The target ran out of disk space while writing the capture under %s." % store.root)
         where = getattr(exc, "filename", None) or "a file"
         raise CaptureError("The capture failed on %s: %s." % (where, exc.strerror or exc))
     finally:
-        if work is not None:
-            shutil.rmtree(work, ignore_errors=True)
-        store.unlock()
+        if handed_over:  # the work directory and the lock are the finishing process's now
+            store.hand_over_lock()
+        else:
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+            store.unlock()
 
 
-def _capture_in(plan, options, store, began, started, capture_id, work):
-    """The capture itself, under the lock, in its work directory WORK."""
+def _capture_in(plan, options, store, began, started, capture_id, work, handed_over):
+    """The capture itself, under the lock, in its work directory WORK; HANDED_OVER (a list)
+    gets True when OPTIONS' detach took the rest to another process."""
     stash = snap.Stash(os.path.join(work, "stash"), plan.config_roots, memory=STASH_MEMORY,
                        keep=plan.keep_secrets)
     before, state_before, pre_id, walk_seconds = _snapshot_before(plan, stash)
@@ -472,6 +481,14 @@ def _capture_in(plan, options, store, began, started, capture_id, work):
     state_after = pending.result()
     if plan.from_walk:
         snap.add_unit_files(state_after, after)
+    # OPTIONS detach(capture_id, state_before, state_after) -> True: the rest (diff, operations,
+    # bundle, index) goes on in a process that now shares the lock; this one returns the result only
+    if options.get("detach") is not None and options["detach"](capture_id, state_before, state_after):
+        handed_over.append(True)
+        status = "timeout" if result.timed_out else ("succeeded" if result.rc == 0 else "failed")
+        return {"rc": result.rc, "stdout": result.stdout, "stderr": result.stderr, "status": status,
+                "timed_out": result.timed_out, "detached": True, "trace": trace.info,
+                "bundle": {"id": capture_id}, "cmd": plan.argv}
 
     changes = snap.diff(before, after)
     operations, content, stats = snap.build_operations(

@@ -11,6 +11,8 @@ Layout::
       templates/<id>/           finished bundles: template.json, files/, before/
       outbox/<id>.tar.gz        bundle archives waiting for the controller to fetch them
       work/<id>/                in-progress work (stash, bundle being built); never final
+      finishing/<id>.json       a capture whose command returned, finished in the background
+      failed/<id>.json          one whose background finishing failed (mo-capture status)
 
 Only ``os.rename`` moves a bundle from ``work/`` to ``templates/``, so a killed capture
 leaves no half-written template; ``cleanup`` removes stale ``work/`` directories.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -30,6 +33,8 @@ from ansible_collections.mo.fleet.plugins.module_utils._common import layout, pa
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock, LockBusy as _LockBusy, held_by_other
 
 CAPTURE_DIR = layout.CAPTURE_DIR
+FINISHING, FAILED = "finishing", "failed"   # markers of captures finished in the background
+MAX_MARKER_BYTES = 64 * 1024
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -60,11 +65,24 @@ def capture_directory_argument_spec(**options):
     return spec
 
 
+# the capture time the host CLI and the dpkg hook end their default names with
+# (apt-get-install-nginx-20261202T013018, dpkg-20261202T013018)
+_NAME_TIME = re.compile(r"-[0-9]{8}T[0-9]{6}$")
+
+
+def retention_name(name) -> str:
+    """The name retention counts NAME under: NAME without a trailing capture time, so the
+    captures the CLI and the dpkg hook name by the second share one name (without this,
+    each would be the only one of its name and never be removed)."""
+    return _NAME_TIME.sub("", name or "")
+
+
 def plan_cleanup(templates, keep, max_age_days, now):
-    """(remove, keep) template ids: newest KEEP per name, plus younger than MAX_AGE_DAYS."""
+    """(remove, keep) template ids: newest KEEP per name (retention_name), plus younger than
+    MAX_AGE_DAYS."""
     by_name = {}
     for item in templates:
-        by_name.setdefault(item["name"] or "", []).append(item)
+        by_name.setdefault(retention_name(item["name"]), []).append(item)
     remove, kept = [], []
     for items in by_name.values():
         items.sort(key=lambda t: (t["created"], t["id"]), reverse=True)
@@ -135,6 +153,89 @@ class CaptureDirectory:
     def locked_by_other(self):
         """True when some live process holds the lock now."""
         return held_by_other(self.lock_path)
+
+    def hand_over_lock(self):
+        """Let go of the lock without releasing it: a forked process that shares the lock's
+        open file (the background finisher) holds it until it unlocks or dies."""
+        if self._lock is not None:
+            os.close(self._lock.fd)
+            self._lock.fd = None
+            self._lock = None
+
+    # -- captures finished in the background (host_cli's finisher)
+    def _marker(self, area, capture_id):
+        return paths.join(self.root, [area, capture_id + ".json"], "The capture id")
+
+    def mark(self, area, capture_id, record):
+        """Write RECORD as finishing/<id>.json or failed/<id>.json (temp file + rename; no
+        fsync: a marker lives for a second, and a crash leaves the finished template anyway)."""
+        os.makedirs(os.path.join(self.root, area), mode=0o700, exist_ok=True)
+        path = self._marker(area, capture_id)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(dict(record, id=capture_id), sort_keys=True))
+            os.rename(tmp, path)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def unmark(self, area, capture_id):
+        try:
+            os.unlink(self._marker(area, capture_id))
+        except FileNotFoundError:
+            pass
+
+    def marked(self, area) -> list:
+        """The records of AREA (finishing or failed), oldest first; unreadable ones are skipped."""
+        out = []
+        try:
+            names = sorted(os.listdir(os.path.join(self.root, area)))
+        except OSError:
+            return out
+        for name in names:
+            if not name.endswith(".json"):
+                continue
+            try:
+                with open(os.path.join(self.root, area, name), encoding="utf-8") as handle:
+                    item = json.loads(handle.read(MAX_MARKER_BYTES))
+            except (OSError, ValueError):
+                continue
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                out.append(item)
+        out.sort(key=lambda r: (r.get("time") or 0, r["id"]))
+        return out
+
+    def finishing(self) -> list:
+        """Captures whose command has returned and whose template a background process is
+        building: [{id, command, time, pid}] (see dead_finishers for those whose process died)."""
+        return self.marked(FINISHING)
+
+    def dead_finishers(self) -> list:
+        """The finishing records whose process is gone while nobody holds the lock: failed."""
+        if not self.finishing() or self.locked_by_other():
+            return []
+        return [r for r in self.finishing() if not _alive(r.get("pid"))]
+
+    def failures(self) -> list:
+        """Background finishing that failed, oldest first: [{id, command, time, error}]."""
+        died = [dict(r, error=f"the background process (pid {r.get('pid')}) ended before the template was "
+                              "written") for r in self.dead_finishers()]
+        return sorted(self.marked(FAILED) + died, key=lambda r: (r.get("time") or 0, r["id"]))
+
+    def wait_finishing(self, timeout: float) -> bool:
+        """Wait (at most TIMEOUT seconds) until no capture is being finished in the background,
+        by taking and releasing the lock; True when none is left."""
+        if not self.finishing():
+            return True
+        try:
+            self.lock(wait=timeout)
+        except LockBusy:
+            return False
+        self.unlock()
+        return True
 
     def __enter__(self):
         return self
@@ -247,11 +348,8 @@ class CaptureDirectory:
         }
         return {"status": status, "snapshots": snapshots, "templates": templates}
 
-    def cleanup(self, reset=False, keep=5, max_age_days=0, now=None, check_mode=False, wait=60.0):
-        """Remove the templates retention does not keep (plan_cleanup; RESET: all of them and
-        every snapshot), their archives, unknown template directories and stale work
-        directories; return (removed, kept).  Takes the lock (LockBusy after WAIT seconds);
-        CHECK_MODE only reports."""
+    def _plan_cleanup(self, reset, keep, max_age_days, now):
+        """(templates, ids to remove, ids kept, orphan directories, archives) as cleanup sees them now."""
         templates = self.list_templates()
         if reset:
             remove, kept = sorted(t["id"] for t in templates), []
@@ -264,11 +362,23 @@ class CaptureDirectory:
                              (reset or not n.startswith(".")))
         archives = [a for a in self.outbox_files()
                     if reset or os.path.basename(a)[:-len(".tar.gz")] not in kept]
-        removed = list(remove) + ["templates/" + n for n in orphans] + ["outbox/" + os.path.basename(a) for a in archives]
+        return templates, remove, kept, orphans, archives
+
+    def cleanup(self, reset=False, keep=5, max_age_days=0, now=None, check_mode=False, wait=60.0):
+        """Remove the templates retention does not keep (plan_cleanup; RESET: all of them and
+        every snapshot), their archives, unknown template directories and stale work
+        directories; return (removed, kept).  Takes the lock (LockBusy after WAIT seconds)
+        and only then looks at the index: a capture that finishes meanwhile (its bundle
+        renamed into templates/ just before its index row is added) is never taken for an
+        unknown directory.  CHECK_MODE only reports."""
         if check_mode:
-            return removed + ["work/" + os.path.basename(w) for w in self.stale_work()], kept
+            _templates, remove, kept, orphans, archives = self._plan_cleanup(reset, keep, max_age_days, now)
+            return self._removed(remove, orphans, archives) + [
+                "work/" + os.path.basename(w) for w in self.stale_work()], kept
         self.lock(wait=wait)
         try:
+            templates, remove, kept, orphans, archives = self._plan_cleanup(reset, keep, max_age_days, now)
+            removed = self._removed(remove, orphans, archives)
             stale = self.stale_work()
             for path in stale:
                 remove_tree(path)
@@ -285,9 +395,49 @@ class CaptureDirectory:
                 with self.db() as db:
                     db.execute("DELETE FROM snapshots")
                     db.execute("DELETE FROM templates")
+            removed += self._settle_markers(reset)
         finally:
             self.unlock()
         return removed, kept
+
+    def _settle_markers(self, reset):
+        """Under the lock: a finishing record whose process is gone becomes a failure; RESET
+        removes every record of both kinds (returned as removed)."""
+        removed = []
+        for record in self.finishing():
+            if reset or not _alive(record.get("pid")):
+                if not reset:
+                    self.record_failure(record["id"], dict(record, error=(
+                        f"the background process (pid {record.get('pid')}) ended before the template was written")))
+                self.unmark(FINISHING, record["id"])
+                removed.append(f"{FINISHING}/{record['id']}.json")
+        if reset:
+            for record in self.marked(FAILED):
+                self.unmark(FAILED, record["id"])
+                removed.append(f"{FAILED}/{record['id']}.json")
+        return removed
+
+    def record_failure(self, capture_id, record, keep=20):
+        """Keep RECORD ({command, time, error}) as failed/<id>.json, with the KEEP newest others."""
+        self.mark(FAILED, capture_id, record)
+        for old in self.marked(FAILED)[:-keep]:
+            self.unmark(FAILED, old["id"])
+
+    @staticmethod
+    def _removed(remove, orphans, archives):
+        return list(remove) + ["templates/" + n for n in orphans] + ["outbox/" + os.path.basename(a) for a in archives]
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Conn:

@@ -6,7 +6,8 @@
 ``pending(store, skip) -> list``
     Every template in the index (module captures, intercepted commands, drift captures,
     dpkg hook records) whose id is not in SKIP and whose bundle directory is present,
-    oldest first: ``{id, name, created, command, status, origin}``.
+    oldest first: ``{id, name, created, command, status, origin}``; captures the host CLI
+    is still finishing in the background are waited for (at most FINISHING_WAIT seconds).
 ``present_ids(store) -> list``
     The ids of every template whose bundle directory is still in the store (the controller
     prunes its harvest state to these).
@@ -41,8 +42,13 @@ def _origin(path):
         return None
 
 
+# how long a harvest waits for captures the host CLI is still finishing in the background
+FINISHING_WAIT = 120
+
+
 def pending(store, skip=()):
     skip = set(skip or ())
+    store.wait_finishing(FINISHING_WAIT)  # an intercepted command's template may still be being built
     out = []
     for item in store.list_templates():
         if item["id"] in skip or not item["present"]:

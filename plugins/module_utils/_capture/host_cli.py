@@ -33,15 +33,56 @@ import re
 import shutil
 import stat
 import sys
+import time
 
-from ansible_collections.mo.fleet.plugins.module_utils._capture import capture as cap
-from ansible_collections.mo.fleet.plugins.module_utils._capture import confdiff
-from ansible_collections.mo.fleet.plugins.module_utils._capture import drift
 from ansible_collections.mo.fleet.plugins.module_utils._capture import host_config as hc
 from ansible_collections.mo.fleet.plugins.module_utils._capture import pkg_hook
-from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot as snap
-from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import Store, StoreError
+from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import FINISHING, Store, StoreError
+
+
+class _Engine:
+    """One of the engine's modules, imported when first used: the dpkg hook (it runs around
+    every dpkg run) needs none of them and the wrapper few before the command.  Each loader
+    is a plain import statement, so Ansible's module_utils finder still ships the module with
+    the modules that import this one (mo.fleet.harvest)."""
+
+    def __init__(self, load):
+        self._load = load
+        self._module = None
+
+    def __getattr__(self, name):
+        if self._module is None:
+            self._module = self._load()
+        return getattr(self._module, name)
+
+
+def _load_capture():
+    from ansible_collections.mo.fleet.plugins.module_utils._capture import capture
+    return capture
+
+
+def _load_confdiff():
+    from ansible_collections.mo.fleet.plugins.module_utils._capture import confdiff
+    return confdiff
+
+
+def _load_drift():
+    from ansible_collections.mo.fleet.plugins.module_utils._capture import drift
+    return drift
+
+
+def _load_snapshot():
+    from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot
+    return snapshot
+
+
+def _load_template():
+    from ansible_collections.mo.fleet.plugins.module_utils._template import template
+    return template
+
+
+cap, confdiff, drift = _Engine(_load_capture), _Engine(_load_confdiff), _Engine(_load_drift)
+snap, tpl = _Engine(_load_snapshot), _Engine(_load_template)
 
 
 def _say(text, file=None):
@@ -81,8 +122,13 @@ def _options(config: dict, argv: list, name: str, trace: str = None) -> dict:
                "lock_timeout": 300, "passthrough": True, "origin": "cli",
                "requested_by": {"user": pkg_hook.who(), "command": " ".join(argv)[:4096]}}
     if config["analyze_config"]:
-        options["analyze"] = confdiff.analyze
+        options["analyze"] = _analyze
     return options
+
+
+def _analyze(operations, state_after):
+    """confdiff.analyze, imported only when a template is built (by the background process)."""
+    return confdiff.analyze(operations, state_after)
 
 
 def default_name(argv: list, now=None) -> str:
@@ -93,10 +139,16 @@ def default_name(argv: list, now=None) -> str:
     return "%s-%s" % (stem, now.strftime("%Y%m%dT%H%M%S"))
 
 
-def _auto_cleanup(config: dict, store: Store) -> None:
+def _auto_cleanup(config: dict, store: Store, wait: float = 60.0) -> None:
+    """snapshots.auto_cleanup: keep snapshots.max_count templates per name (the capture time
+    at the end of the CLI's and the dpkg hook's names not counted: capture_index.retention_name)."""
     snaps = config["snapshots"]
     if snaps["auto_cleanup"]:
-        removed, _kept = store.cleanup(keep=snaps["max_count"])
+        try:
+            removed, _kept = store.cleanup(keep=snaps["max_count"], wait=wait)
+        except StoreError as exc:  # the next capture's cleanup does it
+            log.warning("auto cleanup skipped: %s", exc)
+            return
         if removed:
             log.info("auto cleanup removed %s", ", ".join(removed))
 
@@ -107,16 +159,108 @@ def _exit_status(rc) -> int:
     return 128 - rc if rc < 0 else rc
 
 
+# how long a listing, harvest or the next intercepted command waits for a capture being
+# finished in the background before it goes on without it (status shows it as finishing)
+FINISHING_WAIT = 120.0
+INTERCEPT_WAIT = 30.0
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def detach(store: Store, capture_id: str, argv: list, finisher: dict, before: dict = None, after: dict = None) -> bool:
+    """Hand the rest of a capture to a background process (see docs/interception.md): True in
+    the caller, which then returns the command's status at once; False in the background
+    process (FINISHER["pid"] set), which goes on with the capture and must end with
+    _end_finisher; False also when no process could be started (the caller finishes).
+    First, while the lock is held, the package changes between the states BEFORE and AFTER
+    go into the hook's records (the hook stepped aside in the command's environment)."""
+    if before is not None and after is not None:
+        try:
+            pkg_hook.record_capture(store, argv, capture_id, before["packages"], after["packages"])
+        except (OSError, ValueError) as exc:
+            log.error("the package record of capture %s was not written: %s", capture_id, exc)
+    store.mark(FINISHING, capture_id, {"command": " ".join(argv)[:4096], "time": time.time(), "pid": None})
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        log.warning("capture %s is finished in the foreground: %s", capture_id, exc.strerror)
+        store.unmark(FINISHING, capture_id)
+        return False
+    if pid:
+        _pid, status = os.waitpid(pid, 0)  # the first child starts the finisher and exits at once
+        if os.waitstatus_to_exitcode(status) == 0:
+            return True
+        store.unmark(FINISHING, capture_id)
+        return False
+    try:  # the first child: a new session (no terminal, no signals from it), then the finisher
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+    except BaseException:  # pylint: disable=broad-except
+        os._exit(1)
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # the terminal, ssh and podman exec wait for nothing of this process
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        finisher.update(id=capture_id, pid=os.getpid(), cpu=_cpu_seconds(), start=time.monotonic())
+        store.mark(FINISHING, capture_id, {"command": " ".join(argv)[:4096], "time": time.time(), "pid": os.getpid()})
+    except BaseException as exc:  # pylint: disable=broad-except
+        _end_finisher(store, capture_id, argv, finisher, exc)
+    return False
+
+
+def _end_finisher(store: Store, capture_id: str, argv: list, finisher: dict, problem=None) -> None:
+    """The background process's end (never returns): its failure kept for status, its marker gone."""
+    code = 0
+    try:
+        if problem is not None:
+            code = 1
+            log.error("background capture %s of %s failed: %s", capture_id, " ".join(argv), problem)
+            store.record_failure(capture_id, {"command": " ".join(argv)[:4096], "time": time.time(),
+                                              "error": str(problem)[:4096] or type(problem).__name__})
+        store.unmark(FINISHING, capture_id)
+        log.info("background capture %s finished in %.2f s, cpu %.2f s", capture_id,
+                 time.monotonic() - finisher["start"], _cpu_seconds() - finisher["cpu"])
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
 def run_capture(config: dict, argv: list, name: str = None, trace: str = None, origin: str = "cli",
-                on_start=None) -> int:
+                on_start=None, background: bool = False) -> int:
+    """Capture ARGV; BACKGROUND: the template is built in a background process once the
+    command returned and the after-snapshot was taken (the interception: the prompt comes back
+    sooner)."""
     store = Store(config["capture_directory"])
     options = _options(config, argv, name or default_name(argv), trace)
     options.update(origin=origin, on_start=on_start)
-    result = cap.capture(options, store)
-    summary = result["template"]["summary"]
-    log.info("%s capture %s of %s: rc %s, %s", origin, result["bundle"]["id"], " ".join(argv), result["rc"],
-             ", ".join("%s %d" % (k[6:], v) for k, v in sorted(summary.items()) if v) or "no changes")
-    _auto_cleanup(config, store)
+    finisher = {}
+    if background:
+        options["detach"] = lambda capture_id, before, after: detach(store, capture_id, argv, finisher, before, after)
+        options["lock_timeout"] = INTERCEPT_WAIT
+        options["environment"] = {pkg_hook.HOOK_STEPS_ASIDE: "1"}  # detach records the package changes
+    try:
+        result = cap.capture(options, store)
+        if result.get("detached"):
+            log.info("%s capture %s of %s: rc %s, finished in the background", origin, result["bundle"]["id"],
+                     " ".join(argv), result["rc"])
+            return _exit_status(result["rc"])
+        summary = result["template"]["summary"]
+        log.info("%s capture %s of %s: rc %s, %s", origin, result["bundle"]["id"], " ".join(argv), result["rc"],
+                 ", ".join("%s %d" % (k[6:], v) for k, v in sorted(summary.items()) if v) or "no changes")
+        _auto_cleanup(config, store)
+    except BaseException as exc:
+        if finisher:  # the background process ends here, whatever happened
+            _end_finisher(store, finisher["id"], argv, finisher, exc)
+        raise
+    if finisher:
+        _end_finisher(store, finisher["id"], argv, finisher)
     return _exit_status(result["rc"])
 
 
@@ -130,12 +274,17 @@ def intercept(config: dict, argv: list) -> int:
         return 127
     store = Store(config["capture_directory"])
     step_aside = (os.geteuid() != 0 or os.environ.get("MO_FLEET_CAPTURE") or program not in
-                  config["intercepted_commands"] or not hc.is_change(argv) or store.locked_by_other())
+                  config["intercepted_commands"] or not hc.is_change(argv))
+    # a capture still being finished in the background is waited for; any other capture
+    # holding the lock means this command runs without one
+    if not step_aside and store.locked_by_other():
+        step_aside = not (store.finishing() and store.wait_finishing(INTERCEPT_WAIT))
     if step_aside:
         os.execvp(argv[0], argv)  # never returns: the command as if typed without mo.fleet
     started = []
     try:
-        return run_capture(config, argv, origin="intercepted", on_start=lambda: started.append(True))
+        return run_capture(config, argv, origin="intercepted", on_start=lambda: started.append(True),
+                           background=True)
     except (cap.CaptureError, StoreError, OSError) as exc:
         log.error("interception of %s failed: %s", " ".join(argv), exc)
         if started:
@@ -168,9 +317,17 @@ def _when(seconds) -> str:
 
 def cmd_listing(config: dict, what: str, as_json: bool) -> int:
     store = Store(config["capture_directory"])
+    if not store.wait_finishing(FINISHING_WAIT):
+        _say("mo-capture: %d capture(s) are still being finished in the background; not listed yet." % len(
+            store.finishing()), file=sys.stderr)
     report = store.report()
     if what == "status":
         status = dict(report["status"], template_version=tpl.TEMPLATE_VERSION, version=VERSION)
+        status["finishing"] = len(store.finishing()) - len(store.dead_finishers())
+        failures = store.failures()
+        status["failed_in_background"] = len(failures)
+        status["last_background_failure"] = ("%s: %s (%s)" % (_when(failures[-1].get("time") or 0), _shown(
+            failures[-1].get("error")), _shown(failures[-1].get("command")))) if failures else None
         try:
             status["baseline"] = _when(drift.load_baseline(store)[2]["created"])
         except drift.DriftError:
@@ -277,7 +434,13 @@ def _subcommand(config: dict, word: str, rest: list, opts: dict) -> int:
     if word in ("status", "list-snapshots", "list-templates"):
         return cmd_listing(config, word, opts["json"] or "--json" in rest)
     if word in ("cleanup", "reset"):
-        keep = opts["keep"] if opts["keep"] is not None else config["snapshots"]["max_count"]
+        keep = opts["keep"]
+        if "--keep" in rest:  # mo-capture cleanup --keep N, as the usage writes it
+            after = rest[rest.index("--keep") + 1:]
+            if not after:
+                raise UsageError("--keep needs a value.")
+            keep = after[0]
+        keep = keep if keep is not None else config["snapshots"]["max_count"]
         if not str(keep).isdigit():
             raise UsageError("--keep must be a whole number.")
         return cmd_store(config, word, int(keep))
@@ -300,7 +463,9 @@ def main_hook(args: list) -> int:
         config = hc.load_config()
         setup_logging(config)
         if len(args) == 1 and args[0] in ("pre", "post"):
-            return pkg_hook.run_hook(Store(config["capture_directory"]), args[0])
+            store = Store(config["capture_directory"])
+            # dpkg waits for the hook: the cleanup waits at most 5 s for the store's lock
+            return pkg_hook.run_hook(store, args[0], after_template=lambda: _auto_cleanup(config, store, wait=5))
     except Exception as exc:  # never break dpkg
         _say("mo-capture hook: %s" % exc, file=sys.stderr)
     return 0
@@ -397,7 +562,10 @@ def main_install(args: list) -> int:
         return 2
     try:
         config = hc.load_config()
-        directory = find_bundle(Store(config["capture_directory"]), args[1])
+        store = Store(config["capture_directory"])
+        if not os.path.exists(args[1]):  # a capture id or name: one being finished comes first
+            store.wait_finishing(FINISHING_WAIT)
+        directory = find_bundle(store, args[1])
         if args[0] == "--verify":
             doc = tpl.verify_bundle(directory)
             _say("OK: %s is a valid template %s with every bundled file present and intact." % (

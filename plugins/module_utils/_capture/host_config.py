@@ -28,7 +28,7 @@ import copy
 import json
 import re
 
-from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot as snap
+from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot_tree as snap
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
 
 CONFIG_PATH = "/etc/mo-fleet/capture.yaml"

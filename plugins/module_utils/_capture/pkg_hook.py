@@ -29,19 +29,26 @@ import socket
 import time
 import uuid
 
-from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot as snap
-from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
-from ansible_collections.mo.fleet.plugins.module_utils._capture.capture import _system
+# only what pre and post need at every dpkg run (a hook adds its start-up to each dpkg run):
+# the template model and the capture engine are imported when a template is written
+from ansible_collections.mo.fleet.plugins.module_utils._capture.snapshot_tree import printable_path
+from ansible_collections.mo.fleet.plugins.module_utils._capture.system_state import is_manual, read_auto, read_packages
 from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import StoreError
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 from ansible_collections.mo.fleet.plugins.module_utils._common.logtail import read_tail
 
 MAX_RECORDS_BYTES = 64 * 1024 * 1024   # records.jsonl read back at most this much (its tail)
 MAX_RECORD_LINE = 1024 * 1024
 MAX_PARENTS = 16
 MAX_COMMAND = 4096     # characters of one recorded command line
+LOCK_WAIT = 5          # seconds the hook waits for the store's lock to write a template
+FINISHING_WAIT = 60    # ... while a capture is being finished in the background
 # what stands between a package tool and who started it: the interception wrapper
 _WRAPPERS = ("python3", "mo-capture", "MO-capture")
 _REQUESTERS = ("apt", "apt-get", "aptitude", "dpkg", "unattended-upgr", "unattended-upgrade", "packagekitd")
+# set in an intercepted command's environment: its capture records the package changes, so
+# dpkg's hook lines (roles/target/templates/dpkg-hook.cfg.j2) do not start the hook at all
+HOOK_STEPS_ASIDE = "MO_FLEET_PACKAGES_RECORDED"
 
 log = logging.getLogger("mo-fleet")
 
@@ -58,7 +65,7 @@ def _words(raw: bytes) -> list:
     """The printable words of a NUL-separated cmdline, at most MAX_COMMAND characters in all."""
     out, total = [], 0
     for word in (w.decode("utf-8", "replace") for w in raw.split(b"\0") if w):
-        word = snap.printable_path(word)[:MAX_COMMAND]
+        word = printable_path(word)[:MAX_COMMAND]
         total += len(word) + 1
         if total > MAX_COMMAND:
             break
@@ -146,7 +153,7 @@ def requester_argv(chain: list) -> list:
 def who(environ=None) -> str:
     environ = os.environ if environ is None else environ
     if environ.get("SUDO_USER"):
-        return snap.printable_path(environ["SUDO_USER"])[:64]
+        return printable_path(environ["SUDO_USER"])[:64]
     uid = None
     try:
         with open("/proc/self/loginuid") as handle:
@@ -163,7 +170,8 @@ def who(environ=None) -> str:
 
 def package_changes(before: dict, after: dict) -> list:
     """[{name, architecture, version, change[, version_before]}] between two package sets."""
-    installed, removed, upgraded = snap._pkg_changes({"packages": before}, {"packages": after}, set())
+    from ansible_collections.mo.fleet.plugins.module_utils._capture.operations import _pkg_changes
+    installed, removed, upgraded = _pkg_changes({"packages": before}, {"packages": after}, set())
     out = []
     for change, items in (("installed", installed), ("upgraded", upgraded), ("removed", removed)):
         for item in items:
@@ -180,9 +188,9 @@ def _packages_json(packages: dict) -> list:
 
 
 def pre(store) -> None:
-    packages, _conffiles = snap.read_packages()
+    packages, _conffiles = read_packages()
     os.makedirs(hook_dir(store), mode=0o700, exist_ok=True)
-    tpl.atomic_write(os.path.join(hook_dir(store), "pending.json"), json.dumps(_packages_json(packages)), 0o600)
+    atomic_write(os.path.join(hook_dir(store), "pending.json"), json.dumps(_packages_json(packages)), 0o600)
 
 
 def make_record(before: dict, after: dict, chain: list, environ=None, now=None) -> dict:
@@ -192,8 +200,34 @@ def make_record(before: dict, after: dict, chain: list, environ=None, now=None) 
             .replace(microsecond=0).isoformat(),
             "packages": package_changes(before, after), "command": command, "parent": parent,
             "argv": requester_argv(chain),
-            "user": who(environ), "action": snap.printable_path(environ.get("DPKG_HOOK_ACTION", ""))[:64] or None,
-            "capture": snap.printable_path(environ.get("MO_FLEET_CAPTURE", ""))[:128] or None}
+            "user": who(environ), "action": printable_path(environ.get("DPKG_HOOK_ACTION", ""))[:64] or None,
+            "capture": printable_path(environ.get("MO_FLEET_CAPTURE", ""))[:128] or None}
+
+
+def append_record(store, record: dict) -> None:
+    """One JSON line at the end of records.jsonl (O_APPEND: lines of concurrent runs never mix)."""
+    os.makedirs(hook_dir(store), mode=0o700, exist_ok=True)
+    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(os.path.join(hook_dir(store), "records.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def record_capture(store, argv: list, capture_id: str, before: dict, after: dict, environ=None) -> dict:
+    """The record of an intercepted command's package changes, written by its capture (in
+    whose environment HOOK_STEPS_ASIDE makes the hook step aside): as the hook's records of
+    the command's dpkg runs would be together, with the capture's id; None without changes."""
+    environ = dict(os.environ if environ is None else environ, MO_FLEET_CAPTURE=capture_id)
+    words = _words(b"\0".join(str(w).encode("utf-8", "surrogateescape") for w in argv))
+    program = os.path.basename(words[0]) if words else "?"
+    chain = [(program[:15], " ".join(shlex.quote(w) for w in words)[:MAX_COMMAND], words, 0)] + parents()
+    record = make_record(before, after, chain, environ)
+    if not record["packages"]:
+        return None
+    append_record(store, record)
+    return record
 
 
 def post(store, environ=None) -> dict:
@@ -206,16 +240,11 @@ def post(store, environ=None) -> dict:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     os.unlink(pending)
-    after, _conffiles = snap.read_packages()
+    after, _conffiles = read_packages()
     record = make_record(before, after, parents(), environ)
     if not record["packages"]:
         return None
-    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(os.path.join(hook_dir(store), "records.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    append_record(store, record)
     if not record["capture"]:
         record["template"] = write_template(store, record, after)
     return record
@@ -243,14 +272,14 @@ def read_records(store) -> list:
 
 
 def _operations(record: dict, after: dict) -> dict:
-    auto = snap.read_auto()
+    auto = read_auto()
     ops = {"packages_installed": [], "packages_upgraded": [], "packages_removed": []}
     for item in record["packages"]:
         pkg = after.get((item["name"], item["architecture"]))
         entry = {"name": item["name"], "version": item["version"], "architecture": item["architecture"],
                  "status": pkg["status"] if pkg else "removed"}
         if item["change"] != "removed":
-            entry["manual"] = snap.is_manual(entry, auto)
+            entry["manual"] = is_manual(entry, auto)
         if "version_before" in item:
             entry["version_before"] = item["version_before"]
         ops["packages_" + item["change"]].append(entry)
@@ -259,6 +288,8 @@ def _operations(record: dict, after: dict) -> dict:
 
 def write_template(store, record: dict, after: dict) -> str:
     """A packages-only template of RECORD in STORE (index row included); return its id."""
+    from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+    from ansible_collections.mo.fleet.plugins.module_utils._capture.capture import _system
     started = datetime.datetime.now(datetime.timezone.utc)
     words = record.get("argv")
     if not isinstance(words, list):  # a record of an older hook: its command line, split if it can be
@@ -270,13 +301,13 @@ def write_template(store, record: dict, after: dict) -> str:
     meta = {"system": "%s %s (%s)" % (system["id"] or "linux", system["version_id"] or "", system["machine"]),
             "timestamp": started.replace(microsecond=0).isoformat(), "argv": words, "command": words[0],
             "arguments": " ".join(shlex.quote(a) for a in words[1:]), "name": name,
-            "host": snap.printable_path(socket.gethostname())[:255], "status": "succeeded", "rc": 0,
+            "host": printable_path(socket.gethostname())[:255], "status": "succeeded", "rc": 0,
             "os": system}
     metadata = {"analysis_method": "dpkg_hook", "origin": "dpkg-hook",
                 "requested_by": {"command": record["command"], "parent": record["parent"], "user": record["user"]}}
     doc = tpl.build(meta, _operations(record, after), metadata, use_jsonschema=False)
-    try:
-        store.lock(wait=5)
+    try:  # dpkg waits: a few seconds, longer only for a capture being finished in the background
+        store.lock(wait=LOCK_WAIT if not store.finishing() else FINISHING_WAIT)
     except StoreError:
         log.warning("dpkg hook: the capture store is busy; the change is only in records.jsonl")
         return None
@@ -294,8 +325,10 @@ def write_template(store, record: dict, after: dict) -> str:
     return capture_id
 
 
-def run_hook(store, phase: str) -> int:
-    """dpkg's hook entry point: PHASE pre or post; always 0 (a failing hook fails dpkg)."""
+def run_hook(store, phase: str, after_template=None) -> int:
+    """dpkg's hook entry point: PHASE pre or post; always 0 (a failing hook fails dpkg).
+    AFTER_TEMPLATE() runs once post has written a template (the CLI's auto cleanup, so hook
+    templates are pruned like every other capture)."""
     try:
         if phase == "pre":
             pre(store)
@@ -304,6 +337,8 @@ def run_hook(store, phase: str) -> int:
             if record:
                 log.info("dpkg hook: %s by %s (%s): %s", record["command"], record["user"], record["parent"],
                          ", ".join("%s %s" % (p["change"], p["name"]) for p in record["packages"]))
+            if record and record.get("template") and after_template is not None:
+                after_template()
         else:
             log.error("dpkg hook: unknown phase %r", phase)
     except Exception as exc:  # never break dpkg; the log says what went wrong
