@@ -460,7 +460,7 @@ def _subcommand(config: dict, word: str, rest: list, opts: dict) -> int:
 def main_hook(args: list) -> int:
     """dpkg's pre-invoke/post-invoke: always 0, whatever happens (a failing hook fails dpkg)."""
     try:
-        config = hc.load_config()
+        config = hc.load_config(hc.CONFIG_PATH)
         setup_logging(config)
         if len(args) == 1 and args[0] in ("pre", "post"):
             store = Store(config["capture_directory"])
