@@ -204,7 +204,8 @@ def make_role(tmp, bundle):
         (role / copy["dest"]).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(copy["src"], role / copy["dest"])
     play = tmp / "role-site.yml"
-    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n"
+    # become: the lab is reached as the login user with sudo, and the paths are root's
+    play.write_text("- name: Apply the generated role\n  hosts: all\n  gather_facts: false\n  become: true\n"
                     "  roles:\n    - role: bigapp\n")
     empty = tmp / "no-collections"
     empty.mkdir(exist_ok=True)

@@ -31,11 +31,13 @@ from ansible.plugins.action import ActionBase
 
 try:
     from ansible_collections.mo.fleet.plugins.module_utils._render import apply_plan
+    from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
 except ImportError:  # a generated role: only plan files
-    apply_plan = None
+    apply_plan = controller_path = None
 
 MAX_DIFF_BYTES = 256 * 1024
 MAX_PLAN_BYTES = 256 * 1024 ** 2
+_FIELDS = ("path", "state", "mode", "owner", "group", "sha256", "size", "target", "patch")  # apply.FIELDS
 _SHAPE = (("changed", bool), ("changes", list), ("need", list))
 
 
@@ -57,6 +59,12 @@ def check_result(out, host):
         raise AnsibleActionFail(f"{host} returned a bundle_apply result whose {bad[0]} is not what the module "
                                 "returns; nothing was shipped.")
     return out
+
+
+def _pack(items):
+    """The compact manifest of ITEMS (apply.pack; the same rows, written here too, as a
+    generated role's action plugin has no module_utils import)."""
+    return {"fields": list(_FIELDS), "rows": [[item.get(key) for key in _FIELDS] for item in items]}
 
 
 class _Hashing:
@@ -112,7 +120,10 @@ def _read_plan(path):
 
 class ActionModule(ActionBase):
 
-    TRANSFERS_FILES = True
+    # the content tar is the one file sent, and only when the host lacks some content: the
+    # remote tmp directory is made then (not at the start of every run, as ActionBase does for
+    # plugins that say they transfer files)
+    TRANSFERS_FILES = False
     _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
@@ -123,10 +134,13 @@ class ActionModule(ActionBase):
         except AnsibleActionFail as exc:
             result.update(failed=True, changed=False, msg=to_text(exc.message))
         finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+            if self._connection._shell.tmpdir:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
 
     def _plan(self):
+        """(items, sources) of the plan, or None when paths_only is set and the bundle holds
+        more than paths (its rendered tasks are more than this module's task)."""
         args = self._task.args
         if bool(args.get("bundle")) == bool(args.get("plan")):
             raise AnsibleActionFail("bundle_apply needs exactly one of bundle and plan.")
@@ -134,14 +148,18 @@ class ActionModule(ActionBase):
             return _read_plan(self._find_needle("files", args["plan"]))
         if apply_plan is None:
             raise AnsibleActionFail("bundle_apply with bundle needs the mo.fleet collection on the controller.")
-        bundle = args["bundle"]
-        if not os.path.isabs(bundle):
-            bundle = os.path.join(self._loader.get_basedir(), bundle)
+        bundle = controller_path(args["bundle"], self)
+        if bundle is None:
+            raise AnsibleActionFail(f"bundle_apply: the bundle {str(args['bundle'])[:200]} is not on the controller.")
         options = args.get("options") or {}
         if not isinstance(options, dict):
             raise AnsibleActionFail("bundle_apply: options must be a mapping.")
+        rollback = bool(args.get("rollback"))
         try:
-            plan = apply_plan.path_plan(bundle, dict(options), rollback=bool(args.get("rollback")))
+            prep = apply_plan.render.prepare(bundle, dict(options, handlers="inline"))
+            if args.get("paths_only") and not apply_plan.only_paths(prep, rollback):
+                return None
+            plan = apply_plan.plan_of(prep, rollback)
         except ValueError as exc:  # render.RenderError: one sentence naming the item
             raise AnsibleActionFail("bundle_apply: %s" % exc)
         return plan["items"], plan["sources"]
@@ -154,17 +172,22 @@ class ActionModule(ActionBase):
         return out
 
     def _apply(self, task_vars):
-        items, sources = self._plan()
+        plan = self._plan()
+        if plan is None:
+            return {"changed": False, "needs_tasks": True, "changes": [], "items": 0, "shipped": 0,
+                    "msg": "The bundle holds packages, accounts or units too: render its tasks (nothing was done)."}
+        items, sources = plan
         cap = self._task.args.get("max_content_bytes") or 16 * 1024 ** 3
         try:
             cap = int(cap)
         except (TypeError, ValueError):
             raise AnsibleActionFail(f"bundle_apply: max_content_bytes must be a number of bytes, not {str(cap)[:40]!r}.")
-        base = {"items": items, "max_content_bytes": cap,
+        base = {"manifest": _pack(items), "max_content_bytes": cap,
                 "conffile_patch": bool(self._task.args.get("conffile_patch", True))}
         host = (task_vars or {}).get("inventory_hostname", "the host")
         probe = check_result(self._module(task_vars, dict(base, probe=True)), host)
-        out = {"changed": probe["changed"], "changes": probe["changes"], "items": len(items), "shipped": 0}
+        out = {"changed": probe["changed"], "changes": probe["changes"], "items": len(items), "shipped": 0,
+               "needs_tasks": False}
         if self._task.diff and probe["changed"]:
             out["diff"] = self._diff(probe, items, sources)
         if self._task.check_mode or not probe["changed"]:
@@ -199,9 +222,11 @@ class ActionModule(ActionBase):
                             raise AnsibleActionFail(f"The source {sources[digest]} does not match its sha256 {digest}; "
                                                     "nothing was shipped or changed.")
             shell = self._connection._shell
+            if not shell.tmpdir:
+                self._make_tmp_path()
             remote = shell.join_path(shell.tmpdir, "content.tar")
             self._transfer_file(local, remote)
-            self._fixup_perms2((shell.tmpdir, remote))
+            self._fixup_perms2((shell.tmpdir, remote), execute=False)  # read, not run: no chmod when root reads it
             return remote
         finally:
             os.unlink(local)

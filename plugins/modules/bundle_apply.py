@@ -71,10 +71,19 @@ options:
       - V(false) replaces every such file whole, as M(ansible.builtin.copy) would.
     type: bool
     default: true
-  items:
-    description: Internal, set by the action plugin - the checked path items.
-    type: list
-    elements: dict
+  paths_only:
+    description:
+      - Converge only when the bundle holds nothing but paths (its rendered tasks, as M(mo.fleet.template_render)
+        would write them with C(apply_module), are this module's one task); otherwise change nothing and return
+        RV(needs_tasks=true), so that the caller renders and runs the tasks (packages, accounts, units) around it.
+      - The role mo.fleet.apply_template does so, and a bundle of paths only then costs one task.
+    type: bool
+    default: false
+  manifest:
+    description:
+      - Internal, set by the action plugin - the checked path plan as rows (path, state, mode, owner, group,
+        sha256, size, target, patch).
+    type: dict
   content:
     description: Internal, set by the action plugin - the path of the shipped content tar on the target.
     type: path
@@ -135,6 +144,11 @@ shipped:
   returned: always
   type: int
   sample: 12
+needs_tasks:
+  description: With O(paths_only), true when the bundle holds more than paths and nothing was done.
+  returned: always
+  type: bool
+  sample: false
 items:
   description: How many path items the plan holds.
   returned: always
@@ -187,7 +201,8 @@ def main():
             rollback=dict(type="bool", default=False),
             options=dict(type="dict", default={}),
             max_content_bytes=dict(type="int", default=apply.MAX_CONTENT_BYTES),
-            items=dict(type="list", elements="dict"),
+            paths_only=dict(type="bool", default=False),
+            manifest=dict(type="dict"),
             content=dict(type="path"),
             probe=dict(type="bool", default=False),
             conffile_patch=dict(type="bool", default=True),
@@ -195,11 +210,11 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if params["items"] is None:
-        module.fail_json(msg="bundle_apply runs through its action plugin, which sets items from bundle or plan.")
+    if params["manifest"] is None:
+        module.fail_json(msg="bundle_apply runs through its action plugin, which sets manifest from bundle or plan.")
     content = None
     try:
-        items = apply.check_plan(params["items"])
+        items = apply.unpack(params["manifest"])
         if params["content"]:
             content = apply.ContentArchive(params["content"], params["max_content_bytes"])
         result = apply.converge(items, content, check=module.check_mode or params["probe"], diff=module._diff,

@@ -70,7 +70,7 @@ def plan_of(bundle_dir, host):
 
 
 def run(plan, tmp_path, check=False, diff=False, ship=True):
-    items = apply.check_plan(plan["items"])
+    items = apply.unpack(apply.pack(apply.check_plan(plan["items"])))  # as the module gets them
     probe = apply.converge(items, check=True, diff=diff)
     if check or not probe["changed"]:
         return probe
@@ -579,3 +579,44 @@ def test_textpatch_applies_at_an_offset_and_knows_when_it_is_applied():
     assert not done and out == "# a local header\n# of three\n# lines\n" + new
     assert textpatch.converge(out, diff) == (out, True)
     assert textpatch.converge(DEFAULT_CONF.replace("key5=default", "key5=y"), diff) == (None, False)
+
+
+# --------------------------------------------------------------------------- the manifest, one task
+
+def test_the_manifest_is_rows_the_plugin_and_the_engine_agree_on(tmp_path, host):
+    """The action plugin (which a generated role carries without module_utils) and the engine
+    write the same rows, and the engine reads back the plan it was given."""
+    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
+    root, _files = tree_bundle(tmp_path, host)
+    items = apply.check_plan(plan_of(root, host)["items"])
+    packed = apply.pack(items)
+    assert action._FIELDS == apply.FIELDS and action._pack(items) == packed
+    assert set(len(row) for row in packed["rows"]) == {len(apply.FIELDS)}
+    assert apply.unpack(packed) == items
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ([], "manifest must be a mapping whose fields are path, state"),
+    ({"fields": ["path", "state"], "rows": []}, "manifest must be a mapping whose fields are path, state"),
+    ({"fields": list(apply.FIELDS), "rows": {}}, "manifest/rows must be a list of rows."),
+    ({"fields": list(apply.FIELDS), "rows": [["/srv/x", "directory"]]}, "manifest/rows/0 must be a list of 9 values."),
+    ({"fields": list(apply.FIELDS), "rows": [["/srv/../etc", "directory"] + [None] * 7]}, "items/0/path"),
+    ({"fields": list(apply.FIELDS), "rows": [["/srv/x", "file"] + [None] * 7]}, "items/0/sha256 must be 64"),
+])
+def test_a_hostile_manifest_is_refused_in_one_sentence(manifest, message):
+    with pytest.raises(apply.ApplyError) as err:
+        apply.unpack(manifest)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_only_a_bundle_of_paths_is_one_task(tmp_path, host, bundle):  # noqa: F811 (bundle: a fixture)
+    """A capture of paths only (directories, files, links, modes, removals) is converged by the
+    module task alone, for apply and for rollback; one with packages, accounts or a unit to
+    restart (test_render's bundle) needs its rendered tasks."""
+    (tmp_path / "paths").mkdir()
+    root, _files = tree_bundle(tmp_path / "paths", host)
+    prep = render.prepare(str(root), {"allowed_roots": [str(host)]})
+    assert apply_plan.only_paths(prep) and apply_plan.only_paths(prep, rollback=True)
+    assert apply_plan.plan_of(prep) == plan_of(root, host)
+    prep = render.prepare(str(bundle))
+    assert not apply_plan.only_paths(prep) and not apply_plan.only_paths(prep, rollback=True)

@@ -25,6 +25,8 @@ Every plan is hostile:
     the content to ship) and, with DIFF, ``before``
     (path -> the host's text of a file whose content differs, or a summary of a binary one)
     and ``after`` (path -> the text a patch makes of it).
+``pack(items) -> dict`` / ``unpack(manifest) -> list``
+    The plan as rows of ``FIELDS`` (what the action plugin sends), and back, checked.
 ``ContentArchive(path, max_bytes)``
     A tar of file contents named by their sha256 (what the action plugin ships): only
     regular members named by 64 hex digits count, their total size is capped, and every
@@ -145,6 +147,31 @@ def check_plan(items: list) -> list:
     except _paths.PathError as exc:
         raise ApplyError(str(exc))
     return out
+
+
+# The plan as the action plugin sends it: one row of FIELDS per item (None where an item has
+# no such field), not a mapping per item.
+FIELDS = ("path", "state", "mode", "owner", "group", "sha256", "size", "target", "patch")
+
+
+def pack(items: list) -> dict:
+    """The compact manifest of ITEMS (a checked plan): {"fields": FIELDS, "rows": [...]}."""
+    return {"fields": list(FIELDS), "rows": [[item.get(key) for key in FIELDS] for item in items]}
+
+
+def unpack(manifest) -> list:
+    """The checked plan a MANIFEST (``pack``, hostile) holds, or ApplyError in one sentence."""
+    if not isinstance(manifest, dict) or manifest.get("fields") != list(FIELDS):
+        raise ApplyError("manifest must be a mapping whose fields are %s." % ", ".join(FIELDS))
+    rows = manifest.get("rows")
+    if not isinstance(rows, list):
+        raise ApplyError("manifest/rows must be a list of rows.")
+    items = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(FIELDS):
+            raise ApplyError("manifest/rows/%d must be a list of %d values." % (index, len(FIELDS)))
+        items.append(dict((key, value) for key, value in zip(FIELDS, row) if value is not None))
+    return check_plan(items)
 
 
 # --------------------------------------------------------------------------- content

@@ -11,6 +11,10 @@
     where on the controller the content of each sha256 is.  The template and the bundle go
     through ``render.prepare`` (the one path guard, ``template.check_bundle_content``), and
     the plan through ``apply.check_plan`` (what the target checks again).
+``plan_of(prep, rollback=False) -> dict``
+    The same from a ``render.Prepared`` (the bundle checked once for both uses).
+``only_paths(prep, rollback=False) -> bool``
+    Whether the module alone converges the bundle (its rendered tasks are that one task).
 ``to_role(source, options=None, role_name="captured", origin=None) -> dict``
     ``render.to_role`` whose paths are one run of the role's own copy of the module.
 """
@@ -79,11 +83,8 @@ def _rollback_items(prep):
     return items
 
 
-def path_plan(source, options=None, rollback: bool = False) -> dict:
-    """The ordered path items and the controller paths of their content (see module docstring)."""
-    opts = dict(options or {})
-    opts["handlers"] = "inline"
-    prep = render.prepare(source, opts)
+def plan_of(prep, rollback: bool = False) -> dict:
+    """The path plan of PREP (a ``render.Prepared`` of the bundle, already checked)."""
     if not prep.bundle:
         raise render.RenderError("bundle_apply needs the bundle directory; pass the bundle path or the bundle option.")
     items = _rollback_items(prep) if rollback else _apply_items(prep)
@@ -99,6 +100,22 @@ def path_plan(source, options=None, rollback: bool = False) -> dict:
     except apply.ApplyError as exc:
         raise render.RenderError(str(exc))
     return {"items": items, "sources": sources}
+
+
+def path_plan(source, options=None, rollback: bool = False) -> dict:
+    """The ordered path items and the controller paths of their content (see module docstring)."""
+    opts = dict(options or {})
+    opts["handlers"] = "inline"
+    return plan_of(render.prepare(source, opts), rollback)
+
+
+def only_paths(prep, rollback: bool = False) -> bool:
+    """Whether the tasks ``to_tasks`` (or ``to_rollback_tasks``) renders for PREP with
+    ``apply_module`` are the one mo.fleet.bundle_apply task: no package, account or unit task
+    and no configuration of a unit to restart, so that task alone converges the bundle."""
+    opts = dict(prep.options, apply_module=True, files_archive=None, handlers="inline")
+    tasks = (render.to_rollback_tasks if rollback else render.to_tasks)(render.Prepared(prep.doc, opts))
+    return len(tasks) == 1 and render.APPLY_MODULE in tasks[0]
 
 
 # --------------------------------------------------------------------------- generated roles
