@@ -53,7 +53,15 @@ status:
       whether it exists, whether a capture holds the lock now, counts and bytes used.
   returned: always
   type: dict
-  sample: {capture_directory: /var/lib/mo-fleet, store: /var/lib/mo-fleet, exists: true, locked: false, snapshots: 2, templates: 1, bytes: 20480, pending_archives: 0}
+  sample:
+    capture_directory: /var/lib/mo-fleet
+    store: /var/lib/mo-fleet
+    exists: true
+    locked: false
+    snapshots: 2
+    templates: 1
+    bytes: 20480
+    pending_archives: 0
 snapshots:
   description: Snapshots in the index (id, created, phase pre/post, template_id, roots, entries, packages, units, method).
   returned: always

@@ -309,6 +309,7 @@ class _Resolver:
             self.missing.append((entry, f"deployment {self.name!r} field packages names {entry!r}, which is in no store."))
             return []
         if len(found) > 1:
-            raise PublishError(f"deployment {self.name!r} field packages names {entry!r}, which is in several stores ({', '.join(found)}); write 'store/{entry}'.")
+            raise PublishError(f"deployment {self.name!r} field packages names {entry!r}, which is in several stores "
+                               f"({', '.join(found)}); write 'store/{entry}'.")
         store, matched = next(iter(found.items()))
         return [f"{store}/{f}" for f in matched]
