@@ -40,6 +40,9 @@ EXCLUDED = (
      "the test suite itself (tests/run-suite.sh): a test running it would run itself"),
     (r"make demo|bash demo/run\.sh",
      "the demo, run as its own stage (`make demo` from a clean clone) on the shared lab"),
+    (r"make setup",
+     "sets up this machine (system packages, the virtualenv, images), which `make test` did "
+     "before any test ran"),
     (r"make (lab|lab-down|lab-down-all)",
      "builds or removes the shared lab and its base image, which every other test uses; "
      "tests/integration/test_lab_lifecycle.py covers labctl's up and down on its own fleet"),
