@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import os
+import random
 import tarfile
 import urllib.error
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout
 from ansible_collections.mo.fleet.plugins.module_utils._release import pull_ingest
 from ansible_collections.mo.fleet.plugins.module_utils._repo import collection_archive, pull_repo
-from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import RolloutError, read_state
+from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import RolloutError, halt_decisions, read_state
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = {
@@ -286,6 +287,75 @@ def test_halts_count_only_the_records_own_day_and_no_check_mode_runs():
     assert got["risky"]["total"] == 1 and got["risky"]["hosts"] == ["x"]  # only today's hosts
     assert pull_ingest.halts_by_record(catalog, {}, [dict(failing, check_mode=True)], {}) == {}
     assert pull_ingest.halts_by_record(catalog, {}, [failing], {"risky": {}}) == {}  # already halted
+
+
+def _naive_halts(catalog, before, arrivals, halted):
+    """The rule read literally: after each failing record, count the day's latest records afresh."""
+    out, days = {}, {}
+    for record in sorted(arrivals, key=lambda r: (r["time"], r["host"])):
+        if record.get("check_mode") in (True, "yes"):
+            continue
+        day = record["date"]
+        if day not in days:
+            days[day] = {h: r for h, r in before.items() if r.get("date") == day and r.get("check_mode") not in (True, "yes")}
+        days[day][record["host"]] = record
+        if record["status"] == "error":
+            for name, details in halt_decisions(catalog, days[day], halted=set(halted) | set(out)).items():
+                out[name] = dict(details, date=day, time=record["time"], record=record["host"])
+    return out
+
+
+def _random_record(rng, day, second):
+    names = ["risky", "tools", "ghost"]  # ghost: a deployment the catalog does not have
+    have = rng.sample(names, rng.randint(0, 3))
+    status = rng.choice(["ok", "ok", "error"])
+    failed = rng.sample(names, rng.randint(0, 2)) if status == "error" else []
+    record = dict(SEQUENCES["record"], host=rng.choice("abcdefg"), date=day, status=status, planned=have,
+                  deployments=rng.sample(have, len(have) // 2), failed_deployments=failed,
+                  time=f"{day}T07:{second // 60:02d}:{second % 60:02d}Z", check_mode=rng.choice([False] * 8 + [True, "yes"]))
+    if rng.random() < 0.05:
+        record["failed_deployments"] = [["risky"]]  # not a sync record: both readings refuse it
+    return record
+
+
+def _outcome(fn, *args):
+    try:
+        return fn(*args)
+    except RolloutError as exc:
+        return ("refused", str(exc))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_halts_by_record_decides_as_the_naive_reading_on_random_sequences(seed):
+    """Running counts against a fresh count after each failing record: the same halts, counts,
+    times and refusals, whether a host's later record drops a deployment, blames one it does not
+    have or none, comes from an earlier run (BEFORE) or another day."""
+    rng, outcomes = random.Random(seed), []
+    for _case in range(60):
+        catalog = _sequence_catalog(rng.choice([0, 20, 34, 50, 75]))
+        days = ["2026-12-06", "2026-12-07"]
+        before = {}
+        for _ in range(rng.randint(0, 5)):
+            record = _random_record(rng, rng.choice(days), rng.randrange(600))
+            before[record["host"]] = record
+        arrivals = [_random_record(rng, rng.choice(days), rng.randrange(600, 1200)) for _ in range(rng.randint(1, 30))]
+        halted = rng.choice([(), ["tools"], {"risky": {}}])
+        want = _outcome(_naive_halts, catalog, before, arrivals, halted)
+        assert _outcome(pull_ingest.halts_by_record, catalog, before, arrivals, halted) == want
+        outcomes.append("refused" if isinstance(want, tuple) else len(want))
+    assert {"refused", 0} <= set(outcomes) and any(isinstance(n, int) and n > 0 for n in outcomes), outcomes
+
+
+def test_halts_by_record_names_the_first_bad_record_in_the_days_order():
+    catalog = _sequence_catalog(50)
+    steps = [["a", "2026-12-07T07:00:00Z", "ok", []], ["x", "2026-12-07T07:00:10Z", "error", ["risky"]],
+             ["b", "2026-12-07T07:00:20Z", "ok", []], ["a", "2026-12-07T07:00:30Z", "ok", []],
+             ["c", "2026-12-07T07:00:40Z", "error", ["risky"]]]
+    earlier, *arrivals = _sequence_records({"steps": steps})
+    arrivals[1]["planned"] = arrivals[2]["planned"] = {"risky": 1}  # b's, then a's (a came first that day)
+    want = _outcome(_naive_halts, catalog, {"a": earlier}, arrivals, ())
+    assert want[0] == "refused" and "host 'a'" in want[1]
+    assert _outcome(pull_ingest.halts_by_record, catalog, {"a": earlier}, arrivals, ()) == want
 
 
 def test_ingest_takes_records_of_one_run_in_time_order(server, tmp_path):

@@ -16,7 +16,7 @@ or the release state changes) runs :func:`ingest`, again while more arrived mean
    a bad file (or the bad records of a pushed file) is moved aside as ``<name>.json.refused``
    with one sentence each in the journal;
 2. the pull hosts' new records are counted record by record (:func:`halts_by_record`) with
-   rollout's ``halt_decisions``, as push counts a batch: the failure share among the hosts that
+   rollout's ``HaltCounts``, as push counts a batch: the failure share among the hosts that
    tried the deployment so far that day; the first record crossing a deployment's threshold
    halts it in the server's release state (``<www>/status/release-state.json``, the file
    ``resume.yml`` writes) with ``update_state``.  Pushed records are not counted again: their
@@ -45,8 +45,8 @@ from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import Cata
 from ansible_collections.mo.fleet.plugins.module_utils._repo.pull_repo import PullError, build, load_source
 from ansible_collections.mo.fleet.plugins.module_utils._release.release import ReleaseError, host_attributes
 from ansible_collections.mo.fleet.plugins.module_utils._release.rollout import (
-    RolloutError, check_sync_record, halt_decisions, read_state, read_sync_records, update_state,
-    write_sync_record,
+    HaltCounts, RolloutError, check_sync_record, halt_limits, halted_names, read_state, read_sync_records,
+    update_state, write_sync_record,
 )
 from ansible_collections.mo.fleet.plugins.module_utils._repo.status_site import build_site, default_range
 
@@ -190,24 +190,32 @@ def halts_by_record(catalog, before: dict, arrivals, halted=()) -> dict:
     """{deployment: details} to halt, decided record by record as the push rollout decides batch by batch.
 
     BEFORE maps pull hosts to their last record already counted; ARRIVALS are new records, taken
-    in the order of their ``time``.  After each failing record, rollout's ``halt_decisions`` counts
-    the failure share among the hosts that tried the deployment so far on that record's day (each
-    host by its latest record): the first record that crosses a deployment's
-    ``halt_after_failures`` halts it, with the counts of that moment and that record's ``time``.
-    Records of check mode runs count for nothing; already HALTED deployments are not returned.
+    in the order of their ``time``.  After each failing record, the failure share among the hosts
+    that tried the deployment so far on that record's day (each host by its latest record) is
+    counted with rollout's ``HaltCounts``, as ``halt_decisions`` counts a batch: the first record
+    that crosses a deployment's ``halt_after_failures`` halts it, with the counts of that moment
+    and that record's ``time``.  The counts run over the day (each record checked and counted
+    once), so one run over a day's records costs in proportion to them.  Records of check mode
+    runs count for nothing; already HALTED deployments are not returned.
     """
-    out, days = {}, {}
+    out, days, limits, blocked = {}, {}, None, set()
     for record in sorted(arrivals, key=lambda r: (r["time"], r["host"])):
         if _is_check(record):
             continue
         day = record["date"]
         if day not in days:
-            days[day] = {h: r for h, r in before.items() if r.get("date") == day and not _is_check(r)}
-        days[day][record["host"]] = record
+            days[day] = HaltCounts()
+            for host, earlier in before.items():
+                if earlier.get("date") == day and not _is_check(earlier):
+                    days[day].put(host, earlier)
+        days[day].put(record["host"], record)
         if record.get("status") != "error":  # an ok record only lowers a failure share
             continue
-        for name, details in halt_decisions(catalog, days[day], halted=set(halted) | set(out)).items():
+        if limits is None:  # the catalog and HALTED are read at the first failing record
+            limits, blocked = halt_limits(catalog), halted_names(set(halted))
+        for name, details in days[day].decide(limits, blocked).items():
             out[name] = dict(details, date=day, time=record["time"], record=record["host"])
+            blocked.add(name)
     return out
 
 

@@ -13,6 +13,7 @@ API::
     client_entries(catalog, names, server_url) -> [entry]      # for mo.fleet.release_sync
     wave_batches(waves, batch_size=0) -> {'order': [hosts], 'serial': [sizes], 'batches': [...]}
     halt_decisions(catalog, records, halted=(), threshold=None) -> {deployment: details}
+    HaltCounts().put(host, record) ; .decide(halt_limits(catalog), halted_names(halted)) -> the same, running
     read_state(path) -> state ; update_state(path, halt={}, resume=[], check=False) -> (changed, state)
     sync_record_paths(reports_dir, record) -> (last, history) ; write_sync_record(reports_dir, record)
     read_sync_records(reports_dir, hosts) -> {host: record}
@@ -32,7 +33,8 @@ from ansible_collections.mo.fleet.plugins.module_utils._release.release import s
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock
 
-__all__ = ["RolloutError", "client_entries", "wave_batches", "halt_decisions", "read_state",
+__all__ = ["RolloutError", "client_entries", "wave_batches", "halt_decisions", "halt_limits", "halted_names",
+           "HaltCounts", "read_state",
            "update_state", "sync_record_paths", "write_sync_record", "read_sync_records", "STATE_VERSION"]
 
 STATE_VERSION = 1
@@ -162,6 +164,80 @@ def wave_batches(waves, batch_size=0):
     return {"order": order, "serial": serial, "batches": batches}
 
 
+def halt_limits(catalog, threshold=None) -> dict:
+    """{deployment: percent} a failure share must pass to halt it: THRESHOLD for all, else each one's own."""
+    norm = load_catalog(catalog)
+    if threshold not in (None, ""):
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError):
+            raise RolloutError(f"field 'threshold': {threshold!r} is not a number") from None
+        if not 0 <= threshold <= 100:
+            raise RolloutError(f"field 'threshold': {threshold} is not a percentage between 0 and 100")
+        return {d["name"]: threshold for d in norm["deployments"]}
+    return {d["name"]: d["halt_after_failures"] for d in norm["deployments"]}
+
+
+def halted_names(halted) -> set:
+    """HALTED (a list of deployment names or the release state's mapping of them) as a set."""
+    if isinstance(halted, str) or not isinstance(halted or (), (list, tuple, set, frozenset, Mapping)) \
+            or not all(isinstance(n, str) for n in halted or ()):
+        raise RolloutError("field 'halted': must be a list of deployment names or the release state's mapping of them")
+    return set(halted or ())
+
+
+class HaltCounts:
+    """Running failure counts of one batch (or one day of pull records): each host by its latest record.
+
+    ``put(host, record)`` sets HOST's record; it is checked against ``SYNC_RECORD_SCHEMA`` and
+    counted at the next ``decide`` (a record replaced before then is neither), replacing what the
+    host's previous record counted.  ``decide`` looks only at the deployments whose counts changed
+    since the last one: the others' shares are the same, and the halted set only grows.
+    """
+
+    def __init__(self):
+        self._position, self._pending, self._counted = {}, {}, {}
+        self._totals, self._failures, self._changed = {}, {}, set()
+
+    def put(self, host: str, record) -> None:
+        self._position.setdefault(host, len(self._position))
+        self._pending[host] = record
+
+    def _count(self, host, record):
+        record = check_sync_record(record, f"records: host '{host}'") if record is not None else {}
+        have = set(record.get("deployments") or ()) | set(record.get("planned") or ())
+        # no record or an ok one blames nothing; an unreachable host's error may name no deployment
+        blamed = set(record.get("failed_deployments") or ()) if record.get("status") == "error" else set()
+        touched_before, blamed_before = self._counted.get(host, ((), ()))
+        for name in touched_before:
+            self._totals[name] -= 1
+        for name in blamed_before:
+            self._failures[name].discard(host)
+        touched = have | blamed
+        for name in touched:
+            self._totals[name] = self._totals.get(name, 0) + 1
+        for name in blamed:
+            self._failures.setdefault(name, set()).add(host)
+        self._counted[host] = (touched, blamed)
+        self._changed.update(touched_before, touched)
+
+    def decide(self, limits: dict, halted) -> dict:
+        """{name: {failed, total, threshold, hosts}} of the deployments above their LIMITS, not in HALTED."""
+        for host in sorted(self._pending, key=self._position.__getitem__):
+            self._count(host, self._pending[host])
+        self._pending.clear()
+        out = {}
+        for name in sorted(self._changed):
+            hosts = self._failures.get(name)
+            if not hosts or name in halted or name not in limits:
+                continue
+            failed, total = len(hosts), self._totals[name]
+            if should_halt(limits[name], failed, total):
+                out[name] = {"failed": failed, "total": total, "threshold": limits[name], "hosts": sorted(hosts)}
+        self._changed.clear()
+        return out
+
+
 def halt_decisions(catalog, records, halted=(), threshold=None):
     """Deployments to halt after a batch: {name: {failed, total, threshold, hosts}}.
 
@@ -170,45 +246,14 @@ def halt_decisions(catalog, records, halted=(), threshold=None):
     have it, its failures those whose record blames it.  THRESHOLD overrides every deployment's
     ``halt_after_failures``.  Already HALTED deployments are not returned again.
     """
-    norm = load_catalog(catalog)
-    limits = {d["name"]: d["halt_after_failures"] for d in norm["deployments"]}
-    if threshold not in (None, ""):
-        try:
-            threshold = float(threshold)
-        except (TypeError, ValueError):
-            raise RolloutError(f"field 'threshold': {threshold!r} is not a number") from None
-        if not 0 <= threshold <= 100:
-            raise RolloutError(f"field 'threshold': {threshold} is not a percentage between 0 and 100")
+    limits = halt_limits(catalog, threshold)
     if not isinstance(records, Mapping):
         raise RolloutError("field 'records': must map host names to sync records")
-    if isinstance(halted, str) or not isinstance(halted or (), (list, tuple, set, frozenset, Mapping)) \
-            or not all(isinstance(n, str) for n in halted or ()):
-        raise RolloutError("field 'halted': must be a list of deployment names or the release state's mapping of them")
-    halted = set(halted or ())
-    totals, failures = {}, {}
+    halted = halted_names(halted)
+    counts = HaltCounts()
     for host, record in records.items():
-        record = check_sync_record(record, f"records: host '{host}'") if record is not None else {}
-        have = set(record.get("deployments") or ()) | set(record.get("planned") or ())
-        if record.get("status") == "ok":
-            blamed = set()
-        elif record.get("status") == "error":
-            blamed = set(record.get("failed_deployments") or ())
-        else:  # no record: the host could not be reached at all; it blames no deployment
-            blamed = set()
-        for name in have | blamed:
-            totals.setdefault(name, set()).add(host)
-        for name in blamed:
-            failures.setdefault(name, set()).add(host)
-    out = {}
-    for name in sorted(failures):
-        if name in halted or name not in limits:
-            continue
-        limit = limits[name] if threshold in (None, "") else threshold
-        failed, total = len(failures[name]), len(totals[name])
-        if should_halt(limit, failed, total):
-            out[name] = {"failed": failed, "total": total, "threshold": limit,
-                         "hosts": sorted(failures[name])}
-    return out
+        counts.put(host, record)
+    return counts.decide(limits, halted)
 
 
 def read_state(path):
