@@ -71,8 +71,8 @@ import math
 from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Mapping
-from itertools import compress, filterfalse, repeat
-from operator import itemgetter, methodcaller, mod
+from itertools import filterfalse, repeat
+from operator import and_, itemgetter, methodcaller, mod, or_
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import validate as _validate
 from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import (
@@ -296,7 +296,9 @@ class ReleaseEngine:
 
         EXACT: every day is the host's first day (timeline, due dates).  Otherwise (the one-day
         plan) a day only promises "by UNTIL": a spread complete by UNTIL counts as one whole-group
-        event and no host of it is hashed, and ``part`` skips groups that are whole.
+        event and no host of it is hashed, ``part`` skips groups that are whole, and its values
+        are flags in the order of the group's members (True: the host gets DEP by UNTIL), which
+        the plan reads host by host without a lookup.
 
         This is the only place the rule is decided: enabled, exclusion, included attributes from
         the start date, each schedule delay ``workday_add(start, delay + bucket)``, the earliest
@@ -340,13 +342,14 @@ class ReleaseEngine:
                 hosts = members[number]
                 buckets = self._buckets(dep, groups, number)
                 got = part.get(number)
-                if got is None:
-                    got = part[number] = {}
-                if not exact:  # the hosts with bucket <= allowance, selected in C
+                if not exact:  # the hosts with bucket <= allowance, flagged in C
                     if reached is None:
                         reached = frozenset(r for r in range(dep.modulus) if r % duration <= allowance)
-                    got.update(zip(compress(hosts, map(reached.__contains__, buckets)), repeat(until)))
+                    flags = list(map(reached.__contains__, buckets))
+                    part[number] = flags if got is None else list(map(or_, got, flags))
                     continue
+                if got is None:
+                    got = part[number] = {}
                 limit = _FOREVER if has is None else has
                 for host, value in zip(hosts, buckets):
                     offset = value % duration
@@ -355,16 +358,27 @@ class ReleaseEngine:
                         if day < limit and day < got.get(host, _FOREVER):
                             got[host] = day
         if dep.halted:
-            having = self._having.get(dep.name, frozenset())
-            kept = {}
-            for number in whole.keys() | part.keys():
-                has, got = whole.get(number), part.get(number, {})
-                chosen = {host: got.get(host, has) for host in (members[number] if has is not None else got)
-                          if host in having}
-                if chosen:
-                    kept[number] = chosen
-            return {}, kept
-        return whole, {number: got for number, got in part.items() if got}
+            return {}, self._kept(dep, members, whole, part, exact)
+        return whole, {number: got for number, got in part.items() if (got if exact else any(got))}
+
+    def _kept(self, dep, members, whole, part, exact):
+        """``part`` of halted DEP: of the hosts WHOLE and PART reach, those that already have it."""
+        having = self._having.get(dep.name, frozenset())
+        kept = {}
+        for number in whole.keys() | part.keys():
+            has, got = whole.get(number), part.get(number, {})
+            if not exact:  # flags; whole and part are apart here
+                mine = list(map(having.__contains__, members[number]))
+                if got:
+                    mine = list(map(and_, mine, got))
+                if any(mine):
+                    kept[number] = mine
+                continue
+            chosen = {host: got.get(host, has) for host in (members[number] if has is not None else got)
+                      if host in having}
+            if chosen:
+                kept[number] = chosen
+        return kept
 
     def _first_days(self, dep, groups, until):
         """{host: first day (ordinal)} for the hosts of GROUPS that get DEP by UNTIL (None: ever)."""
@@ -398,7 +412,7 @@ class ReleaseEngine:
         groups = self.profiles(hosts)
         members = groups.members
         shared = [[] for _members in members]  # group -> names every host of it has
-        partial = defaultdict(list)  # group -> [(name, {host: day})] decided host by host
+        partial = defaultdict(list)  # group -> [(name, flags by member)] decided host by host
         lookup, append = shared.__getitem__, list.append
         for dep in self.deployments:  # sorted by name, so every list comes out sorted
             whole, part = self._reach(dep, groups, day, exact=False)
@@ -412,17 +426,18 @@ class ReleaseEngine:
             if not chosen:
                 plan.update(zip(group, map(list, repeat(names, len(group)))))
                 continue
-            pieces, low = [], 0  # names cut where the host-by-host ones go: no re-sorting
-            for name, got in chosen:
+            pieces, columns, low = [], [], 0  # names cut where the host-by-host ones go: no re-sorting
+            for name, flags in chosen:
                 cut = bisect_left(names, name, low)
-                pieces.append((names[low:cut], name, got.__contains__))
+                pieces.append((names[low:cut], name))
+                columns.append(flags)
                 low = cut
             rest = names[low:]
-            for host in group:
+            for host, row in zip(group, zip(*columns)):  # row: the host's flag for each piece
                 mine = []
-                for before, name, has in pieces:
+                for (before, name), has in zip(pieces, row):
                     mine += before
-                    if has(host):
+                    if has:
                         mine.append(name)
                 mine += rest
                 plan[host] = mine
