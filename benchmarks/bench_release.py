@@ -278,13 +278,15 @@ def write_report(args, rows, pairs, reached, t_plan, t_worst, day, planner=None)
         lines += [
             f"**Planner** (one-day plan for {args.planner_hosts:,} hosts and {args.planner_deployments} deployments "
             f"under 2 s): {t_big:.3f} s wall / {cpu_big:.3f} s CPU, ratio {t_big / PLANNER_TARGET:.2f} / "
-            f"{cpu_big / PLANNER_TARGET:.2f} ({'met' if t_big < PLANNER_TARGET else 'NOT met'}); {big_pairs:,} pairs, "
-            f"{big_reached:,} reached. Where it goes: the rule's own sha256, one digest per (deployment, host) "
-            f"whose spread is in progress that day, {digests:,} here, about "
+            f"{cpu_big / PLANNER_TARGET:.2f} (CPU {'met' if cpu_big < PLANNER_TARGET else 'NOT met'}, wall "
+            f"{'met' if t_big < PLANNER_TARGET else 'NOT met'} under the load above); {big_pairs:,} pairs, "
+            f"{big_reached:,} reached. Where it goes (cProfile): the rule's own sha256, one digest per (deployment, "
+            f"host) whose spread is in progress that day, {digests:,} here, about "
             f"{CPU.get(t_hash, 0) * digests / args.planner_hosts:.2f} s CPU by themselves (the 'digests alone' "
-            "row scaled); the rest is grouping the hosts by profile and building 100,000 sorted lists "
-            f"({big_reached:,} entries; cProfile shows the merge of each host's shared and own deployments, "
-            "sorted(), as the largest part). The plan is computed once per rollout run (per slice), "
+            "row scaled), and the engine's cache of their buckets; then building 100,000 lists "
+            f"({big_reached:,} entries): each host's shared deployments merged with its host-by-host ones, which "
+            "a spread in progress hands over as flags in the order of the group's members (no lookup per host "
+            "and deployment); the cyclic GC is paused meanwhile. The plan is computed once per rollout run (per slice), "
             "before any host is touched.",
             "",
         ]
