@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +102,14 @@ class LabFactory:
         self.hosts.append(host)
         labctl.link_hosts([h.name for h in self.hosts])
         return host
+
+    def hosts_side_by_side(self, *group_lists, **kwargs):
+        """One fresh host per entry of GROUP_LISTS (its groups; KWARGS as for host()), booted
+        side by side rather than one after another, every one linked to all the others."""
+        with ThreadPoolExecutor(len(group_lists)) as pool:
+            hosts = list(pool.map(lambda groups: self.host(groups=groups, **kwargs), group_lists))
+        labctl.link_hosts([h.name for h in self.hosts])  # each host() linked the ones it saw; now all
+        return hosts
 
     def inventory(self, *hosts, group_vars=None):
         hosts = hosts or tuple(self.hosts)
