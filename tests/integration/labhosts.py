@@ -103,11 +103,13 @@ class LabFactory:
         labctl.link_hosts([h.name for h in self.hosts])
         return host
 
-    def hosts_side_by_side(self, *group_lists, **kwargs):
-        """One fresh host per entry of GROUP_LISTS (its groups; KWARGS as for host()), booted
-        side by side rather than one after another, every one linked to all the others."""
-        with ThreadPoolExecutor(len(group_lists)) as pool:
-            hosts = list(pool.map(lambda groups: self.host(groups=groups, **kwargs), group_lists))
+    def hosts_side_by_side(self, *specs, **kwargs):
+        """One fresh host per entry of SPECS (its groups, or a dict of host()'s arguments;
+        KWARGS for every one), booted side by side rather than one after another, every one
+        linked to all the others."""
+        specs = [spec if isinstance(spec, dict) else {"groups": spec} for spec in specs]
+        with ThreadPoolExecutor(len(specs)) as pool:
+            hosts = list(pool.map(lambda spec: self.host(**kwargs, **spec), specs))
         labctl.link_hosts([h.name for h in self.hosts])  # each host() linked the ones it saw; now all
         return hosts
 
