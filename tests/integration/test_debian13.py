@@ -105,8 +105,8 @@ def test_repository_server_on_trixie_serves_trixie_and_bookworm_clients(lab, tmp
                          "packages": ["main/mo-base_1.0_all.deb", "main/mo-tool_1.0_all.deb"],
                          "packages_to_install": ["mo-base", "mo-tool"]}],
     }
-    server = lab.host(groups=["repo_server"], suite="trixie")
-    clients = [lab.host(groups=["web"], suite="trixie"), lab.host(groups=["web"])]
+    server, *clients = lab.hosts_side_by_side({"groups": ["repo_server"], "suite": "trixie"},
+                                              {"groups": ["web"], "suite": "trixie"}, ["web"])
     inventory = lab.inventory(server, *clients, group_vars={
         "mo_fleet_catalog": catalog, "mo_fleet_reports_dir": str(tmp_path / "reports"),
         "mo_fleet_today": "2026-01-05"})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labhosts import ROOT, labctl, run_module, run_playbook
+from labhosts import ROOT, run_module, run_playbook
 
 from ansible_collections.mo.fleet.plugins.module_utils._release.release import release_plan
 
@@ -71,11 +71,30 @@ def publish(inventory):
     ok(run_playbook("playbooks/publish.yml", inventory), "publish")
 
 
+UPLOAD_ALL = """\
+- name: Upload the packages, one after another
+  hosts: repo_server
+  gather_facts: false
+  become: true
+  tasks:
+    - name: Upload
+      mo.fleet.repo_package:
+        src: "{{ item }}"
+        store: main
+        project: "%s"
+      loop: "{{ debs }}"
+""" % PROJECT
+
+
 def set_up_server(inventory, server, debs):
+    """repo_server.yml on SERVER, then DEBS uploaded one by one in one play (one ansible start,
+    not one a package), then published."""
     ok(run_playbook("playbooks/repo_server.yml", inventory, extra_vars={"repo_server_publish": False}),
        "repo_server.yml")
-    for deb in debs:
-        upload(inventory, server, deb)
+    play = Path(inventory).with_name("upload-all.yml")
+    play.write_text(UPLOAD_ALL)
+    run = ok(run_playbook(play, inventory, extra_vars={"debs": [str(d) for d in debs]}), "upload")
+    assert [r["changed"] for r in run.task_results(server.name, "Upload")[0]["results"]] == [True] * len(debs)
     publish(inventory)
 
 
@@ -200,8 +219,7 @@ def test_release_role_converges_one_host(lab, tmp_path):
              "packages": ["main/mo-tool_1.0_all.deb"], "packages_to_install": ["mo-tool"]},
         ],
     }
-    server = lab.host(groups=["repo_server"])
-    client = lab.host(groups=["web"])
+    server, client = lab.hosts_side_by_side(["repo_server"], ["web"])
     reports = tmp_path / "reports"
     inventory = lab.inventory(server, client, group_vars={
         "mo_fleet_catalog": catalog, "mo_fleet_reports_dir": str(reports), "mo_fleet_today": "2026-01-05"})
@@ -227,8 +245,11 @@ def test_release_role_converges_one_host(lab, tmp_path):
     assert "Suites: base" in sources
     assert f"Signed-By: /etc/apt/keyrings/mo-fleet-{PROJECT}.asc" in sources
     assert "BEGIN PGP PUBLIC KEY BLOCK" in client.read(f"/etc/apt/keyrings/mo-fleet-{PROJECT}.asc")
+    assert client.sh("stat -c %a /etc/apt/sources.list.d/mo-fleet-base.sources").stdout.strip() == "644"
     deps, pkgs = host_state(client)
     assert deps == ["base"] and pkgs["mo-base"] == ("1.0", "ii") and "mo-extra" not in pkgs
+    # installed from the signed repository of its deployment
+    assert f"http://{address}/pub/{PROJECT}/repos/base base/main" in client.sh("apt-cache policy mo-base").stdout
     record = read_json(reports / "sync" / f"{client.name}.json")
     assert record["status"] == "ok" and record["deployments"] == ["base"]
     assert record["installed"] == ["mo-base=1.0"] and record["date"] == "2026-01-05"
@@ -367,9 +388,7 @@ def test_rollout_two_weeks_halt_and_resume(lab, tmp_path):
     debs = [build_deb(tmp_path, "mo-base"), build_deb(tmp_path, "mo-tool"), build_deb(tmp_path, "mo-old"),
             build_deb(tmp_path, "mo-risky", postinst=RISKY_POSTINST), build_deb(tmp_path, "mo-vip")]
     groups = [["repo_server"], ["canary", "web"], ["canary", "db"], ["web"], ["web", "db"], ["db"], ["db"]]
-    with ThreadPoolExecutor(len(groups)) as pool:  # the hosts boot side by side
-        server, canary1, canary2, web1, web2, db1, db2 = pool.map(lambda g: lab.host(groups=g), groups)
-    labctl.link_hosts([h.name for h in lab.hosts])  # each lab.host linked the ones it saw; now all
+    server, canary1, canary2, web1, web2, db1, db2 = lab.hosts_side_by_side(*groups)
     db2.hostvars["mo_fleet_attributes"] = ["vip", "no-tools"]
     clients = [canary1, canary2, web1, web2, db1, db2]
     catalog = fleet_catalog()

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -164,15 +165,15 @@ def apply(inventory, host, bundle, check=False, diff=False):
                         check=check, diff=diff)
 
 
-def generated_role_on_fresh_host(lab, inventory, bundle, tmp_path, role_name, prepare_host):
-    """template_to_role.yml writes ROLE_NAME from BUNDLE into tmp_path/roles; a fresh host is
-    started and prepared with PREPARE_HOST.  Returns (role_dir, host, its inventory, apply),
-    where apply() runs a play of the role on that host with no mo.fleet installed."""
+def generated_role_on_fresh_host(lab, inventory, bundle, tmp_path, role_name, prepare_host, host=None):
+    """template_to_role.yml writes ROLE_NAME from BUNDLE into tmp_path/roles; a fresh host
+    (HOST, else one started now) is prepared with PREPARE_HOST.  Returns (role_dir, host, its
+    inventory, apply), where apply() runs a play of the role on that host with no mo.fleet installed."""
     role_dir = tmp_path / "roles" / role_name
     made = run_playbook("playbooks/template_to_role.yml", inventory,
                         {"template": str(bundle), "role_dir": str(role_dir)}, cwd=tmp_path)
     assert made.rc == 0, made.stdout[-3000:]
-    host = lab.host(groups=["test_hosts"])
+    host = host or lab.host(groups=["test_hosts"])
     prepare_host(host)
     host_inventory = lab.inventory(host)
     play = tmp_path / "site.yml"
@@ -188,8 +189,11 @@ def generated_role_on_fresh_host(lab, inventory, bundle, tmp_path, role_name, pr
 
 
 def test_apt_package_round_trip(lab, tmp_path):
-    """apt-get install memcached (a package with a service and a system user)."""
-    a, b = lab.host(groups=["test_hosts"]), lab.host(groups=["test_hosts"])
+    """apt-get install memcached (a package with a service and a system user). After the
+    capture on A, three parts that share nothing but the bundle run side by side: the apply on
+    fresh B, the rollback of A, the generated role on fresh C. C boots with A and B: a host
+    started later would add its line to their /etc/hosts inside a capture or a snapshot."""
+    a, b, c = lab.hosts_side_by_side(["test_hosts"], ["test_hosts"], ["test_hosts"])
     inventory = lab.inventory(a, b)
     for host in (a, b):
         prepare(host)
@@ -198,7 +202,15 @@ def test_apt_package_round_trip(lab, tmp_path):
     tpl_a = load(bundle_a)
     assert ("memcache", "/nonexistent", "/bin/false") in comparable(tpl_a)["users"]
     assert "memcached.service" in comparable(tpl_a)["units"]["units_started"]
+    with ThreadPoolExecutor(3) as pool:
+        parts = [pool.submit(apply_memcached_on_b, inventory, b, bundle_a, tpl_a, tmp_path),
+                 pool.submit(roll_back_memcached_on_a, inventory, a, bundle_a, before_a),
+                 pool.submit(memcached_role_on_c, lab, inventory, c, bundle_a, tmp_path)]
+    for part in parts:
+        part.result()  # each part's own assertion error, if it had one
 
+
+def apply_memcached_on_b(inventory, b, bundle_a, tpl_a, tmp_path):
     # check mode on the fresh host: reports changes, changes nothing
     dry = apply(inventory, b, bundle_a, check=True, diff=True)
     assert dry.rc == 0 and dry.failed(b.name) == 0, dry.stdout[-3000:]
@@ -222,6 +234,8 @@ def test_apt_package_round_trip(lab, tmp_path):
     verified = run_playbook("playbooks/verify.yml", inventory, {"bundle": str(bundle_a)}, limit=b.name, check=True)
     assert verified.rc == 0, verified.stdout[-3000:]
 
+
+def roll_back_memcached_on_a(inventory, a, bundle_a, before_a):
     # roll back on A: its snapshot equals the one taken before the capture
     undo = run_playbook("playbooks/rollback.yml", inventory, {"bundle": str(bundle_a)}, limit=a.name)
     assert undo.rc == 0, undo.stdout[-3000:]
@@ -234,9 +248,11 @@ def test_apt_package_round_trip(lab, tmp_path):
     result = drift.task_results(a.name)[0] if drift.task_results(a.name) else {}
     assert result.get("conforms") is False
 
+
+def memcached_role_on_c(lab, inventory, c, bundle_a, tmp_path):
     # the generated role, on a fresh host, without mo.fleet installed
     role_dir, c, inv_c, apply_role = generated_role_on_fresh_host(lab, inventory, bundle_a, tmp_path,
-                                                                  "memcached", prepare)
+                                                                  "memcached", prepare, host=c)
     lint = subprocess.run([str(ANSIBLE_BIN / "ansible-lint"), "--profile", "production", str(role_dir)],
                           cwd=tmp_path, capture_output=True, text=True, env=ansible_env())
     assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-2000:]
@@ -270,7 +286,7 @@ MAKE_PROJECT = {
 
 def test_make_install_round_trip_and_deb(lab, tmp_path):
     """make install of a small project with a config file, a symlink and a systemd unit."""
-    a, b = lab.host(groups=["test_hosts"]), lab.host(groups=["test_hosts"])
+    a, b = lab.hosts_side_by_side(["test_hosts"], ["test_hosts"])
     inventory = lab.inventory(a, b)
     prepare(a, "make")
     prepare(b)
@@ -328,7 +344,7 @@ def test_make_install_from_debian_source_round_trip(lab, tmp_path):
     """make install of GNU hello 2.10 built from its Debian source package (debian_source.py):
     capture on A, apply on fresh B while capturing that (same template), roll back A to its
     snapshot, the generated role on fresh C (same template again), the .deb on fresh D."""
-    a, b = lab.host(groups=["test_hosts"]), lab.host(groups=["test_hosts"])
+    a, b = lab.hosts_side_by_side(["test_hosts"], ["test_hosts"])
     inventory = lab.inventory(a, b)
     prepare(a)
     prepare(b)

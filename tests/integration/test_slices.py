@@ -62,11 +62,11 @@ def start_slice(inventory, spec):
 def test_three_slices_at_once_share_one_release_state(lab, tmp_path):
     debs = [build_deb(tmp_path, "mo-risky", postinst=RISKY_POSTINST),
             build_deb(tmp_path, "mo-gate", postinst=GATE_POSTINST)]
-    server = lab.host(groups=["repo_server"])
     # names sort as canaries a0 a1 a2, then later hosts b0 b1 b2: slice k holds a(k-1) and b(k-1)
-    canaries = [lab.host(groups=["canary"] + (["gated"] if n else []), prefix=f"mo-sa{n}") for n in range(3)]
-    later = [lab.host(groups=["later"], prefix=f"mo-sb{n}") for n in range(3)]
-    clients = canaries + later
+    server, *clients = lab.hosts_side_by_side(
+        ["repo_server"], *({"groups": ["canary"] + (["gated"] if n else []), "prefix": f"mo-sa{n}"} for n in range(3)),
+        *({"groups": ["later"], "prefix": f"mo-sb{n}"} for n in range(3)))
+    canaries, later = clients[:3], clients[3:]
     reports = tmp_path / "reports"
     inventory = lab.inventory(server, *clients, group_vars={"mo_fleet_catalog": catalog(),
                                                            "mo_fleet_reports_dir": str(reports)})
