@@ -50,6 +50,7 @@ else:
     from ansible_collections.mo.fleet.plugins.module_utils._common import fs
     from ansible_collections.mo.fleet.plugins.plugin_utils import _bundle_apply as engine
 
+
 def read_plan(path):
     """ITEMS and SOURCES of the plan file PATH (engine.parse_plan), read at most MAX_PLAN_BYTES."""
     try:
