@@ -6,10 +6,14 @@ directories opened once, entries lstat'ed relative to them) and
 `find ROOT -printf '%y %m %U %G %s %T@ %i %l\\n'` writing to /dev/null (GNU find stats every
 entry for these directives). A third row is the walk a capture does after its command
 (`walk(previous=...)`), which reuses the listings of directories that did not change and
-still lstats every entry. Runs alternate, five rounds, in one process; wall-clock and CPU
-(user + system) medians and their ratios go to docs/benchmarks/walk.md.
+still lstats every entry. A fourth row is the same walk with the per-entry loop still inlined
+in `walk_into` (the engine as it was before the loop became `_scan`, read from git), so the
+cost of that split is measured side by side (which of the two goes first alternates by
+round). Runs alternate, five rounds, in one process; wall-clock and CPU (user + system)
+medians and their ratios go to docs/benchmarks/walk.md.
 """
 
+import importlib.util
 import os
 import resource
 import shutil
@@ -27,6 +31,29 @@ from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot 
 ENTRIES = 150_000
 ROUNDS = 5
 FIND_FORMAT = "%y %m %U %G %s %T@ %i %l\\n"
+ENGINE = "plugins/module_utils/_capture/snapshot.py"
+
+
+def inlined_engine():
+    """snapshot.py as it was before its per-entry loop left walk_into (the parent of the commit
+    that added ``_scan``), loaded beside the current one; None outside a git checkout."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        split = git("log", "--format=%H", "-S", "def _scan(snap", "--", ENGINE).split()[-1]
+        source = git("show", f"{split}^:{ENGINE}")
+    except (subprocess.CalledProcessError, IndexError, OSError):
+        return None
+    with tempfile.NamedTemporaryFile("w", prefix="snapshot-inlined-", suffix=".py", delete=False) as handle:
+        handle.write(source)
+    try:
+        spec = importlib.util.spec_from_file_location("mo_fleet_bench_inlined_snapshot", handle.name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        os.unlink(handle.name)
+    return module
 
 
 def make_tree(base, entries=ENTRIES):
@@ -54,9 +81,9 @@ def _cpu(who):
     return usage.ru_utime + usage.ru_stime
 
 
-def time_walk(base, previous=None):
+def time_walk(base, previous=None, engine=snapshot):
     wall, cpu = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
-    snap = snapshot.walk([str(base)], [], previous=previous, keep_listings=previous is None)
+    snap = engine.walk([str(base)], [], previous=previous, keep_listings=previous is None)
     return time.perf_counter() - wall, _cpu(resource.RUSAGE_SELF) - cpu, snap
 
 
@@ -73,12 +100,22 @@ def main():
         make_tree(work)
         # the listings may only be reused once the tree is older than the racy margin
         time.sleep(snapshot.LISTING_MARGIN_NS / 1e9 + 0.5)
-        rows = {"walk": [], "find": [], "again": []}
+        rows = {"walk": [], "find": [], "again": [], "inlined": []}
         counted = reused = 0
-        for _ in range(ROUNDS):
+        inlined = inlined_engine()
+        for round_ in range(ROUNDS):
+            if inlined is not None and round_ % 2:  # the inlined walk goes first every other round
+                wall, cpu, same = time_walk(work, engine=inlined)
+                rows["inlined"].append((wall, cpu))
             wall, cpu, snap = time_walk(work)
             counted = len(snap)
             rows["walk"].append((wall, cpu))
+            if inlined is not None and not round_ % 2:
+                wall, cpu, same = time_walk(work, engine=inlined)
+                rows["inlined"].append((wall, cpu))
+            if inlined is not None:
+                assert same.entries == snap.entries
+                del same
             rows["find"].append(time_find(work))
             wall, cpu, again = time_walk(work, previous=snap)
             reused = again.reused_listings
@@ -86,8 +123,20 @@ def main():
             del snap, again
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    med = {k: (statistics.median(w for w, _c in v), statistics.median(c for _w, c in v)) for k, v in rows.items()}
+    med = {k: (statistics.median(w for w, _c in v), statistics.median(c for _w, c in v)) for k, v in rows.items() if v}
     (walk_s, walk_c), (find_s, find_c), (again_s, again_c) = med["walk"], med["find"], med["again"]
+    split_row = "\n(The inlined walk was not measured: no git history of the engine here.)\n"
+    if "inlined" in med:
+        inl_s, inl_c = med["inlined"]
+        split_row = f"""
+The per-entry loop as its own function (`_scan`, called once per directory) against the same
+loop inlined in `walk_into` (the engine before the split), in the same rounds:
+
+| contender | median wall s | median CPU s | wall / inlined | CPU / inlined |
+| --- | ---: | ---: | ---: | ---: |
+| `walk()`, loop in `_scan` (mo.fleet) | {walk_s:.3f} | {walk_c:.3f} | {walk_s / inl_s:.3f} | {walk_c / inl_c:.3f} |
+| `walk()`, loop inlined in `walk_into` | {inl_s:.3f} | {inl_c:.3f} | 1.000 | 1.000 |
+"""
     load = os.getloadavg()
     report = f"""# Snapshot walk vs GNU find
 
@@ -107,7 +156,7 @@ are the steadier comparison.
 Ratio walk / find: **{walk_s / find_s:.2f}** wall clock, **{walk_c / find_c:.2f}** CPU time (below 1 means the
 walk is faster). The walk also builds the in-memory snapshot (a dict of {counted:,} tuples) that
 find does not; find only formats lines into /dev/null.
-"""
+{split_row}"""
     out = ROOT / "docs" / "benchmarks" / "walk.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report)

@@ -26,14 +26,11 @@ under template.json, files/ and before/ (no links, devices, absolute names or ``
 
 from __future__ import annotations
 
-import os
-
-from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths
 from ansible_collections.mo.fleet.plugins.plugin_utils._bundle_receive import (
-    BundleError, INLINE_MAX, bundle_destination, check_destination, receive_bundle)
+    BundleError, bundle_destination, check_destination, destination, receive_bundle, take_away_args)
 
 
 class ActionModule(ActionBase):
@@ -44,12 +41,11 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
-        dest = to_text(args.get("dest") or "captures")
         fetch = args.get("fetch", True)
         if isinstance(fetch, str):
             fetch = fetch.lower() in ("1", "true", "yes", "on")
         host = task_vars.get("inventory_hostname", "localhost")
-        dest = os.path.abspath(os.path.expanduser(dest))  # relative to the controller's current directory
+        dest = destination(args.get("dest"))
         if fetch:
             try:
                 check_destination(dest, host, args.get("name"))
@@ -57,12 +53,7 @@ class ActionModule(ActionBase):
                 result.update(failed=True, changed=False, msg="The capture did not run: %s" % exc)
                 return result
         if fetch and not self._task.check_mode:
-            # the module takes the archive away now: inline when small, else into the task's
-            # remote tmp directory, which Ansible removes after the task
-            args["inline_max"] = args.get("inline_max") or INLINE_MAX
-            if self._connection._shell.tmpdir is None:
-                self._make_tmp_path()
-            args["archive_dir"] = self._connection._shell.tmpdir
+            args.update(take_away_args(self, args.get("inline_max")))
         module_result = self._execute_module(module_name="mo.fleet.capture", module_args=args,
                                              task_vars=task_vars)
         result.update(module_result)

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import os
 
-from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock
-from ansible_collections.mo.fleet.plugins.plugin_utils._bundle_receive import INLINE_MAX, BundleError, receive_bundle
+from ansible_collections.mo.fleet.plugins.plugin_utils._bundle_receive import BundleError, destination, receive_bundle, take_away_args
 from ansible_collections.mo.fleet.plugins.plugin_utils._harvest_state import LOCK_FILE, harvest, listed, read_state
 
 
@@ -36,7 +35,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
-        dest = os.path.abspath(os.path.expanduser(to_text(args.pop("dest", None) or "captures")))
+        dest = destination(args.pop("dest", None))
         host = task_vars.get("inventory_hostname", "localhost")
         try:
             host_dir = paths.join(dest, [host], "inventory_hostname")
@@ -47,10 +46,7 @@ class ActionModule(ActionBase):
         if self._task.check_mode:
             args["list_only"] = True
         else:
-            args["inline_max"] = INLINE_MAX
-            if self._connection._shell.tmpdir is None:
-                self._make_tmp_path()
-            args["archive_dir"] = self._connection._shell.tmpdir
+            args.update(take_away_args(self))
         module_result = self._execute_module(module_name="mo.fleet.harvest", module_args=args, task_vars=task_vars)
         items = module_result.pop("templates", None)
         present = module_result.pop("present", None)

@@ -48,6 +48,7 @@ import yaml
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import TooLarge, read_capped
 from ansible_collections.mo.fleet.plugins.plugin_utils._controller_paths import controller_path
 
 MAX_FILE = 16 << 20  # bytes read from a catalog file
@@ -55,12 +56,11 @@ MAX_FILE = 16 << 20  # bytes read from a catalog file
 
 def _from_file(path: str):
     try:
-        with open(path, "rb") as handle:
-            text = handle.read(MAX_FILE + 1)
+        text = read_capped(path, MAX_FILE)
     except OSError as exc:
         raise AnsibleLookupError(f"catalog_file {path}: cannot be read ({exc.strerror}).") from None
-    if len(text) > MAX_FILE:
-        raise AnsibleLookupError(f"catalog_file {path}: is larger than {MAX_FILE} bytes.")
+    except TooLarge:
+        raise AnsibleLookupError(f"catalog_file {path}: is larger than {MAX_FILE} bytes.") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -17,6 +17,9 @@ Controller side (used by the action plugins mo.fleet.capture and mo.fleet.harves
     The directory swap: STAGING replaces FINAL by renames, unless both hold the same tree.
 ``check_destination(dest, host, name)``, ``bundle_destination(dest, host, name) -> (host_dir, final)``
     DEST/<host>/<name>, both names plain file name parts (``_common/paths.join``).
+``destination(value) -> dest``, ``take_away_args(action, inline_max) -> module options``
+    The dest option as an absolute path; the options that send the archive back (inline when
+    small, else into the task's remote tmp directory).
 
 Every refusal is a ``BundleError`` with one sentence.
 """
@@ -32,11 +35,13 @@ import tarfile
 import tempfile
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths
 
 ALLOWED_TOP = (tpl.BUNDLE_TEMPLATE, tpl.BUNDLE_FILES, tpl.BUNDLE_BEFORE)
+DEFAULT_DEST = "captures"
 # bundle archives up to this size come back inside the module's result
 INLINE_MAX = 4 * 1024 * 1024
 # what a bundle from a target may be at most (see the module docstring)
@@ -185,6 +190,22 @@ def receive_bundle(connection, host, host_dir, final, name, bundle, content=None
         raise BundleError("The bundle could not be written to %s: %s." % (final, exc.strerror or exc))
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
+
+
+def destination(value) -> str:
+    """The dest option VALUE (unset: DEFAULT_DEST) as an absolute path, relative to the
+    controller's current directory."""
+    return os.path.abspath(os.path.expanduser(to_text(value or DEFAULT_DEST)))
+
+
+def take_away_args(action, inline_max=None) -> dict:
+    """The module options that take the bundle archive away now: inline up to INLINE_MAX
+    (or INLINE_MAX) bytes, else into the task's remote tmp directory of ACTION (an action
+    plugin; the directory is made now and Ansible removes it after the task)."""
+    shell = action._connection._shell
+    if shell.tmpdir is None:
+        action._make_tmp_path()
+    return {"inline_max": inline_max or INLINE_MAX, "archive_dir": shell.tmpdir}
 
 
 def check_destination(dest: str, host: str, name: str | None) -> None:

@@ -22,6 +22,7 @@ import os
 
 from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
 from ansible_collections.mo.fleet.plugins.module_utils._common import names, paths
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import read_capped
 from ansible_collections.mo.fleet.plugins.plugin_utils._bundle_receive import BundleError
 
 STATE_FILE = ".harvested.json"
@@ -35,11 +36,7 @@ def read_state(host_dir: str) -> dict:
     The older format (a list of ids, no directories) is read too."""
     path = os.path.join(host_dir, STATE_FILE)
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_STATE_BYTES + 1)
-        if len(raw) > MAX_STATE_BYTES:
-            raise ValueError("too large")
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(read_capped(path, MAX_STATE_BYTES).decode("utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, RecursionError) as exc:

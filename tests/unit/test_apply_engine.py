@@ -13,6 +13,7 @@ from ansible_collections.mo.fleet.plugins.module_utils._render import apply
 from ansible_collections.mo.fleet.plugins.module_utils._render import apply_plan
 from ansible_collections.mo.fleet.plugins.module_utils._render import api as render
 from ansible_collections.mo.fleet.plugins.module_utils._template import template as tpl
+from ansible_collections.mo.fleet.plugins.plugin_utils import _bundle_apply as engine
 
 from test_render import bundle, by_name, fentry, sha  # noqa: F401 (bundle: a fixture)
 
@@ -367,6 +368,7 @@ def test_role_with_the_module_carries_its_code_and_plan(bundle, tmp_path):
     assert out["archive"] is None and out["archive_changed"] is False
     copies = dict((c["dest"], c["src"]) for c in out["copies"])
     for rel in ("library/mo_fleet_bundle_apply.py", "action_plugins/mo_fleet_bundle_apply.py",
+                "action_plugins/mo_fleet_bundle_apply_engine.py", "module_utils/mo_fleet_fs.py",
                 "module_utils/mo_fleet_apply.py", "module_utils/mo_fleet_paths.py", "module_utils/mo_fleet_names.py"):
         assert os.path.isfile(copies[rel]), rel
     assert copies["files/usr/local/bin/hello"].endswith("/files/usr/local/bin/hello")
@@ -390,16 +392,48 @@ def test_role_plan_sources_stay_below_the_plan_and_cover_every_file(tmp_path):
     item = {"path": "/usr/f", "state": "file", "sha256": sha(b"x")}
     plan = files / "plan.json"
     plan.write_text(json.dumps({"items": [item], "sources": {sha(b"x"): "usr/f"}}))
-    items, sources = action._read_plan(str(plan))
+    items, sources = action.read_plan(str(plan))
     assert items == [item] and sources == {sha(b"x"): str(files / "usr" / "f")}
     for bad, message in (({sha(b"x"): "../secret"}, "which is not a file below it"),
                          ({}, "has no source for the file /usr/f")):
         plan.write_text(json.dumps({"items": [item], "sources": bad}))
         with pytest.raises(AnsibleActionFail, match=message):
-            action._read_plan(str(plan))
+            action.read_plan(str(plan))
     plan.write_text("{not json")
     with pytest.raises(AnsibleActionFail, match="is not JSON"):
-        action._read_plan(str(plan))
+        action.read_plan(str(plan))
+
+
+def test_a_generated_roles_action_plugin_uses_its_own_copies_of_the_engine_and_the_reader(tmp_path):
+    """The role's action_plugins/ copy loads the engine and fs.py the role carries (ansible-core
+    imports no other file of a role), even where the collection is installed too, and they
+    import nothing but the standard library and ansible-core."""
+    import ast
+    import importlib.util
+    import json
+    import shutil
+    import sys
+    role = tmp_path / "role"
+    for rel, source in apply_plan.ROLE_CODE:
+        (role / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, role / rel)
+    spec = importlib.util.spec_from_file_location("ansible.plugins.action.mo_fleet_bundle_apply",
+                                                  role / "action_plugins" / "mo_fleet_bundle_apply.py")
+    action = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(action)
+    assert action.engine.__file__ == str(role / "action_plugins" / "mo_fleet_bundle_apply_engine.py")
+    assert action.fs.__file__ == str(role / "module_utils" / "mo_fleet_fs.py")
+    (role / "files" / "usr").mkdir(parents=True)
+    (role / "files" / "usr" / "f").write_bytes(b"x")
+    item = {"path": "/usr/f", "state": "file", "sha256": sha(b"x")}
+    (role / "files" / "plan.json").write_text(json.dumps({"items": [item], "sources": {sha(b"x"): "usr/f"}}))
+    assert action.read_plan(str(role / "files" / "plan.json")) == ([item], {sha(b"x"): str(role / "files" / "usr" / "f")})
+    for rel in ("action_plugins/mo_fleet_bundle_apply_engine.py", "module_utils/mo_fleet_fs.py"):
+        tree = ast.parse((role / rel).read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in top if isinstance(n, ast.ImportFrom)]
+        assert all(n.split(".")[0] in sys.stdlib_module_names | {"__future__", "ansible"} for n in names), (rel, names)
 
 
 # --------------------------------------------------------------------------- what an item leaves out
@@ -465,31 +499,38 @@ def test_a_file_of_another_size_is_not_hashed(tmp_path, monkeypatch):
 ])
 def test_a_hostile_module_result_is_one_sentence_not_a_traceback(result, key):
     from ansible.errors import AnsibleActionFail
-    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
-
     with pytest.raises(AnsibleActionFail) as err:
-        action.check_result(result, "web1")
+        engine.check_result(result, "web1")
     assert str(err.value.message) == (f"web1 returned a bundle_apply result whose {key} is not what the module "
                                       "returns; nothing was shipped.")
     good = {"changed": True, "changes": [{"path": "/x", "state": "file", "what": ["content"]}], "need": ["0" * 64]}
-    assert action.check_result(good, "web1") is good
+    assert engine.check_result(good, "web1") is good
 
 
-def test_a_source_that_does_not_match_its_sha256_is_refused_before_anything_is_shipped(tmp_path):
+def test_a_source_that_does_not_match_its_sha256_is_refused_before_anything_is_shipped(tmp_path, monkeypatch):
     """A generated role's files/ edited after it was written: the controller hashes each source
     while it builds the tar, so the host is never half converged by a mismatch found mid-run."""
+    import tempfile
     from ansible.errors import AnsibleActionFail
-    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
 
     good, bad = tmp_path / "good", tmp_path / "bad"
     good.write_bytes(b"good\n")
     bad.write_bytes(b"edited\n")
-    plugin = action.ActionModule.__new__(action.ActionModule)
-    plugin._connection = None  # never reached: the transfer comes after the check
     need = [sha(b"good\n"), sha(b"original\n")]
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     with pytest.raises(AnsibleActionFail, match=r"^The source .*/bad does not match its sha256 [0-9a-f]{64}; "
                                                 r"nothing was shipped or changed\.$"):
-        plugin._ship(need, {need[0]: str(good), need[1]: str(bad)}, 10 ** 9)
+        engine.content_tar(need, {need[0]: str(good), need[1]: str(bad)}, 10 ** 9)
+    assert os.listdir(tmp_path / "tmp") == []  # no half-written tar left behind
+    local = engine.content_tar(need[:1], {need[0]: str(good)}, 10 ** 9)
+    try:
+        with tarfile.open(local) as tar:
+            assert [(m.name, tar.extractfile(m).read()) for m in tar] == [(need[0], b"good\n")]
+    finally:
+        os.unlink(local)
+    with pytest.raises(AnsibleActionFail, match=r"^The content to ship exceeds max_content_bytes \(4\)\.$"):
+        engine.content_tar(need[:1], {need[0]: str(good)}, 4)
 
 
 # --------------------------------------------------------------------------- conffile patches
@@ -586,11 +627,10 @@ def test_textpatch_applies_at_an_offset_and_knows_when_it_is_applied():
 def test_the_manifest_is_rows_the_plugin_and_the_engine_agree_on(tmp_path, host):
     """The action plugin (which a generated role carries without module_utils) and the engine
     write the same rows, and the engine reads back the plan it was given."""
-    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
     root, _files = tree_bundle(tmp_path, host)
     items = apply.check_plan(plan_of(root, host)["items"])
     packed = apply.pack(items)
-    assert action._FIELDS == apply.FIELDS and action._pack(items) == packed
+    assert engine.FIELDS == apply.FIELDS and engine.pack(items) == packed
     assert set(len(row) for row in packed["rows"]) == {len(apply.FIELDS)}
     assert apply.unpack(packed) == items
 

@@ -165,3 +165,58 @@ def test_read_tail_reads_at_most_its_limit_from_the_end(tmp_path):
     assert read_tail(str(log), 12) == "last \ufffd line\n"
     assert read_tail(str(log), 1 << 20).startswith("old line\n")
     assert read_tail(str(tmp_path / "missing.log"), 100) is None
+
+
+def _read_capped_in_time(path, cap):
+    """read_capped(PATH, CAP) in a thread: its result or exception, or a failure when it blocks."""
+    import threading
+    out = {}
+
+    def run():
+        try:
+            out["data"] = fs.read_capped(str(path), cap)
+        except (OSError, ValueError) as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), f"read_capped blocked on {path}"
+    return out
+
+
+def test_read_capped_reads_up_to_its_cap_and_refuses_more_before_reading(tmp_path):
+    small = tmp_path / "small"
+    small.write_bytes(b"x" * 100)
+    assert fs.read_capped(str(small), 100) == b"x" * 100
+    with pytest.raises(fs.TooLarge) as err:
+        fs.read_capped(str(small), 99)
+    assert (err.value.size, err.value.cap, str(err.value)) == (100, 99, f"{small} is larger than 99 bytes")
+    huge = tmp_path / "huge"
+    with open(huge, "wb") as handle:
+        handle.truncate(1 << 40)  # sparse: refused by its size, never read
+    with pytest.raises(fs.TooLarge) as err:
+        fs.read_capped(str(huge), 1 << 20)
+    assert err.value.size == 1 << 40
+    # a file whose size says 0 but that holds more (a /proc file, or one growing while read)
+    with pytest.raises(fs.TooLarge) as err:
+        fs.read_capped("/proc/self/status", 10)
+    assert err.value.size is None
+    with pytest.raises(FileNotFoundError):
+        fs.read_capped(str(tmp_path / "absent"), 10)
+
+
+def test_read_capped_never_blocks_on_a_fifo_nor_reads_a_device_or_a_directory(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    os.symlink(fifo, link)  # a symlink is followed to what it names, and that is checked
+    for path in (fifo, link, "/dev/zero", "/dev/null", tmp_path):
+        out = _read_capped_in_time(path, 1 << 20)
+        assert "data" not in out, path
+        assert isinstance(out["error"], OSError) and out["error"].strerror == "not a regular file", path
+    big = tmp_path / "big"
+    big.write_bytes(b"y" * 11)
+    os.symlink(big, tmp_path / "to-big")
+    with pytest.raises(fs.TooLarge):
+        fs.read_capped(str(tmp_path / "to-big"), 10)

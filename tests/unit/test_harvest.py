@@ -202,3 +202,33 @@ def test_check_mode_items_need_no_sha256_but_packed_ones_do():
     assert action.check_item("web1", listed, packed=False) == ""
     assert action.check_item("web1", listed) == "web1 reported a template without a sha256."
     assert action.check_item("web1", dict(listed, name="../x"), packed=False).startswith("The bundle a-1 was not kept")
+
+
+def test_capture_and_harvest_share_the_destination_and_the_archive_options(tmp_path, monkeypatch):
+    """Both action plugins resolve dest and ask for the archive through _bundle_receive: the
+    default dest is ./captures of the controller's current directory, and the remote tmp
+    directory is made only when the task has none yet."""
+    from ansible_collections.mo.fleet.plugins.plugin_utils import _bundle_receive as receive
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert receive.destination(None) == str(tmp_path / "captures")
+    assert receive.destination("~/out") == str(tmp_path / "home" / "out")
+    assert receive.destination("/srv/c") == "/srv/c"
+
+    class Shell:
+        tmpdir = None
+
+    class Action:
+        made = 0
+
+        def __init__(self):
+            self._connection = type("Connection", (), {"_shell": Shell()})()
+
+        def _make_tmp_path(self):
+            self.made += 1
+            self._connection._shell.tmpdir = f"/tmp/ansible-tmp-{self.made}"
+
+    plugin = Action()
+    assert receive.take_away_args(plugin) == {"inline_max": receive.INLINE_MAX, "archive_dir": "/tmp/ansible-tmp-1"}
+    assert receive.take_away_args(plugin, 1024) == {"inline_max": 1024, "archive_dir": "/tmp/ansible-tmp-1"}
+    assert plugin.made == 1

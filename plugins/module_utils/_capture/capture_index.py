@@ -30,6 +30,7 @@ import stat
 import time
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout, paths
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import read_capped
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock, LockBusy as _LockBusy, held_by_other
 
 CAPTURE_DIR = layout.CAPTURE_DIR
@@ -199,8 +200,7 @@ class CaptureDirectory:
             if not name.endswith(".json"):
                 continue
             try:
-                with open(os.path.join(self.root, area, name), encoding="utf-8") as handle:
-                    item = json.loads(handle.read(MAX_MARKER_BYTES))
+                item = json.loads(read_capped(os.path.join(self.root, area, name), MAX_MARKER_BYTES).decode("utf-8"))
             except (OSError, ValueError):
                 continue
             if isinstance(item, dict) and isinstance(item.get("id"), str):

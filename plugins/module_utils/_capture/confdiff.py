@@ -31,6 +31,7 @@ import tempfile
 import time
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import TooLarge, read_capped
 
 APT_ARCHIVES = "/var/cache/apt/archives"
 MAX_CONFFILE = 1024 * 1024
@@ -116,11 +117,10 @@ def unified(path: str, default: bytes, current: bytes) -> str:
 
 
 def _read_current(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_CONFFILE + 1)
-    if len(data) > MAX_CONFFILE:
-        raise ConfDiffError("%s is larger than %d bytes." % (path, MAX_CONFFILE))
-    return data
+    try:
+        return read_capped(path, MAX_CONFFILE)
+    except TooLarge:
+        raise ConfDiffError(f"{path} is larger than {MAX_CONFFILE} bytes.") from None
 
 
 def changed_conffiles(operations: dict) -> list:

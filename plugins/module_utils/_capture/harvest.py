@@ -36,7 +36,7 @@ MAX_PENDING = 10000
 
 def _origin(path):
     try:
-        doc = json.loads(tpl.read_capped(os.path.join(path, tpl.BUNDLE_TEMPLATE)))
+        doc = json.loads(tpl.read_template_bytes(os.path.join(path, tpl.BUNDLE_TEMPLATE)))
         return str(doc["metadata"].get("origin") or "module")[:64]
     except (tpl.TemplateError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

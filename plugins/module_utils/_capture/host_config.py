@@ -30,6 +30,7 @@ import re
 
 from ansible_collections.mo.fleet.plugins.module_utils._capture import snapshot_tree as snap
 from ansible_collections.mo.fleet.plugins.module_utils._common import names
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import TooLarge, read_capped
 
 CONFIG_PATH = "/etc/mo-fleet/capture.yaml"
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -160,14 +161,13 @@ def _new_keys(data: dict) -> dict:
 
 def load_config(path: str = CONFIG_PATH) -> dict:
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        raw = read_capped(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         return merge({})
     except OSError as exc:
         raise ConfigError("%s cannot be read: %s." % (path, exc.strerror))
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError("%s is larger than %d bytes." % (path, MAX_CONFIG_BYTES))
+    except TooLarge:
+        raise ConfigError("%s is larger than %d bytes." % (path, MAX_CONFIG_BYTES)) from None
     return merge(_parse_text(raw.decode("utf-8", "replace"), path))
 
 

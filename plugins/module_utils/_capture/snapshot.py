@@ -76,77 +76,75 @@ def walk_into(snap, start, excluded, previous=None, keep_listings=False):
     st = _add_start(snap, start)
     if st is None:
         return
-    # One loop, its names bound to locals: it runs once per entry (150k in the benchmark), where
-    # a call or an attribute lookup per entry costs a measurable share of the walk; only the
-    # per-directory listing is a function (_listing).
-    entries = snap.entries
-    exact = excluded.exact
-    patterns = excluded.patterns
-    devices = snap.devices
     listings = snap.listings if keep_listings else None
     cutoff = snap.started_ns - LISTING_MARGIN_NS
-    S_IFMT, S_IMODE, S_IFLNK, S_IFDIR, S_IFREG = stat.S_IFMT, stat.S_IMODE, stat.S_IFLNK, stat.S_IFDIR, stat.S_IFREG
-    type_names = _TYPE_NAMES
-    new_stat = tuple.__new__
-    lstat, readlink, osopen, osclose = os.lstat, os.readlink, os.open, os.close
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-    errors, foreign, unnamed = snap.errors, snap.foreign, snap.unnamed
     stack = [(start, st)]
-    pop, push = stack.pop, stack.append
     while stack:
-        directory, dst = pop()
-        dev = dst.st_dev
-        prefix = directory if directory == "/" else directory + "/"
+        directory, dst = stack.pop()
         try:
-            dfd = osopen(directory, flags)
+            dfd = os.open(directory, flags)
         except OSError as exc:
-            errors.append((directory, exc.strerror or str(exc)))
+            snap.errors.append((directory, exc.strerror or str(exc)))
             continue
         try:
-            key = (dev, dst.st_ino, dst.st_mtime_ns, dst.st_ctime_ns)
+            key = (dst.st_dev, dst.st_ino, dst.st_mtime_ns, dst.st_ctime_ns)
             names = _listing(snap, directory, dfd, key, previous)
             if names is None:
                 continue
             if listings is not None and dst.st_ctime_ns < cutoff:
                 listings[directory] = (key, names)
-            for name in names:
-                path = prefix + name
-                if path in exact or (patterns and excluded(path)):
-                    continue
-                if not name.isprintable() and unnamed_name(name):
-                    unnamed.append(path)
-                    continue
-                try:
-                    st = lstat(name, dir_fd=dfd)
-                except OSError:
-                    continue
-                mode = st.st_mode
-                fmt = S_IFMT(mode)
-                if fmt == S_IFREG:
-                    if st.st_dev != dev:
-                        foreign.append(path)
-                    entries[path] = new_stat(Stat, ("file", S_IMODE(mode), st.st_uid, st.st_gid, st.st_size,
-                                                    st.st_mtime_ns, st.st_ino, None))
-                elif fmt == S_IFDIR:
-                    entries[path] = new_stat(Stat, ("directory", S_IMODE(mode), st.st_uid, st.st_gid, 0,
-                                                    st.st_mtime_ns, st.st_ino, None))
-                    if st.st_dev not in devices:
-                        devices[st.st_dev] = path
-                    push((path, st))
-                elif fmt == S_IFLNK:
-                    try:
-                        target = readlink(name, dir_fd=dfd)
-                    except OSError:
-                        target = None
-                    entries[path] = new_stat(Stat, ("symlink", S_IMODE(mode), st.st_uid, st.st_gid, 0,
-                                                    st.st_mtime_ns, st.st_ino, target))
-                else:
-                    if st.st_dev != dev:
-                        foreign.append(path)
-                    entries[path] = new_stat(Stat, (type_names.get(fmt, "other"), S_IMODE(mode), st.st_uid,
-                                                    st.st_gid, 0, st.st_mtime_ns, st.st_ino, None))
+            _scan(snap, directory, dfd, dst.st_dev, names, excluded, stack.append)
         finally:
-            osclose(dfd)
+            os.close(dfd)
+
+
+def _scan(snap, directory, dfd, dev, names, excluded, push):
+    """lstat the NAMES of DIRECTORY (open as DFD, on device DEV) into SNAP; its directories go
+    to PUSH.  One loop, its names bound to locals: it runs once per entry (150k in the
+    benchmark), where a call or an attribute lookup per entry costs a measurable share of the
+    walk; the bindings cost once per directory (benchmarks/bench_walk.py measures the split)."""
+    entries, devices, foreign, unnamed = snap.entries, snap.devices, snap.foreign, snap.unnamed
+    exact, patterns = excluded.exact, excluded.patterns
+    S_IFMT, S_IMODE, S_IFLNK, S_IFDIR, S_IFREG = stat.S_IFMT, stat.S_IMODE, stat.S_IFLNK, stat.S_IFDIR, stat.S_IFREG
+    type_names, new_stat, lstat, readlink = _TYPE_NAMES, tuple.__new__, os.lstat, os.readlink
+    prefix = directory if directory == "/" else directory + "/"
+    for name in names:
+        path = prefix + name
+        if path in exact or (patterns and excluded(path)):
+            continue
+        if not name.isprintable() and unnamed_name(name):
+            unnamed.append(path)
+            continue
+        try:
+            st = lstat(name, dir_fd=dfd)
+        except OSError:
+            continue
+        mode = st.st_mode
+        fmt = S_IFMT(mode)
+        if fmt == S_IFREG:
+            if st.st_dev != dev:
+                foreign.append(path)
+            entries[path] = new_stat(Stat, ("file", S_IMODE(mode), st.st_uid, st.st_gid, st.st_size,
+                                            st.st_mtime_ns, st.st_ino, None))
+        elif fmt == S_IFDIR:
+            entries[path] = new_stat(Stat, ("directory", S_IMODE(mode), st.st_uid, st.st_gid, 0,
+                                            st.st_mtime_ns, st.st_ino, None))
+            if st.st_dev not in devices:
+                devices[st.st_dev] = path
+            push((path, st))
+        elif fmt == S_IFLNK:
+            try:
+                target = readlink(name, dir_fd=dfd)
+            except OSError:
+                target = None
+            entries[path] = new_stat(Stat, ("symlink", S_IMODE(mode), st.st_uid, st.st_gid, 0,
+                                            st.st_mtime_ns, st.st_ino, target))
+        else:
+            if st.st_dev != dev:
+                foreign.append(path)
+            entries[path] = new_stat(Stat, (type_names.get(fmt, "other"), S_IMODE(mode), st.st_uid,
+                                            st.st_gid, 0, st.st_mtime_ns, st.st_ino, None))
 
 
 def _add_start(snap, start):

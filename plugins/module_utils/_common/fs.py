@@ -1,16 +1,53 @@
 # -*- coding: utf-8 -*-
 # Copyright: mo.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Writing files so that a reader never sees half of one (the one atomic writer).
+"""Writing files so that a reader never sees half of one (the one atomic writer), and reading
+one that may be hostile without more than a cap in memory (the one capped reader).
 
 Standard library only: this file runs on targets too.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
+
+
+class TooLarge(ValueError):
+    """PATH holds more than CAP bytes; SIZE is its size when known before the read (else None:
+    it grew while it was read)."""
+
+    def __init__(self, path: str, cap: int, size=None):
+        super().__init__(f"{path} is larger than {cap} bytes")
+        self.path, self.cap, self.size = path, cap, size
+
+
+def read_capped(path: str, cap: int) -> bytes:
+    """The bytes of the regular file PATH (a symlink is followed), refused before the read when
+    it holds more than CAP bytes (TooLarge, a ValueError; never more than CAP + 1 bytes read).
+
+    A FIFO, device, socket or directory is an OSError whose strerror is "not a regular file":
+    it is opened without blocking and never read, so a FIFO cannot hang the reader and a
+    device cannot feed it without end.  Other OSErrors (absent, unreadable) pass through.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        if info.st_size > cap:
+            raise TooLarge(path, cap, info.st_size)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(cap + 1)
+    if len(data) > cap:
+        raise TooLarge(path, cap)
+    return data
 
 
 def atomic_write(path: str, data, mode: int = 0o644) -> None:

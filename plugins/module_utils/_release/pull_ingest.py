@@ -39,7 +39,7 @@ import subprocess
 import sys
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout, names
-from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import TooLarge, atomic_write, read_capped
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock
 from ansible_collections.mo.fleet.plugins.module_utils._repo.catalog import CatalogError
 from ansible_collections.mo.fleet.plugins.module_utils._repo.pull_repo import PullError, build, load_source
@@ -63,10 +63,10 @@ def _now():
 
 
 def _load_json(path: str, cap: int, owner: str):
-    with open(path, "rb") as handle:
-        data = handle.read(cap + 1)
-    if len(data) > cap:
-        raise RolloutError(f"{owner}: larger than {cap // 1024} KiB")
+    try:
+        data = read_capped(path, cap)
+    except TooLarge:
+        raise RolloutError(f"{owner}: larger than {cap // 1024} KiB") from None
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -129,6 +129,8 @@ _PLUGINS = os.path.dirname(_MODULE_UTILS)
 ROLE_CODE = (
     ("library/mo_fleet_bundle_apply.py", os.path.join(_PLUGINS, "modules", "bundle_apply.py")),
     ("action_plugins/mo_fleet_bundle_apply.py", os.path.join(_PLUGINS, "action", "bundle_apply.py")),
+    ("action_plugins/mo_fleet_bundle_apply_engine.py", os.path.join(_PLUGINS, "plugin_utils", "_bundle_apply.py")),
+    ("module_utils/mo_fleet_fs.py", os.path.join(_MODULE_UTILS, "_common", "fs.py")),
     ("module_utils/mo_fleet_apply.py", os.path.join(_HERE, "apply.py")),
     ("module_utils/mo_fleet_paths.py", os.path.join(_MODULE_UTILS, "_common", "paths.py")),
     ("module_utils/mo_fleet_names.py", os.path.join(_MODULE_UTILS, "_common", "names.py")),

@@ -33,7 +33,7 @@ import stat
 import tarfile
 
 from ansible_collections.mo.fleet.plugins.module_utils._common import names, paths as _paths
-from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write, sha256_file
+from ansible_collections.mo.fleet.plugins.module_utils._common.fs import TooLarge, atomic_write, read_capped, sha256_file
 
 __all__ = ["ArchiveError", "kind", "pack_installed", "files_checksum", "MAX_ENTRIES"]
 
@@ -65,13 +65,11 @@ def kind(root: str) -> str:
 
 def _read(path, cap, what):
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(cap + 1)
+        return read_capped(path, cap)
     except OSError as exc:
         raise ArchiveError(f"{what}: cannot be read ({exc.strerror})") from None
-    if len(data) > cap:
-        raise ArchiveError(f"{what}: larger than {cap >> 10} KiB")
-    return data
+    except TooLarge:
+        raise ArchiveError(f"{what}: larger than {cap >> 10} KiB") from None
 
 
 def _json(data, what):

@@ -96,6 +96,7 @@ import os
 import posixpath
 
 # sha256_file: callers use tpl.sha256_file
+from ansible_collections.mo.fleet.plugins.module_utils._common import fs as _fs
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write, sha256_file  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.mo.fleet.plugins.module_utils._common import paths as _paths
 
@@ -148,7 +149,7 @@ def read_source(source):
         path = os.path.join(path, BUNDLE_TEMPLATE)
     elif os.path.basename(path) == BUNDLE_TEMPLATE and os.path.isfile(path):
         bundle = os.path.dirname(os.path.abspath(path))
-    return _parse(read_capped(path)), bundle
+    return _parse(read_template_bytes(path)), bundle
 
 
 def load_file(path):
@@ -156,22 +157,19 @@ def load_file(path):
     return load(os.fspath(path))
 
 
-def read_capped(path, error=None):
+def read_template_bytes(path, error=None):
     """The bytes of the template file PATH; ERROR (TemplateError) when it cannot be read or is
     larger than MAX_TEMPLATE_BYTES (refused before it is read)."""
     error = error or TemplateError
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_TEMPLATE_BYTES:
-                raise error("The template %s is %d bytes, more than the %d a template may be."
-                            % (path, size, MAX_TEMPLATE_BYTES))
-            data = handle.read(MAX_TEMPLATE_BYTES + 1)
+        return _fs.read_capped(path, MAX_TEMPLATE_BYTES)
     except OSError as exc:
-        raise error("Cannot read template %s: %s." % (path, exc.strerror))
-    if len(data) > MAX_TEMPLATE_BYTES:
-        raise error("The template %s is more than the %d bytes a template may be." % (path, MAX_TEMPLATE_BYTES))
-    return data
+        raise error("Cannot read template %s: %s." % (path, exc.strerror)) from None
+    except _fs.TooLarge as exc:
+        if exc.size is None:
+            raise error("The template %s is more than the %d bytes a template may be." % (path, MAX_TEMPLATE_BYTES)) from None
+        raise error("The template %s is %d bytes, more than the %d a template may be."
+                    % (path, exc.size, MAX_TEMPLATE_BYTES)) from None
 
 
 def load(source):
