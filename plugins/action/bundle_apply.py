@@ -182,7 +182,7 @@ class ActionModule(ActionBase):
             cap = int(cap)
         except (TypeError, ValueError):
             raise AnsibleActionFail(f"bundle_apply: max_content_bytes must be a number of bytes, not {str(cap)[:40]!r}.")
-        base = {"manifest": _pack(items), "max_content_bytes": cap,
+        base = {"manifest": json.dumps(_pack(items), separators=(",", ":")), "max_content_bytes": cap,
                 "conffile_patch": bool(self._task.args.get("conffile_patch", True))}
         host = (task_vars or {}).get("inventory_hostname", "the host")
         probe = check_result(self._module(task_vars, dict(base, probe=True)), host)

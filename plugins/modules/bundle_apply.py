@@ -82,8 +82,8 @@ options:
   manifest:
     description:
       - Internal, set by the action plugin - the checked path plan as rows (path, state, mode, owner, group,
-        sha256, size, target, patch).
-    type: dict
+        sha256, size, target, patch), as JSON text.
+    type: str
   content:
     description: Internal, set by the action plugin - the path of the shipped content tar on the target.
     type: path
@@ -202,7 +202,9 @@ def main():
             options=dict(type="dict", default={}),
             max_content_bytes=dict(type="int", default=apply.MAX_CONTENT_BYTES),
             paths_only=dict(type="bool", default=False),
-            manifest=dict(type="dict"),
+            # not a secret: no_log keeps hundreds of KB of rows out of the host's journal and
+            # out of the echoed invocation
+            manifest=dict(type="str", no_log=True),
             content=dict(type="path"),
             probe=dict(type="bool", default=False),
             conffile_patch=dict(type="bool", default=True),

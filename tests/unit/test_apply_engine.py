@@ -3,6 +3,7 @@
 
 import hashlib
 import io
+import json
 import os
 import stat
 import tarfile
@@ -593,6 +594,7 @@ def test_the_manifest_is_rows_the_plugin_and_the_engine_agree_on(tmp_path, host)
     assert action._FIELDS == apply.FIELDS and action._pack(items) == packed
     assert set(len(row) for row in packed["rows"]) == {len(apply.FIELDS)}
     assert apply.unpack(packed) == items
+    assert apply.unpack(json.dumps(packed, separators=(",", ":"))) == items  # the text the plugin sends
 
 
 @pytest.mark.parametrize("manifest, message", [
@@ -602,6 +604,8 @@ def test_the_manifest_is_rows_the_plugin_and_the_engine_agree_on(tmp_path, host)
     ({"fields": list(apply.FIELDS), "rows": [["/srv/x", "directory"]]}, "manifest/rows/0 must be a list of 9 values."),
     ({"fields": list(apply.FIELDS), "rows": [["/srv/../etc", "directory"] + [None] * 7]}, "items/0/path"),
     ({"fields": list(apply.FIELDS), "rows": [["/srv/x", "file"] + [None] * 7]}, "items/0/sha256 must be 64"),
+    ('{"fields": ["path"', "manifest is not JSON"),
+    ('["/srv/x"]', "manifest must be a mapping whose fields are path, state"),
 ])
 def test_a_hostile_manifest_is_refused_in_one_sentence(manifest, message):
     with pytest.raises(apply.ApplyError) as err:
