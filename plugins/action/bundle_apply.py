@@ -10,6 +10,8 @@
 3. Only when something differs: the missing contents go as one tar named by sha256 (each
    content once, however many paths share it) through the connection's put_file, and a
    second module run converges every item.  A host that matches costs one module run.
+   A host that looks fresh (none of a sample of the plan's files there: one shell round
+   trip) gets every content first and one module run, with no probe before it.
 
 A digest exchange, not one archive of everything: the second and every no-change run ship
 nothing, and a drifted host gets only what drifted.  Standard library and ansible-core only
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import tarfile
 import tempfile
 
@@ -173,8 +176,8 @@ class ActionModule(ActionBase):
 
     def _apply(self, task_vars):
         plan = self._plan()
-        if plan is None:
-            return {"changed": False, "needs_tasks": True, "changes": [], "items": 0, "shipped": 0,
+        if plan is None:  # skipped: this task did nothing, the rendered tasks do it all
+            return {"changed": False, "skipped": True, "needs_tasks": True, "changes": [], "items": 0, "shipped": 0,
                     "msg": "The bundle holds packages, accounts or units too: render its tasks (nothing was done)."}
         items, sources = plan
         cap = self._task.args.get("max_content_bytes") or 16 * 1024 ** 3
@@ -185,6 +188,11 @@ class ActionModule(ActionBase):
         base = {"manifest": json.dumps(_pack(items), separators=(",", ":")), "max_content_bytes": cap,
                 "conffile_patch": bool(self._task.args.get("conffile_patch", True))}
         host = (task_vars or {}).get("inventory_hostname", "the host")
+        everything = self._fresh(items, sources, cap)
+        if everything:
+            done = check_result(self._module(task_vars, dict(base, content=self._ship(everything, sources, cap))), host)
+            return {"changed": done["changed"], "changes": done["changes"], "items": len(items),
+                    "shipped": len(everything), "needs_tasks": False}
         probe = check_result(self._module(task_vars, dict(base, probe=True)), host)
         out = {"changed": probe["changed"], "changes": probe["changes"], "items": len(items), "shipped": 0,
                "needs_tasks": False}
@@ -199,6 +207,25 @@ class ActionModule(ActionBase):
         done = check_result(self._module(task_vars, args), host)
         out.update(changed=done["changed"], changes=done["changes"])
         return out
+
+    def _fresh(self, items, sources, cap):
+        """Every content digest when the host looks fresh: none of up to 8 of the plan's files
+        (spread over it) exists there, asked in one shell round trip as the login user (a path
+        it cannot see counts as absent), and all of it fits in CAP; else []. Then the content
+        goes first and one module run converges, instead of a probe run before it; the module
+        still compares every path and writes only what differs. Not in check or diff mode
+        (the probe is the answer there)."""
+        files = [item for item in items if isinstance(item, dict) and item.get("state") == "file"
+                 and isinstance(item.get("path"), str) and item["path"][:1] == "/" and "\x00" not in item["path"]
+                 and isinstance(item.get("sha256"), str)]  # a plan file's items are checked by the module only
+        if self._task.check_mode or self._task.diff or not files:
+            return []
+        digests = sorted(set(item["sha256"] for item in files))
+        if sum(os.path.getsize(sources[d]) for d in digests if d in sources) > cap:
+            return []
+        sample = [item["path"] for item in files[::max(1, len(files) // 8)][:8]]
+        test = " && ".join("test ! -e %s" % shlex.quote(path) for path in sample)  # paths as quoted words
+        return digests if self._low_level_execute_command(test, sudoable=False).get("rc") == 0 else []
 
     def _ship(self, need, sources, cap):
         """The contents NEED names, as one tar on the host; its remote path."""

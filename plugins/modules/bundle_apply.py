@@ -20,7 +20,9 @@ description:
     unlisted), runs the module once to find what differs, and only when something differs
     ships the content of the differing files, once, as one tar named by sha256 over the
     connection, then runs the module again to converge. A host that already matches costs
-    one module run and no transfer.
+    one module run and no transfer. A host that looks fresh (none of a sample of the plan's
+    files exists there, one shell round trip) gets every content at once and one module run,
+    which still compares every path and writes only what differs.
   - Check mode reports exactly the paths that would change and changes nothing, without
     shipping any content. Diff mode shows a text diff for every text file whose content
     changes and a one-line summary for binary or large files (over 256 KiB), and the mode,

@@ -403,6 +403,41 @@ def test_role_plan_sources_stay_below_the_plan_and_cover_every_file(tmp_path):
         action._read_plan(str(plan))
 
 
+def test_a_fresh_host_is_told_by_one_shell_test_of_quoted_paths_that_runs_nothing_they_say(tmp_path):
+    """ActionModule._fresh: every digest when none of the sampled files exists (so the content
+    goes first and one module run follows), nothing once one of them exists, in check or diff
+    mode, or over the cap; hostile file names stay words of the one command (run here by sh)."""
+    import subprocess
+    import types
+    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
+    names = ["plain", "it's", "$(touch PWNED)", "`touch PWNED`", "a b;touch PWNED", "line\nbreak", "*", "-e"]
+    items = [{"path": str(tmp_path / "host" / name), "state": "file", "sha256": sha(name.encode())} for name in names]
+    items += [{"path": str(tmp_path / "host"), "state": "directory"}, {"path": 7, "state": "file", "sha256": "x"}]
+    source = tmp_path / "content"
+    source.write_bytes(b"12345")
+    sources = dict((item["sha256"], str(source)) for item in items if item["state"] == "file")
+    commands = []
+
+    def shell(cmd, sudoable=True):
+        commands.append((cmd, sudoable))
+        return {"rc": subprocess.run(["sh", "-c", cmd], cwd=str(tmp_path), check=False).returncode}
+
+    fake = types.SimpleNamespace(_task=types.SimpleNamespace(check_mode=False, diff=False),
+                                 _low_level_execute_command=shell)
+    (tmp_path / "host").mkdir()
+    assert action.ActionModule._fresh(fake, items, sources, 10 ** 6) == sorted(set(i["sha256"] for i in items[:8]))
+    assert len(commands) == 1 and commands[0][1] is False and not (tmp_path / "PWNED").exists()
+    (tmp_path / "host" / "line\nbreak").write_text("here")
+    assert action.ActionModule._fresh(fake, items, sources, 10 ** 6) == []
+    assert not (tmp_path / "PWNED").exists() and not list((tmp_path / "host").glob("touch*"))
+    assert action.ActionModule._fresh(fake, items[:1], sources, 4) == []  # over the cap: no round trip
+    fake._task.check_mode = True
+    assert action.ActionModule._fresh(fake, items[:1], sources, 10 ** 6) == []
+    fake._task.check_mode, fake._task.diff = False, True
+    assert action.ActionModule._fresh(fake, items[:1], sources, 10 ** 6) == []
+    assert len(commands) == 2
+
+
 # --------------------------------------------------------------------------- what an item leaves out
 
 def test_a_content_change_without_a_mode_keeps_the_existing_files_mode_and_owner(tmp_path):
