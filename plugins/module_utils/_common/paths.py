@@ -63,7 +63,8 @@ def normalize(path, field):
 
 def within(path, root):
     """True when normalised PATH equals ROOT or lies below it."""
-    root = "/" + "/".join(p for p in root.split("/") if p)
+    if root[:1] != "/" or "//" in root or root[-1:] == "/" and root != "/":  # else clean already (the common case)
+        root = "/" + "/".join(p for p in root.split("/") if p)
     return root == "/" or path == root or path.startswith(root + "/")
 
 

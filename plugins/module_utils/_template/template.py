@@ -275,13 +275,15 @@ def unlisted_bundle_file(directory, expected):
         if os.path.islink(top):
             raise TemplateError("The bundle's %s is a symlink, which a bundle never holds." % area)
         for base, dirs, files in os.walk(top):
+            file_names = set(files)
             for name in dirs + files:
                 local = os.path.join(base, name)
-                rel = os.path.relpath(local, directory)
                 if os.path.islink(local):
-                    raise TemplateError("The bundle holds the symlink %s, which a bundle never holds." % rel)
-                if name in files and os.path.normpath(local) not in expected:
-                    raise TemplateError("The bundle holds %s, which the template does not list." % rel)
+                    raise TemplateError("The bundle holds the symlink %s, which a bundle never holds."
+                                        % os.path.relpath(local, directory))
+                if name in file_names and os.path.normpath(local) not in expected:
+                    raise TemplateError("The bundle holds %s, which the template does not list."
+                                        % os.path.relpath(local, directory))
 
 
 def describe(doc):
