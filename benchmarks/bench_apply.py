@@ -350,7 +350,10 @@ def main():
         "size. Otherwise only the missing contents go, once each, as one tar named by sha256 over",
         "the connection's put_file, and a second module run writes each file beside its place,",
         "checks its sha256 and renames it in. A host that matches costs one module run and no",
-        "transfer. The tasks engine (one archive, unarchive) stays for comparison: it ships the",
+        "transfer. A host that looks fresh (none of 8 sampled files of the plan there: one shell",
+        "round trip) gets every content as the one tar first and a single module run, which still",
+        "compares every path. The manifest goes to the module as one JSON text (no per-row copy,",
+        "log or echo). The tasks engine (one archive, unarchive) stays for comparison: it ships the",
         "whole tar on every run and, under `--check` or `--diff`, falls back to the per-item loops.",
         "",
     ]

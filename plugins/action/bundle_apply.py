@@ -10,6 +10,8 @@
 3. Only when something differs: the missing contents go as one tar named by sha256 (each
    content once, however many paths share it) through the connection's put_file, and a
    second module run converges every item.  A host that matches costs one module run.
+   A host that looks fresh (none of a sample of the plan's files there: one shell round
+   trip) gets every content first and one module run, with no probe before it.
 
 A digest exchange, not one archive of everything: the second and every no-change run ship
 nothing, and a drifted host gets only what drifted.  What is checked, packed, shipped and
@@ -101,13 +103,20 @@ class ActionModule(ActionBase):
 
     def _apply(self, task_vars):
         plan = self._plan()
-        if plan is None:
-            return {"changed": False, "needs_tasks": True, "changes": [], "items": 0, "shipped": 0,
+        if plan is None:  # skipped: this task did nothing, the rendered tasks do it all
+            return {"changed": False, "skipped": True, "needs_tasks": True, "changes": [], "items": 0, "shipped": 0,
                     "msg": "The bundle holds packages, accounts or units too: render its tasks (nothing was done)."}
         items, sources = plan
-        base = {"manifest": engine.pack(items), "max_content_bytes": engine.content_cap(self._task.args.get("max_content_bytes")),
+        base = {"manifest": engine.manifest(items),
+                "max_content_bytes": engine.content_cap(self._task.args.get("max_content_bytes")),
                 "conffile_patch": bool(self._task.args.get("conffile_patch", True))}
         host = (task_vars or {}).get("inventory_hostname", "the host")
+        everything = self._fresh(items, sources, base["max_content_bytes"])
+        if everything:
+            done = engine.check_result(self._module(task_vars, dict(base, content=self._ship(everything, sources,
+                                                                                           base["max_content_bytes"]))), host)
+            return {"changed": done["changed"], "changes": done["changes"], "items": len(items),
+                    "shipped": len(everything), "needs_tasks": False}
         probe = engine.check_result(self._module(task_vars, dict(base, probe=True)), host)
         out = {"changed": probe["changed"], "changes": probe["changes"], "items": len(items), "shipped": 0,
                "needs_tasks": False}
@@ -122,6 +131,20 @@ class ActionModule(ActionBase):
         done = engine.check_result(self._module(task_vars, args), host)
         out.update(changed=done["changed"], changes=done["changes"])
         return out
+
+    def _fresh(self, items, sources, cap):
+        """Every content digest when the host looks fresh (engine.fresh_test, asked in one shell
+        round trip as the login user: a path it cannot see counts as absent), else []. Then the
+        content goes first and one module run converges instead of a probe run before it; the
+        module still compares every path and writes only what differs. Not in check or diff
+        mode (the probe is the answer there)."""
+        if self._task.check_mode or self._task.diff:
+            return []
+        fresh = engine.fresh_test(items, sources, cap)
+        if fresh is None:
+            return []
+        digests, command = fresh
+        return digests if self._low_level_execute_command(command, sudoable=False).get("rc") == 0 else []
 
     def _ship(self, need, sources, cap):
         """The contents NEED names, as one tar on the host; its remote path."""

@@ -7,6 +7,9 @@ and shows, without a host (the plugin is the glue between these and the connecti
 ``check_result(out, host) -> out``     a module result (hostile) has the shape read here, or
                                        AnsibleActionFail in one sentence
 ``pack(items) -> manifest``            the compact manifest the module unpacks (apply.pack)
+``manifest(items) -> str``             pack(items) as the JSON text the module takes
+``fresh_test(items, sources, cap) -> (digests, command) or None``  the shell test that a
+                                       host lacks every sampled file, and what to ship then
 ``content_cap(value) -> int``          the max_content_bytes option as a number of bytes
 ``parse_plan(data, path) -> (items, sources)``  a plan file's bytes; sources stay below it
 ``bundle_plan(args, action) -> (items, sources) or None``  the plan of the task's bundle,
@@ -25,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import tarfile
 import tempfile
 
@@ -61,6 +65,29 @@ def pack(items: list) -> dict:
     """The compact manifest of ITEMS (apply.pack; the same rows, written here too, as a
     generated role's action plugin has no module_utils import)."""
     return {"fields": list(FIELDS), "rows": [[item.get(key) for key in FIELDS] for item in items]}
+
+
+def manifest(items: list) -> str:
+    """The manifest the module's ``manifest`` option takes: pack(ITEMS) as one JSON text (no_log
+    there, so the journal and the result never hold a row of it)."""
+    return json.dumps(pack(items), separators=(",", ":"))
+
+
+def fresh_test(items: list, sources: dict, cap: int, sample: int = 8):
+    """(digests, command) when a host may be fresh: COMMAND is one shell line that succeeds when
+    none of up to SAMPLE of the plan's files (spread over it) exists, each path one quoted word;
+    DIGESTS are every content the plan names, to ship before one module run. None when the plan
+    has no file or its contents exceed CAP (the probe decides what to ship then)."""
+    files = [item for item in items if isinstance(item, dict) and item.get("state") == "file"
+             and isinstance(item.get("path"), str) and item["path"][:1] == "/" and "\x00" not in item["path"]
+             and isinstance(item.get("sha256"), str)]  # the module checks every item again
+    if not files:
+        return None
+    digests = sorted({item["sha256"] for item in files})
+    if sum(os.path.getsize(sources[d]) for d in digests if d in sources) > cap:
+        return None
+    paths = [item["path"] for item in files[::max(1, len(files) // sample)][:sample]]
+    return digests, " && ".join(f"test ! -e {shlex.quote(path)}" for path in paths)
 
 
 def content_cap(value) -> int:

@@ -3,6 +3,7 @@
 
 import hashlib
 import io
+import json
 import os
 import stat
 import tarfile
@@ -436,6 +437,41 @@ def test_a_generated_roles_action_plugin_uses_its_own_copies_of_the_engine_and_t
         assert all(n.split(".")[0] in sys.stdlib_module_names | {"__future__", "ansible"} for n in names), (rel, names)
 
 
+def test_a_fresh_host_is_told_by_one_shell_test_of_quoted_paths_that_runs_nothing_they_say(tmp_path):
+    """ActionModule._fresh: every digest when none of the sampled files exists (so the content
+    goes first and one module run follows), nothing once one of them exists, in check or diff
+    mode, or over the cap; hostile file names stay words of the one command (run here by sh)."""
+    import subprocess
+    import types
+    from ansible_collections.mo.fleet.plugins.action import bundle_apply as action
+    names = ["plain", "it's", "$(touch PWNED)", "`touch PWNED`", "a b;touch PWNED", "line\nbreak", "*", "-e"]
+    items = [{"path": str(tmp_path / "host" / name), "state": "file", "sha256": sha(name.encode())} for name in names]
+    items += [{"path": str(tmp_path / "host"), "state": "directory"}, {"path": 7, "state": "file", "sha256": "x"}]
+    source = tmp_path / "content"
+    source.write_bytes(b"12345")
+    sources = dict((item["sha256"], str(source)) for item in items if item["state"] == "file")
+    commands = []
+
+    def shell(cmd, sudoable=True):
+        commands.append((cmd, sudoable))
+        return {"rc": subprocess.run(["sh", "-c", cmd], cwd=str(tmp_path), check=False).returncode}
+
+    fake = types.SimpleNamespace(_task=types.SimpleNamespace(check_mode=False, diff=False),
+                                 _low_level_execute_command=shell)
+    (tmp_path / "host").mkdir()
+    assert action.ActionModule._fresh(fake, items, sources, 10 ** 6) == sorted(set(i["sha256"] for i in items[:8]))
+    assert len(commands) == 1 and commands[0][1] is False and not (tmp_path / "PWNED").exists()
+    (tmp_path / "host" / "line\nbreak").write_text("here")
+    assert action.ActionModule._fresh(fake, items, sources, 10 ** 6) == []
+    assert not (tmp_path / "PWNED").exists() and not list((tmp_path / "host").glob("touch*"))
+    assert action.ActionModule._fresh(fake, items[:1], sources, 4) == []  # over the cap: no round trip
+    fake._task.check_mode = True
+    assert action.ActionModule._fresh(fake, items[:1], sources, 10 ** 6) == []
+    fake._task.check_mode, fake._task.diff = False, True
+    assert action.ActionModule._fresh(fake, items[:1], sources, 10 ** 6) == []
+    assert len(commands) == 2
+
+
 # --------------------------------------------------------------------------- what an item leaves out
 
 def test_a_content_change_without_a_mode_keeps_the_existing_files_mode_and_owner(tmp_path):
@@ -633,6 +669,7 @@ def test_the_manifest_is_rows_the_plugin_and_the_engine_agree_on(tmp_path, host)
     assert engine.FIELDS == apply.FIELDS and engine.pack(items) == packed
     assert set(len(row) for row in packed["rows"]) == {len(apply.FIELDS)}
     assert apply.unpack(packed) == items
+    assert apply.unpack(json.dumps(packed, separators=(",", ":"))) == items  # the text the plugin sends
 
 
 @pytest.mark.parametrize("manifest, message", [
@@ -642,6 +679,8 @@ def test_the_manifest_is_rows_the_plugin_and_the_engine_agree_on(tmp_path, host)
     ({"fields": list(apply.FIELDS), "rows": [["/srv/x", "directory"]]}, "manifest/rows/0 must be a list of 9 values."),
     ({"fields": list(apply.FIELDS), "rows": [["/srv/../etc", "directory"] + [None] * 7]}, "items/0/path"),
     ({"fields": list(apply.FIELDS), "rows": [["/srv/x", "file"] + [None] * 7]}, "items/0/sha256 must be 64"),
+    ('{"fields": ["path"', "manifest is not JSON"),
+    ('["/srv/x"]', "manifest must be a mapping whose fields are path, state"),
 ])
 def test_a_hostile_manifest_is_refused_in_one_sentence(manifest, message):
     with pytest.raises(apply.ApplyError) as err:

@@ -281,6 +281,35 @@ def test_join_refuses_a_symlink_out_of_the_base(tmp_path):
     assert paths.join(str(tmp_path / "base"), ["web2", "nginx"], "x") == str(tmp_path / "base" / "web2" / "nginx")
 
 
+def test_the_cached_guard_answers_as_realpath_does_for_every_kind_of_path(tmp_path):
+    """paths.Inside (each parent resolved once) against the uncached rule, over a tree with a
+    link out of the base, a link inside it, a link in the last component, dangling links,
+    '..' and '.' parts and absent paths, asked twice each (the second answer from the cache)."""
+    base = tmp_path / "base"
+    (base / "d" / "e").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (base / "d" / "f").write_text("x")
+    os.symlink(str(tmp_path / "outside"), str(base / "out"))
+    os.symlink("e", str(base / "d" / "in"))
+    os.symlink(str(tmp_path / "outside" / "gone"), str(base / "d" / "e" / "dangling"))
+    os.symlink("../../..", str(base / "d" / "e" / "up"))
+    names = ["d", "d/f", "d/e", "d/in", "d/in/x", "out", "out/x", "d/e/dangling", "d/e/up", "d/e/up/x", "d/..",
+             "d/../..", "d/./f", "absent/x", "d/e/up/base/d", "out/../base/d", ""]
+    inside = paths.Inside(str(base))
+
+    def by_realpath(candidate):
+        real, root = os.path.realpath(candidate), os.path.realpath(str(base))
+        return real == root or real.startswith(root + "/")
+
+    answers = []
+    for _round in range(2):
+        for name in names:
+            candidate = os.path.join(str(base), name)
+            assert inside(candidate) == by_realpath(candidate) == paths.stays_inside(str(base), candidate), name
+            answers.append(inside(candidate))
+    assert True in answers and False in answers
+
+
 # ---------------------------------------------------------------- bundles
 
 def _bundle(tmp_path, doc):

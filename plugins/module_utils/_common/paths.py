@@ -14,7 +14,8 @@ message is one sentence naming the field.
     PATH normalised and inside one of ROOTS; with BELOW, strictly below one (never a root
     itself, never ``/``): what a document may create or delete.
 ``stays_inside(base, candidate) -> bool``
-    CANDIDATE, symlinks resolved, is BASE or below it.
+    CANDIDATE, symlinks resolved, is BASE or below it; ``Inside(base)`` is the same check
+    for many candidates, each parent directory resolved once.
 ``join(base, parts, field) -> str``
     BASE joined with PARTS, each a plain file name part (``names.check("file_part")``: no
     ``/``, no ``..``, no NUL, no line break), and the result (symlinks resolved) still below
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 
 try:
     from ansible_collections.mo.fleet.plugins.module_utils._common import names
@@ -61,7 +63,8 @@ def normalize(path, field):
 
 def within(path, root):
     """True when normalised PATH equals ROOT or lies below it."""
-    root = "/" + "/".join(p for p in root.split("/") if p)
+    if root[:1] != "/" or "//" in root or root[-1:] == "/" and root != "/":  # else clean already (the common case)
+        root = "/" + "/".join(p for p in root.split("/") if p)
     return root == "/" or path == root or path.startswith(root + "/")
 
 
@@ -127,9 +130,37 @@ def join(base, parts, field):
 
 def stays_inside(base, candidate):
     """True when CANDIDATE, symlinks resolved, is BASE or lies below it (symlinks resolved)."""
-    real_base = os.path.realpath(base)
-    real = os.path.realpath(candidate)
-    return real == real_base or real.startswith(real_base.rstrip("/") + "/")
+    return Inside(base)(candidate)
+
+
+class Inside:
+    """``stays_inside(base, candidate)`` for many candidates below one BASE (a bundle's
+    thousands of files): the real path of each parent directory is resolved once, by
+    ``os.path.realpath`` itself, and cached under the parent as given; only the last
+    component is looked at for each candidate (``lstat``: a symlink there is resolved in
+    full).  Nothing a candidate's name says is trusted: a ``.``, ``..`` or empty last part is
+    resolved in full too.  One instance serves one check; a tree that changes meanwhile is
+    the caller's race as it was with realpath."""
+
+    def __init__(self, base: str):
+        self.real_base = os.path.realpath(base)
+        self._below = self.real_base.rstrip("/") + "/"
+        self._parents = {}
+
+    def __call__(self, candidate: str) -> bool:
+        parent, name = os.path.split(candidate)
+        if not parent or name in ("", ".", ".."):
+            real = os.path.realpath(candidate)
+        else:
+            real_parent = self._parents.get(parent)
+            if real_parent is None:
+                real_parent = self._parents[parent] = os.path.realpath(parent)
+            try:
+                is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+            except OSError:  # absent (or unreadable): realpath keeps the name as it is
+                is_link = False
+            real = os.path.realpath(candidate) if is_link else os.path.join(real_parent, name)
+        return real == self.real_base or real.startswith(self._below)
 
 
 def symlink_ancestors(entries):

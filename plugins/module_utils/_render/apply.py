@@ -26,7 +26,9 @@ Every plan is hostile:
     (path -> the host's text of a file whose content differs, or a summary of a binary one)
     and ``after`` (path -> the text a patch makes of it).
 ``pack(items) -> dict`` / ``unpack(manifest) -> list``
-    The plan as rows of ``FIELDS`` (what the action plugin sends), and back, checked.
+    The plan as rows of ``FIELDS``, and back, checked; the action plugin sends it as one JSON
+    text (a string parameter costs the module nothing to copy, validate and log, where a
+    mapping of thousands of rows was copied, logged and echoed back whole).
 ``ContentArchive(path, max_bytes)``
     A tar of file contents named by their sha256 (what the action plugin ships): only
     regular members named by 64 hex digits count, their total size is capped, and every
@@ -38,6 +40,7 @@ from __future__ import annotations
 import grp
 import hashlib
 import io
+import json
 import os
 import pwd
 import re
@@ -160,7 +163,13 @@ def pack(items: list) -> dict:
 
 
 def unpack(manifest) -> list:
-    """The checked plan a MANIFEST (``pack``, hostile) holds, or ApplyError in one sentence."""
+    """The checked plan a MANIFEST (``pack``, or its JSON text; hostile) holds, or ApplyError
+    in one sentence."""
+    if isinstance(manifest, str):
+        try:
+            manifest = json.loads(manifest)
+        except ValueError as exc:
+            raise ApplyError(f"manifest is not JSON: {str(exc)[:200]}.")
     if not isinstance(manifest, dict) or manifest.get("fields") != list(FIELDS):
         raise ApplyError("manifest must be a mapping whose fields are %s." % ", ".join(FIELDS))
     rows = manifest.get("rows")
@@ -285,19 +294,24 @@ def _set_attrs(item, path, ids, is_link=False):
     """Owner, group and mode of PATH as ITEM says, never through a symlink: a link gets
     lchown only; anything else is opened without following a link (and without blocking on
     a FIFO swapped in) and changed through its descriptor."""
-    uid, gid = ids.uid(item["owner"], item["path"]), ids.gid(item["group"], item["path"])
     if is_link:
+        uid, gid = ids.uid(item["owner"], item["path"]), ids.gid(item["group"], item["path"])
         if uid != -1 or gid != -1:
             os.lchown(path, uid, gid)
         return
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        if uid != -1 or gid != -1:
-            os.fchown(fd, uid, gid)
-        if item.get("mode") is not None:
-            os.fchmod(fd, int(item["mode"], 8))
+        _set_fd_attrs(item, fd, ids)
     finally:
         os.close(fd)
+
+
+def _set_fd_attrs(item, fd, ids):
+    uid, gid = ids.uid(item["owner"], item["path"]), ids.gid(item["group"], item["path"])
+    if uid != -1 or gid != -1:
+        os.fchown(fd, uid, gid)
+    if item.get("mode") is not None:
+        os.fchmod(fd, int(item["mode"], 8))
 
 
 class _Ancestors:
@@ -348,8 +362,9 @@ def _ensure_parent(path, check):
 
 # --------------------------------------------------------------------------- one item each
 
-def _write_file(item, source):
-    """The content of ITEM from SOURCE into a temp file beside it, checked, then renamed."""
+def _write_file(item, source, attrs, ids):
+    """The content of ITEM from SOURCE into a temp file beside it, checked and given ATTRS'
+    mode and owner through its own descriptor (no second open), to be renamed in."""
     path = item["path"]
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".mo-fleet-", dir=directory)
@@ -359,8 +374,10 @@ def _write_file(item, source):
             for block in iter(lambda: source.read(BLOCK), b""):
                 digest.update(block)
                 handle.write(block)
-        if digest.hexdigest() != item["sha256"]:
-            raise ApplyError("The content shipped for %s does not match its sha256." % path)
+            if digest.hexdigest() != item["sha256"]:
+                raise ApplyError("The content shipped for %s does not match its sha256." % path)
+            handle.flush()
+            _set_fd_attrs(attrs, handle.fileno(), ids)
         return tmp
     except BaseException:
         os.unlink(tmp)
@@ -413,15 +430,15 @@ def _file(item, st, content, check, ids, out, patch=True):
         _set_attrs(item, path, ids)
         return what
     _ensure_parent(path, check)
+    attrs = _kept_attrs(item, st if regular else None)
     if patched is not None:
         tmp = _write_file(dict(item, sha256=hashlib.sha256(patched.encode("utf-8")).hexdigest()),
-                          io.BytesIO(patched.encode("utf-8")))
+                          io.BytesIO(patched.encode("utf-8")), attrs, ids)
     elif content is None:
         raise ApplyError("No content was shipped for %s." % path)
     else:
-        tmp = _write_file(item, content.open(item["sha256"]))
+        tmp = _write_file(item, content.open(item["sha256"]), attrs, ids)
     try:
-        _set_attrs(_kept_attrs(item, st if regular else None), tmp, ids)
         os.rename(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -232,10 +232,11 @@ def bundle_relpath(path, area=BUNDLE_FILES):
     return posixpath.join(area, normalize_path(path).lstrip("/"))
 
 
-def safe_join(base, path, area=BUNDLE_FILES):
-    """BASE/AREA/PATH on the local disk, refusing anything that escapes BASE via symlinks."""
+def safe_join(base, path, area=BUNDLE_FILES, inside=None):
+    """BASE/AREA/PATH on the local disk, refusing anything that escapes BASE via symlinks
+    (INSIDE: a ``paths.Inside(base)`` shared by the calls of one check)."""
     candidate = os.path.join(base, bundle_relpath(path, area))
-    if not _paths.stays_inside(base, candidate):
+    if not (inside or _paths.Inside(base))(candidate):
         raise TemplateError("The bundle path for %s escapes the bundle directory %s." % (path, base))
     return candidate
 
@@ -253,8 +254,9 @@ def check_bundle_content(doc, directory):
     if not os.path.isdir(directory):
         raise TemplateError("The bundle directory %s does not exist." % directory)
     expected = set()
+    inside = _paths.Inside(directory)
     for path, rel, digest in bundled_files(doc):
-        local = safe_join(directory, path, rel.split("/", 1)[0])
+        local = safe_join(directory, path, rel.split("/", 1)[0], inside)
         expected.add(os.path.normpath(local))
         if not os.path.isfile(local) or os.path.islink(local):
             raise TemplateError("The bundle %s lacks %s, which the template says it holds." % (directory, rel))
@@ -271,13 +273,15 @@ def unlisted_bundle_file(directory, expected):
         if os.path.islink(top):
             raise TemplateError("The bundle's %s is a symlink, which a bundle never holds." % area)
         for base, dirs, files in os.walk(top):
+            file_names = set(files)
             for name in dirs + files:
                 local = os.path.join(base, name)
-                rel = os.path.relpath(local, directory)
                 if os.path.islink(local):
-                    raise TemplateError("The bundle holds the symlink %s, which a bundle never holds." % rel)
-                if name in files and os.path.normpath(local) not in expected:
-                    raise TemplateError("The bundle holds %s, which the template does not list." % rel)
+                    raise TemplateError("The bundle holds the symlink %s, which a bundle never holds."
+                                        % os.path.relpath(local, directory))
+                if name in file_names and os.path.normpath(local) not in expected:
+                    raise TemplateError("The bundle holds %s, which the template does not list."
+                                        % os.path.relpath(local, directory))
 
 
 def describe(doc):
