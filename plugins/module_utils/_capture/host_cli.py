@@ -141,7 +141,8 @@ def default_name(argv: list, now=None) -> str:
 
 def _auto_cleanup(config: dict, store: Store, wait: float = 60.0) -> None:
     """snapshots.auto_cleanup: keep snapshots.max_count templates per name (the capture time
-    at the end of the CLI's and the dpkg hook's names not counted: capture_index.retention_name)."""
+    at the end of the CLI's and the dpkg hook's names not counted: capture_index.retention_name),
+    and as many of the dpkg hook's records per requesting program (hook_records)."""
     snaps = config["snapshots"]
     if snaps["auto_cleanup"]:
         try:
@@ -347,7 +348,9 @@ def cmd_listing(config: dict, what: str, as_json: bool) -> int:
 def cmd_store(config: dict, what: str, keep: int) -> int:
     store = Store(config["capture_directory"])
     removed, kept = store.cleanup(reset=(what == "reset"), keep=keep)
-    _say("%s: removed %d, kept %d." % (what, len(removed), len(kept)))
+    records = [r for r in removed if r.startswith("hook/")]
+    shown = "".join(f"; {r.split(': ', 1)[1]} of the dpkg hook removed" for r in records)
+    _say(f"{what}: removed {len(removed) - len(records)}, kept {len(kept)}{shown}.")
     log.info("%s removed %s", what, ", ".join(removed) or "nothing")
     return 0
 
