@@ -391,8 +391,7 @@ class CaptureDirectory:
             removed += ["work/" + os.path.basename(w) for w in stale]
             by_id = dict((t["id"], t) for t in templates)
             for template_id in remove:
-                remove_tree(self.template_dir(template_id, by_id[template_id]["path"]))
-                self.forget_template(template_id)
+                self._drop(template_id, by_id[template_id]["path"])
             for orphan in orphans:
                 remove_tree(os.path.join(self.templates, orphan))
             for path in archives:
@@ -406,6 +405,30 @@ class CaptureDirectory:
         finally:
             self.unlock()
         return removed, kept
+
+    def _drop(self, template_id, recorded):
+        """Remove one template's directory (the one path guard first) and its index rows."""
+        remove_tree(self.template_dir(template_id, recorded))
+        self.forget_template(template_id)
+
+    def remove(self, ids, wait=60.0) -> list:
+        """Remove the templates IDS (their directories, index rows and archives in outbox/) under
+        the lock; return the ids removed, in index order (ids the index does not have are skipped).
+        What mo.fleet.harvest's remove_harvested does once the bundles are safely home."""
+        wanted = set(ids)
+        if not wanted or not os.path.exists(self.db_path):
+            return []
+        self.lock(wait=wait)
+        try:
+            gone = [t for t in self.list_templates() if t["id"] in wanted]
+            for item in gone:
+                self._drop(item["id"], item["path"])
+            for path in self.outbox_files():
+                if os.path.basename(path)[:-len(".tar.gz")] in wanted:
+                    remove_tree(path)
+        finally:
+            self.unlock()
+        return [t["id"] for t in gone]
 
     def baseline_time(self):
         """When the drift baseline was taken (its file's mtime), or None without one."""
