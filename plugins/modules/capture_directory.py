@@ -69,7 +69,7 @@ RETURN = r"""
 removed:
   description:
     - Template ids, archives and work directories removed (or that would be, in check mode).
-    - C(hook/records.jsonl: N record(s)) when N of the dpkg hook's records were removed.
+    - "C(hook/records.jsonl: N record(s)) when N of the dpkg hook's records were removed."
   returned: always
   type: list
   elements: str
