@@ -14,7 +14,11 @@ description:
   - O(state=cleanup) keeps the newest O(keep) templates of every capture name (and anything younger than
     O(max_age_days) when set), removes older templates, their snapshots rows and fetched-or-stale archives,
     and leftovers of killed captures. This is MO-capture's C(cleanup) with retention.
-  - O(state=reset) removes every snapshot and template (MO-capture's C(reset)).
+  - The dpkg hook's records (C(hook/records.jsonl)) get the same retention - the newest O(keep) of each program
+    that asked for package changes, those younger than O(max_age_days) - and every record made since the drift
+    baseline is kept (drift captures attribute package changes to them).
+  - O(state=reset) removes every snapshot and template (MO-capture's C(reset)) and the hook's records older
+    than the drift baseline.
   - Takes the capture lock, so it never races a running capture.
   - The module's old name C(mo.fleet.capture_store) still works until
     mo.fleet 2.0.0, with a deprecation warning.
@@ -63,7 +67,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 removed:
-  description: Template ids, archives and work directories removed (or that would be, in check mode).
+  description:
+    - Template ids, archives and work directories removed (or that would be, in check mode).
+    - "C(hook/records.jsonl: N record(s)) when N of the dpkg hook's records were removed."
   returned: always
   type: list
   elements: str

@@ -21,6 +21,9 @@ description:
     every bundled file). A second run with nothing new captured changes nothing.
   - With O(drift), a drift capture of everything changed since the host's baseline (C(mo-capture baseline),
     taken by the C(mo.fleet.target) role) is taken first, under that name.
+  - With O(remove_harvested), once the run's bundles are safely home (received, checked, recorded in the harvest
+    state), every harvested template whose bundle is on the controller is removed from the host's capture
+    directory (under its lock), so a host keeps only what has not come home yet. Off by default.
 author:
   - mo.fleet developers (@mo-fleet)
 options:
@@ -35,6 +38,23 @@ options:
       - Take a drift capture with this name before listing (a plain file name part). It becomes a template like
         any other and is harvested in the same run. Needs a baseline on the host.
     type: str
+  remove_harvested:
+    description:
+      - Remove each harvested template from the host once its bundle is safely on the controller (handled by the
+        action plugin, which then calls the module again with O(remove)); in check mode the ids that would be
+        removed are listed.
+      - Only templates recorded in the harvest state with their directory under C(<dest>/<inventory_hostname>/)
+        still holding its C(template.json) go; a refused template, or one whose directory was removed from the
+        controller, stays on the host.
+      - When another capture holds the capture directory's lock for more than 60 seconds, nothing is removed in this
+        run (a warning says so) and the next harvest removes them.
+    type: bool
+    default: false
+  remove:
+    description: Only remove these template ids from the host's capture directory (set by the action plugin).
+    type: list
+    elements: str
+    default: []
   skip:
     description: Template ids the controller already has (set by the action plugin).
     type: list
@@ -67,6 +87,11 @@ EXAMPLES = r"""
 - name: Bring home everything captured on the hosts
   mo.fleet.harvest:
     dest: captures
+  become: true
+
+- name: Bring everything home and remove it from the hosts once it is
+  mo.fleet.harvest:
+    remove_harvested: true
   become: true
 
 - name: Capture the drift since the baseline, then harvest
@@ -136,6 +161,13 @@ refused:
   returned: when not in check mode (action plugin)
   type: list
   elements: str
+removed:
+  description:
+    - With O(remove_harvested), the ids removed from the host because their bundles are safely home (in check mode,
+      the ids that would be removed).
+  returned: when O(remove_harvested) is true
+  type: list
+  elements: str
 drift:
   description: Id of the drift capture taken with O(drift).
   returned: when O(drift) was given and not in check mode
@@ -164,6 +196,7 @@ def main():
         argument_spec=capture_directory_argument_spec(
             dest=dict(type="path", default="captures"), drift=dict(type="str"),
             skip=dict(type="list", elements="str", default=[]), list_only=dict(type="bool", default=False),
+            remove_harvested=dict(type="bool", default=False), remove=dict(type="list", elements="str", default=[]),
             inline_max=dict(type="int", default=0), archive_dir=dict(type="path")),
         supports_check_mode=True,
     )
@@ -174,6 +207,12 @@ def main():
         module.fail_json(msg="drift must be %s, not %r." % (names.RULES["file_part"], p["drift"]))
     if os.geteuid() != 0 and not module.check_mode:
         module.fail_json(msg="mo.fleet.harvest must run as root on the target; use become: true.")
+    if p["remove"]:
+        if module.check_mode:
+            module.exit_json(changed=True, removed=list(p["remove"]), msg="check mode: nothing removed.")
+        removed, problem = harvest.remove_home(store, p["remove"])
+        module.exit_json(changed=bool(removed), removed=removed, warnings=[problem] if problem else [],
+                         msg=f"{len(removed)} harvested template(s) removed from the host.")
     if p["drift"] and not module.check_mode:
         try:
             config = load_config()

@@ -11,6 +11,11 @@ goes to ``<name>/`` only while no other id owns that directory, else to ``<name>
 ``harvest(host, host_dir, items, present, receive) -> (shown, refused, written)``
     Each new item checked (``check_item``) and brought home with RECEIVE (the action's
     ``receive_bundle`` over its connection); a refused item is recorded and never fetched again.
+``safely_home(host_dir, state, present) -> list``
+    The harvested ids the host still has whose bundle is on the controller (its directory with
+    its template.json): what ``remove_harvested`` removes from the host.
+``forget(host_dir, ids)``
+    IDS out of the state (removed from the host).
 ``listed(host, items) -> list``
     The items check mode shows (no content).
 """
@@ -122,3 +127,16 @@ def _keep(host_dir, state, item, receive):
     written = receive(final, directory, bundle, item.get("content"))
     state[item["id"]] = directory
     return final, written
+
+
+def safely_home(host_dir: str, state: dict, present) -> list:
+    present = set(present)
+    return [i for i, d in state.items() if d and i in present and
+            os.path.isfile(os.path.join(host_dir, d, tpl.BUNDLE_TEMPLATE))]
+
+
+def forget(host_dir: str, ids) -> None:
+    gone = set(ids)
+    state = read_state(host_dir)
+    if gone & set(state):
+        write_state(host_dir, dict((i, d) for i, d in state.items() if i not in gone))

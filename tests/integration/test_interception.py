@@ -145,6 +145,38 @@ def drift_finds_a_hand_written_file_and_diffs_the_changed_conffile(prepared):
     assert "+DSHELL=/bin/sh" in lines
 
 
+def _host_templates(host):
+    return {t["id"]: t["name"] for t in json.loads(host.sh("mo-capture list-templates --json").stdout)}
+
+
+def test_harvest_remove_takes_from_the_host_only_what_came_home(prepared):
+    """harvest_remove=true: check mode lists what would go and removes nothing; the run brings
+    the bundle home, then removes it from the host and from the harvest state; a second run
+    changes nothing. Its own destination, so the other tests' harvests are not touched."""
+    tmp, host, inventory = prepared
+    name = "rm-" + uuid.uuid4().hex[:6]
+    host.sh(f"mo-capture --name {name} sh -c 'echo kept > /etc/{name}' >/dev/null")
+    (mine,) = [i for i, n in _host_templates(host).items() if n == name]
+    extra = {"harvest_dest": str(tmp / "captures-rm"), "harvest_remove": True}
+    listed = run_playbook("playbooks/harvest.yml", inventory, extra, check=True, cwd=tmp)
+    assert listed.rc == 0, listed.stdout[-3000:]
+    assert mine in _harvested(listed, host)["removed"] and mine in _host_templates(host)
+
+    run = run_playbook("playbooks/harvest.yml", inventory, extra, cwd=tmp)
+    assert run.rc == 0 and run.changed(host.name) == 1, run.stdout[-3000:]
+    assert mine in _harvested(run, host)["removed"]
+    home = tmp / "captures-rm" / host.name / name
+    assert (home / "files" / "etc" / name).read_text() == "kept\n" and tpl.verify_bundle(str(home))
+    assert mine not in _host_templates(host)
+    assert host.sh(f"test -e /var/lib/mo-fleet/templates/{mine}", check=False).returncode == 1
+    state = json.loads((tmp / "captures-rm" / host.name / ".harvested.json").read_text())
+    assert mine not in state["harvested"]
+
+    again = run_playbook("playbooks/harvest.yml", inventory, extra, cwd=tmp)
+    assert again.rc == 0 and again.changed(host.name) == 0, again.stdout[-3000:]
+    assert _harvested(again, host)["removed"] == [] and home.is_dir()
+
+
 def test_a_non_root_apt_get_and_a_non_change_behave_as_without_mo_fleet(prepared):
     _tmp, host, _inventory = prepared
     line = "apt-get install -y -q --no-install-recommends cowsay; echo rc=$?"

@@ -95,8 +95,8 @@ def test_the_hook_prunes_its_templates_with_the_configured_max_count(host):
     assert kept_packages == ["pkg2", "pkg3"]
     # the same retention for every capture: nginx keeps its newest two too
     assert sorted(t["id"] for t in store.list_templates() if t["name"] == "nginx") == ["nginx1", "nginx2"]
-    # every dpkg run is still in the hook's records
-    assert [r["packages"][0]["name"] for r in pkg_hook.read_records(store)] == ["pkg0", "pkg1", "pkg2", "pkg3"]
+    # the hook's records are pruned with them: the newest two of the program that asked (dpkg)
+    assert [r["packages"][0]["name"] for r in pkg_hook.read_records(store)] == ["pkg2", "pkg3"]
 
 
 def test_without_auto_cleanup_the_hook_keeps_everything_until_mo_capture_cleanup(host, capsys):
@@ -109,7 +109,10 @@ def test_without_auto_cleanup_the_hook_keeps_everything_until_mo_capture_cleanup
     _module_capture(store, "apt2", "apt-get-install-nginx-20261202T010101", 2.0)
     assert len(store.list_templates()) == 6
     assert host_cli.main_capture(["--config", str(config), "cleanup", "--keep", "1"]) == 0
-    assert capsys.readouterr().out == "cleanup: removed 4, kept 2.\n"
+    # four dpkg-<time> templates (the newest one stays) and two apt-get ones; of the four dpkg
+    # records the newest one stays too
+    assert capsys.readouterr().out == "cleanup: removed 4, kept 2; 3 record(s) of the dpkg hook removed.\n"
+    assert [r["packages"][0]["name"] for r in pkg_hook.read_records(store)] == ["pkg3"]
     left = store.list_templates()
     assert [t["id"] for t in left if t["name"].startswith("apt-get-")] == ["apt2"]
     (newest_hook,) = [t for t in left if t["name"].startswith("dpkg-")]
@@ -134,4 +137,5 @@ def test_a_busy_store_never_fails_the_hook_and_the_template_stays(host, monkeypa
     finally:
         holder.unlock()
     assert len(store.list_templates()) == 2
-    assert len(pkg_hook.read_records(store)) == 4
+    # the run's record is written all the same (the last auto cleanup left the newest two)
+    assert [r["packages"][0]["name"] for r in pkg_hook.read_records(store)] == ["pkg1", "pkg2", "pkg3"]

@@ -232,3 +232,64 @@ def test_capture_and_harvest_share_the_destination_and_the_archive_options(tmp_p
     assert receive.take_away_args(plugin) == {"inline_max": receive.INLINE_MAX, "archive_dir": "/tmp/ansible-tmp-1"}
     assert receive.take_away_args(plugin, 1024) == {"inline_max": 1024, "archive_dir": "/tmp/ansible-tmp-1"}
     assert plugin.made == 1
+
+
+def test_only_what_is_safely_home_is_removed_from_the_host_and_then_forgotten(tmp_path):
+    """remove_harvested: a bundle on the controller (recorded with its directory, its
+    template.json there) goes from the host; a refused one, one the controller lost and one not
+    harvested yet stay; the host's index, directory and archive of a removed one are gone."""
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    _template(store, "a-1", "a", "intercepted")
+    _template(store, "b-22", "b", "dpkg-hook")
+    host_dir, result = _harvest(tmp_path, store, present=["a-1", "b-22", "x-9"],
+                                extra=[{"id": "x-9", "name": "../x", "sha256": "0" * 64}])
+    assert [t["id"] for t in result["templates"]] == ["a-1", "b-22"]
+    _template(store, "c-333", "c", "drift")  # captured after the harvest: not home
+    with open(os.path.join(store.outbox, "a-1.tar.gz"), "wb") as handle:
+        handle.write(b"an archive never fetched")
+    os.unlink(host_dir / "b" / tpl.BUNDLE_TEMPLATE)  # lost on the controller since
+    state = action.read_state(str(host_dir))
+    assert state["x-9"] is None  # refused: recorded, never home
+    home = action.safely_home(str(host_dir), state, harvest.present_ids(store) + ["x-9"])
+    assert home == ["a-1"]
+    removed, problem = harvest.remove_home(store, home + ["not-there"])
+    assert (removed, problem) == (["a-1"], None)
+    assert [t["id"] for t in store.list_templates()] == ["b-22", "c-333"]
+    assert sorted(os.listdir(store.templates)) == ["b-22", "c-333"] and store.outbox_files() == []
+    action.forget(str(host_dir), removed)
+    assert sorted(action.read_state(str(host_dir))) == ["b-22", "x-9"]
+    # the next run brings c home and nothing else; a's bundle stays where it was
+    _, again = _harvest(tmp_path, store)
+    assert [t["id"] for t in again["templates"]] == ["c-333"]
+    assert (host_dir / "a" / tpl.BUNDLE_TEMPLATE).is_file()
+
+
+def test_a_busy_capture_directory_leaves_the_harvested_templates_for_the_next_harvest(tmp_path):
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    _template(store, "a-1", "a", "intercepted")
+    holder = Store(store.root).lock(wait=0)
+    try:
+        removed, problem = harvest.remove_home(store, ["a-1"], wait=0.1)
+    finally:
+        holder.unlock()
+    assert removed == [] and problem.endswith("The harvested templates stay on the host until the next harvest.")
+    assert "\n" not in problem and [t["id"] for t in store.list_templates()] == ["a-1"]
+
+
+def test_the_module_removes_only_the_ids_it_is_given(tmp_path, monkeypatch, capsys):
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.mo.fleet.plugins.modules import harvest as module
+
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    _template(store, "a-1", "a", "intercepted")
+    _template(store, "b-22", "b", "intercepted")
+    monkeypatch.setattr(module.os, "geteuid", lambda: 0)
+    with patch_module_args({"remove": ["b-22"], "capture_directory": store.root}):
+        with pytest.raises(SystemExit):
+            module.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["changed"] and out["removed"] == ["b-22"] and "templates" not in out
+    assert [t["id"] for t in store.list_templates()] == ["a-1"]

@@ -13,6 +13,8 @@ Layout::
       work/<id>/                in-progress work (stash, bundle being built); never final
       finishing/<id>.json       a capture whose command returned, finished in the background
       failed/<id>.json          one whose background finishing failed (mo-capture status)
+      hook/records.jsonl        the dpkg hook's records, pruned with the templates (hook_records)
+      baseline/baseline.json.gz the drift baseline (drift)
 
 Only ``os.rename`` moves a bundle from ``work/`` to ``templates/``, so a killed capture
 leaves no half-written template; ``cleanup`` removes stale ``work/`` directories.
@@ -29,6 +31,7 @@ import sqlite3
 import stat
 import time
 
+from ansible_collections.mo.fleet.plugins.module_utils._capture import hook_records
 from ansible_collections.mo.fleet.plugins.module_utils._common import layout, paths
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import read_capped
 from ansible_collections.mo.fleet.plugins.module_utils._common.lock import FileLock, LockBusy as _LockBusy, held_by_other
@@ -109,6 +112,8 @@ class CaptureDirectory:
         self.work = os.path.join(root, "work")
         self.db_path = os.path.join(root, "index.db")
         self.lock_path = os.path.join(root, "lock")
+        self.hook = os.path.join(root, "hook")  # the dpkg hook's records (hook_records)
+        self.baseline = os.path.join(root, "baseline", "baseline.json.gz")  # drift's
         self._lock = None
 
     def exists(self):
@@ -374,7 +379,8 @@ class CaptureDirectory:
         if check_mode:
             _templates, remove, kept, orphans, archives = self._plan_cleanup(reset, keep, max_age_days, now)
             return self._removed(remove, orphans, archives) + [
-                "work/" + os.path.basename(w) for w in self.stale_work()], kept
+                "work/" + os.path.basename(w) for w in self.stale_work()] + self._prune_records(
+                reset, keep, max_age_days, now, check_mode=True), kept
         self.lock(wait=wait)
         try:
             templates, remove, kept, orphans, archives = self._plan_cleanup(reset, keep, max_age_days, now)
@@ -385,8 +391,7 @@ class CaptureDirectory:
             removed += ["work/" + os.path.basename(w) for w in stale]
             by_id = dict((t["id"], t) for t in templates)
             for template_id in remove:
-                remove_tree(self.template_dir(template_id, by_id[template_id]["path"]))
-                self.forget_template(template_id)
+                self._drop(template_id, by_id[template_id]["path"])
             for orphan in orphans:
                 remove_tree(os.path.join(self.templates, orphan))
             for path in archives:
@@ -396,9 +401,52 @@ class CaptureDirectory:
                     db.execute("DELETE FROM snapshots")
                     db.execute("DELETE FROM templates")
             removed += self._settle_markers(reset)
+            removed += self._prune_records(reset, keep, max_age_days, now)
         finally:
             self.unlock()
         return removed, kept
+
+    def _drop(self, template_id, recorded):
+        """Remove one template's directory (the one path guard first) and its index rows."""
+        remove_tree(self.template_dir(template_id, recorded))
+        self.forget_template(template_id)
+
+    def remove(self, ids, wait=60.0) -> list:
+        """Remove the templates IDS (their directories, index rows and archives in outbox/) under
+        the lock; return the ids removed, in index order (ids the index does not have are skipped).
+        What mo.fleet.harvest's remove_harvested does once the bundles are safely home."""
+        wanted = set(ids)
+        if not wanted or not os.path.exists(self.db_path):
+            return []
+        self.lock(wait=wait)
+        try:
+            gone = [t for t in self.list_templates() if t["id"] in wanted]
+            for item in gone:
+                self._drop(item["id"], item["path"])
+            for path in self.outbox_files():
+                if os.path.basename(path)[:-len(".tar.gz")] in wanted:
+                    remove_tree(path)
+        finally:
+            self.unlock()
+        return [t["id"] for t in gone]
+
+    def baseline_time(self):
+        """When the drift baseline was taken (its file's mtime), or None without one."""
+        try:
+            return os.stat(self.baseline).st_mtime
+        except OSError:
+            return None
+
+    def _prune_records(self, reset, keep, max_age_days, now, check_mode=False):
+        """The dpkg hook's records cut to what retention keeps (hook_records.plan: KEEP per
+        requesting program, RESET none, and always those since the baseline, which drift
+        attributes from); ["hook/records.jsonl: N record(s)"] when some went."""
+        try:
+            count = hook_records.prune(self.hook, 0 if reset else keep, self.baseline_time(),
+                                       0 if reset else max_age_days, time.time() if now is None else now, check_mode)
+        except _LockBusy as exc:
+            raise LockBusy(str(exc))
+        return [f"hook/records.jsonl: {count} record(s)"] if count else []
 
     def _settle_markers(self, reset):
         """Under the lock: a finishing record whose process is gone becomes a failure; RESET

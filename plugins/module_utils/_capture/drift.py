@@ -43,7 +43,7 @@ class DriftError(Exception):
 
 
 def baseline_path(store) -> str:
-    return os.path.join(store.root, "baseline", "baseline.json.gz")
+    return store.baseline
 
 
 def _state_to_json(state: dict) -> dict:
@@ -106,6 +106,7 @@ def take_baseline(store, roots, exclude) -> dict:
     path = baseline_path(store)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     atomic_write(path, encode_baseline(before, state, created), mode=0o600)
+    os.utime(path, (created, created))  # the records retention keeps (hook_records) date from here
     return {"path": path, "created": created, "entries": len(before), "packages": len(state["packages"]),
             "roots": list(roots)}
 

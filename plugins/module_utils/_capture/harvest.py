@@ -11,6 +11,10 @@
 ``present_ids(store) -> list``
     The ids of every template whose bundle directory is still in the store (the controller
     prunes its harvest state to these).
+``remove_home(store, ids) -> (removed, problem)``
+    With the harvest's ``remove_harvested``: the templates IDS (harvested, their bundles safely
+    on the controller) removed from the capture directory under its lock; a busy capture
+    directory is no failure (PROBLEM says so: the next harvest removes them).
 ``pack(store, items, inline_max, archive_dir) -> list``
     Each item with its bundle archived as the capture engine archives it (same members):
     ``sha256``, ``size`` and either ``content`` (base64, while the results stay within
@@ -91,3 +95,14 @@ def pack(store, items, inline_max, archive_dir=None):
             item["archive"] = archive
         out.append(item)
     return out
+
+
+# how long the removal of harvested templates waits for the capture directory's lock
+REMOVE_WAIT = 60
+
+
+def remove_home(store, ids, wait=REMOVE_WAIT):
+    try:
+        return store.remove(ids, wait=wait), None
+    except StoreError as exc:
+        return [], f"{exc} The harvested templates stay on the host until the next harvest."

@@ -141,7 +141,8 @@ def default_name(argv: list, now=None) -> str:
 
 def _auto_cleanup(config: dict, store: Store, wait: float = 60.0) -> None:
     """snapshots.auto_cleanup: keep snapshots.max_count templates per name (the capture time
-    at the end of the CLI's and the dpkg hook's names not counted: capture_index.retention_name)."""
+    at the end of the CLI's and the dpkg hook's names not counted: capture_index.retention_name),
+    and as many of the dpkg hook's records per requesting program (hook_records)."""
     snaps = config["snapshots"]
     if snaps["auto_cleanup"]:
         try:
@@ -265,7 +266,8 @@ def run_capture(config: dict, argv: list, name: str = None, trace: str = None, o
 
 
 def intercept(config: dict, argv: list) -> int:
-    """What the login-shell wrappers call: capture ARGV when it is a change, else exec it as is."""
+    """What the login-shell wrappers call: capture ARGV when it is a change, else exec it as is;
+    either way the process ends here with the command's status (exec, or leave)."""
     if not argv:
         raise UsageError("--intercept needs the command to run.")
     program = os.path.basename(argv[0])
@@ -283,13 +285,24 @@ def intercept(config: dict, argv: list) -> int:
         os.execvp(argv[0], argv)  # never returns: the command as if typed without mo.fleet
     started = []
     try:
-        return run_capture(config, argv, origin="intercepted", on_start=lambda: started.append(True),
-                           background=True)
+        status = run_capture(config, argv, origin="intercepted", on_start=lambda: started.append(True),
+                             background=True)
     except (cap.CaptureError, StoreError, OSError) as exc:
         log.error("interception of %s failed: %s", " ".join(argv), exc)
         if started:
             raise
         step_aside_after(argv, exc)
+    leave(status)
+
+
+def leave(status: int) -> None:
+    """The wrapper's end once the command returned and the capture is handed on: out at once
+    (never returns).  The interpreter's own exit would first free both snapshots and the
+    stash entry by entry, tens of milliseconds more before the prompt comes back."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    logging.shutdown()
+    os._exit(status)
 
 
 def step_aside_after(argv: list, problem) -> None:
@@ -347,7 +360,9 @@ def cmd_listing(config: dict, what: str, as_json: bool) -> int:
 def cmd_store(config: dict, what: str, keep: int) -> int:
     store = Store(config["capture_directory"])
     removed, kept = store.cleanup(reset=(what == "reset"), keep=keep)
-    _say("%s: removed %d, kept %d." % (what, len(removed), len(kept)))
+    records = [r for r in removed if r.startswith("hook/")]
+    shown = "".join(f"; {r.split(': ', 1)[1]} of the dpkg hook removed" for r in records)
+    _say(f"{what}: removed {len(removed) - len(records)}, kept {len(kept)}{shown}.")
     log.info("%s removed %s", what, ", ".join(removed) or "nothing")
     return 0
 

@@ -33,12 +33,11 @@ import uuid
 # the template model and the capture engine are imported when a template is written
 from ansible_collections.mo.fleet.plugins.module_utils._capture.snapshot_tree import printable_path
 from ansible_collections.mo.fleet.plugins.module_utils._capture.system_state import is_manual, read_auto, read_packages
+from ansible_collections.mo.fleet.plugins.module_utils._capture import hook_records
 from ansible_collections.mo.fleet.plugins.module_utils._capture.capture_index import StoreError
 from ansible_collections.mo.fleet.plugins.module_utils._common.fs import atomic_write
-from ansible_collections.mo.fleet.plugins.module_utils._common.logtail import read_tail
 
-MAX_RECORDS_BYTES = 64 * 1024 * 1024   # records.jsonl read back at most this much (its tail)
-MAX_RECORD_LINE = 1024 * 1024
+MAX_RECORD_LINE = hook_records.MAX_RECORD_LINE
 MAX_PARENTS = 16
 MAX_COMMAND = 4096     # characters of one recorded command line
 LOCK_WAIT = 5          # seconds the hook waits for the store's lock to write a template
@@ -54,7 +53,7 @@ log = logging.getLogger("mo-fleet")
 
 
 def hook_dir(store) -> str:
-    return os.path.join(store.root, "hook")
+    return store.hook
 
 
 # where the walk up from dpkg stops: above these, comm and cmdline are the user's to choose
@@ -205,14 +204,7 @@ def make_record(before: dict, after: dict, chain: list, environ=None, now=None) 
 
 
 def append_record(store, record: dict) -> None:
-    """One JSON line at the end of records.jsonl (O_APPEND: lines of concurrent runs never mix)."""
-    os.makedirs(hook_dir(store), mode=0o700, exist_ok=True)
-    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(os.path.join(hook_dir(store), "records.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    hook_records.append(hook_dir(store), record)
 
 
 def record_capture(store, argv: list, capture_id: str, before: dict, after: dict, environ=None) -> dict:
@@ -250,25 +242,11 @@ def post(store, environ=None) -> dict:
     return record
 
 
-def parse_records(text: str) -> list:
-    """records.jsonl -> the records that are JSON objects with a package list (others skipped)."""
-    out = []
-    for line in text.splitlines():
-        if not line.strip() or len(line) > MAX_RECORD_LINE:
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(item, dict) and isinstance(item.get("packages"), list) and \
-                all(isinstance(p, dict) for p in item["packages"]):
-            out.append(item)
-    return out
+parse_records = hook_records.parse
 
 
 def read_records(store) -> list:
-    text = read_tail(os.path.join(hook_dir(store), "records.jsonl"), MAX_RECORDS_BYTES)
-    return [] if text is None else parse_records(text)
+    return hook_records.read(hook_dir(store))
 
 
 def _operations(record: dict, after: dict) -> dict:
@@ -295,7 +273,7 @@ def write_template(store, record: dict, after: dict) -> str:
     if not isinstance(words, list):  # a record of an older hook: its command line, split if it can be
         words = requester_argv([("dpkg", record.get("command") or "dpkg")])
     words = [w for w in words if isinstance(w, str)][:1024] or ["dpkg"]
-    name = "%s-%s" % (os.path.basename(words[0]) or "dpkg", started.strftime("%Y%m%dT%H%M%S"))
+    name = "%s-%s" % (hook_records.record_name({"argv": words}), started.strftime("%Y%m%dT%H%M%S"))
     capture_id = "%s-%s-%s" % (started.strftime("%Y%m%d-%H%M%S"), name, uuid.uuid4().hex[:6])
     system = _system()
     meta = {"system": "%s %s (%s)" % (system["id"] or "linux", system["version_id"] or "", system["machine"]),
