@@ -225,6 +225,14 @@ def test_hostile_control_files_are_refused_or_read_exactly_as_apt_reads_them(apt
     assert deb822.get(served[0], "Package") == rec["name"] and deb822.get(served[0], "Version") == rec["version"]
 
 
+@pytest.mark.parametrize("text", ["P: : \n P", "P: a \n b \n c", "P: a\t\n b", "P:  a  \n  b", "P: a   ",
+                                  "P: a \n", "P: \n P", "Description: x \n .  \n y\t"])
+def test_whitespace_before_a_continuation_line_is_kept_and_the_value_end_trimmed_as_apt_does(apt, text):
+    """apt's TagFile (and dpkg) drop whitespace at the end of a value only; a line's trailing
+    blanks before a continuation stay part of the value (found by the property test below)."""
+    assert deb822.parse_paragraphs(text, "case") == apt.read(text)
+
+
 TEXT_CHARS = st.sampled_from(list("Pk:ab \t\n\n#-") + ["Package", "package", ": "] + HOSTILE)
 
 

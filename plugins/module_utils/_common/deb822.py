@@ -132,9 +132,10 @@ def has(fields, name):
 def parse_paragraphs(text, label="deb822 text", max_fields=MAX_FIELDS):
     """Every paragraph of TEXT as a dict field -> value (file order, first spelling kept).
 
-    Continuation lines are joined with ``\\n`` and keep their leading whitespace; trailing
-    whitespace of every line is dropped (as apt drops it at the end of a value), and a value
-    whose first line is empty (``MD5Sum:``) starts at its first continuation line, as in apt.
+    Continuation lines are joined with ``\\n`` and keep their leading and trailing whitespace;
+    only the whitespace at the end of the whole value is dropped, and a value whose first line
+    is empty (``MD5Sum:``) starts at its first continuation line: both as apt's TagFile and
+    dpkg read it.
     """
     if not isinstance(text, str):
         raise Deb822Error("%s must be text, not %s." % (label, type(text).__name__))
@@ -152,7 +153,7 @@ def parse_paragraphs(text, label="deb822 text", max_fields=MAX_FIELDS):
     def close():
         if name is not None:
             # as apt: a value whose first line is empty starts at its first continuation line
-            fields[name] = "\n".join(parts).lstrip(" \t\n")
+            fields[name] = "\n".join(parts).lstrip(" \t\n").rstrip(" \t")
 
     for lineno, raw in enumerate(text.split("\n"), 1):
         line = raw.rstrip(" \t")
@@ -170,7 +171,7 @@ def parse_paragraphs(text, label="deb822 text", max_fields=MAX_FIELDS):
             if len(parts) == 1 and not parts[0] and line[0] == "\t":
                 raise Deb822Error("%s line %d is a tab-indented first line of field %s, which apt reads "
                                   "differently from other deb822 readers." % (label, lineno, name))
-            parts.append(line)
+            parts.append(raw)
             continue
         key, sep, value = line.partition(":")
         if not sep:
@@ -187,7 +188,7 @@ def parse_paragraphs(text, label="deb822 text", max_fields=MAX_FIELDS):
         if count > max_fields:
             raise Deb822Error("%s has a paragraph with more than %d fields." % (label, max_fields))
         lower.add(low)
-        name, parts = key, [value.strip(" \t")]
+        name, parts = key, [raw.partition(":")[2].lstrip(" \t")]
     if fields is not None:
         close()
         paragraphs.append(fields)
