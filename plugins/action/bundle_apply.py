@@ -113,8 +113,8 @@ class ActionModule(ActionBase):
         host = (task_vars or {}).get("inventory_hostname", "the host")
         everything = self._fresh(items, sources, base["max_content_bytes"])
         if everything:
-            done = engine.check_result(self._module(task_vars, dict(base, content=self._ship(everything, sources,
-                                                                                           base["max_content_bytes"]))), host)
+            content = self._ship(everything, sources, base["max_content_bytes"])
+            done = engine.check_result(self._module(task_vars, dict(base, content=content)), host)
             return {"changed": done["changed"], "changes": done["changes"], "items": len(items),
                     "shipped": len(everything), "needs_tasks": False}
         probe = engine.check_result(self._module(task_vars, dict(base, probe=True)), host)
