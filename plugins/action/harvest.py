@@ -45,7 +45,8 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname", "localhost")
         try:
             host_dir = paths.join(dest, [host], "inventory_hostname")
-            args["skip"] = list(read_state(host_dir))
+            state = read_state(host_dir)
+            args["skip"] = list(state)
         except (paths.PathError, BundleError) as exc:
             result.update(failed=True, changed=False, msg=f"Nothing was harvested: {exc}")
             return result
@@ -59,7 +60,7 @@ class ActionModule(ActionBase):
         result.update(module_result)
         if module_result.get("failed"):
             return result
-        if not isinstance(items, list) or not isinstance(present, list):
+        if not isinstance(items, list) or not isinstance(present, list) or not all(isinstance(i, str) for i in present):
             result.update(failed=True, changed=False, msg=f"{host} returned no list of templates; nothing was harvested.")
             return result
         if self._task.check_mode:
@@ -67,7 +68,7 @@ class ActionModule(ActionBase):
             result.update(templates=shown, changed=bool(shown),
                           msg=f"check mode: {len(shown)} template(s) would be harvested.")
             if remove:
-                result["removed"] = safely_home(host_dir, read_state(host_dir), present) + [i["id"] for i in shown]
+                result["removed"] = safely_home(host_dir, state, present) + [i["id"] for i in shown]
                 result["msg"] += f" {len(result['removed'])} would be removed from the host."
             return result
         os.makedirs(host_dir, exist_ok=True)

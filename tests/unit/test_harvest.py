@@ -293,3 +293,30 @@ def test_the_module_removes_only_the_ids_it_is_given(tmp_path, monkeypatch, caps
     out = json.loads(capsys.readouterr().out)
     assert out["changed"] and out["removed"] == ["b-22"] and "templates" not in out
     assert [t["id"] for t in store.list_templates()] == ["a-1"]
+
+
+@pytest.mark.parametrize("module_result", [
+    {"templates": [], "present": [{"id": "a-1"}]},   # an unhashable id would be a traceback
+    {"templates": [], "present": [["a-1"]]},
+    {"templates": [], "present": [5]},
+    {"templates": {}, "present": []},
+    {"templates": [], "present": "a-1"},
+])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_hostile_harvest_result_is_one_sentence_and_writes_nothing(tmp_path, module_result, check_mode):
+    from unittest import mock
+    from ansible_collections.mo.fleet.plugins.action import harvest as plugin_module
+
+    task = mock.MagicMock()
+    task.async_val = 0
+    task.check_mode = check_mode
+    task.args = {"dest": str(tmp_path / "dest"), "remove_harvested": True}
+    conn = mock.MagicMock()
+    conn._shell.tmpdir = "/tmp/remote"
+    plugin = plugin_module.ActionModule(task, conn, mock.MagicMock(), mock.MagicMock(), mock.MagicMock(),
+                                        mock.MagicMock())
+    ran = []
+    plugin._execute_module = lambda **kw: ran.append(kw) or dict(module_result)
+    result = plugin.run(task_vars={"inventory_hostname": "web1"})
+    assert result["failed"] is True and result["msg"] == "web1 returned no list of templates; nothing was harvested."
+    assert len(ran) == 1 and not (tmp_path / "dest").exists()
