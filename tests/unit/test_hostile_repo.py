@@ -16,7 +16,7 @@ import time
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from ansible_collections.mo.fleet.plugins.module_utils._repo import deb as debmod
 from ansible_collections.mo.fleet.plugins.module_utils._repo import publish as P
@@ -199,6 +199,9 @@ VALUES = st.lists(VALUE_CHARS, max_size=12).map("".join)
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(FIELD_NAMES, VALUES), max_size=6), st.booleans())
+# apt reads 'Pre: Depends: \n a' keeping the blank before the continuation; the writer cannot
+# serve that unchanged, so the upload must refuse it (it was accepted, then failed the publish)
+@example([("Pre:Depends", "\n a")], False)
 def test_hostile_control_files_are_refused_or_read_exactly_as_apt_reads_them(apt, extra, identity_first):
     fields = [("Package", "mo-prop"), ("Version", "1.0"), ("Architecture", "all")]
     pairs = fields + extra if identity_first else extra + fields

@@ -339,6 +339,7 @@ def _parse(fh, size, label):
         raise DebError(f"{label} has no control file in its control archive.")
     fields = parse_control(files["control"], f"{label} control file")
     record = record_from_fields(fields, label)
+    stanza_parts(fields, f"{label} control file")  # what cannot be served unchanged is refused here
     record["control"] = files["control"].strip("\n")
     record["conffiles"] = [ln.strip() for ln in files.get("conffiles", "").split("\n") if ln.strip()]
     md5sums = {}
@@ -384,23 +385,27 @@ _INDEX_LOWER = tuple(k.lower() for k in INDEX_FIELDS)
 _TAIL_LOWER = tuple(k.lower() for k in TAIL_FIELDS)
 
 
-def stanza_parts(fields):
+def stanza_parts(fields, label="control file"):
     """Split control FIELDS into the Packages stanza text before and after the file fields.
 
-    Written by the deb822 writer (a field that would not read back through apt is refused);
-    the file fields (``Filename``, ``Size``, hashes) are the server's own, in any case a
-    control file spells them.
+    Written by the deb822 writer: a field that would not read back through apt exactly is a
+    DebError (one sentence), so a .deb whose control file apt reads but mo.fleet could not
+    serve unchanged is refused when it is read, not when a repository is published.  The file
+    fields (``Filename``, ``Size``, hashes) are the server's own, in any case a control file
+    spells them.
     """
-    head = []
-    for key, value in fields.items():
-        low = key.lower()
-        if low not in _TAIL_LOWER and low not in _INDEX_LOWER:
-            head.append(deb822.format_field(key, value, "control file"))
-    tail = []
-    for want in TAIL_FIELDS:
+    head, tail = [], []
+    try:
         for key, value in fields.items():
-            if key.lower() == want.lower():
-                tail.append(deb822.format_field(key, value, "control file"))
+            low = key.lower()
+            if low not in _TAIL_LOWER and low not in _INDEX_LOWER:
+                head.append(deb822.format_field(key, value, label))
+        for want in TAIL_FIELDS:
+            for key, value in fields.items():
+                if key.lower() == want.lower():
+                    tail.append(deb822.format_field(key, value, label))
+    except deb822.Deb822Error as exc:
+        raise DebError(str(exc)) from None
     return "".join(head), "".join(tail)
 
 
