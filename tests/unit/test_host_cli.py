@@ -1,9 +1,11 @@
 """The host CLI's pure parts: arguments, configuration, interception rule, hook records,
 apt history, attribution, the baseline and the drift capture against it (temp trees)."""
 
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 
 import pytest
@@ -559,3 +561,48 @@ def test_the_capture_directory_setting_is_still_read_under_its_old_name_store(tm
         hc.merge({"store": "/x", "capture_directory": "/y"})
     assert str(caught.value) == ("capture_directory and its old name store are both set, to different values; "
                                  "keep capture_directory.")
+
+
+def _deb_with(tmp_path, path, content, name="demo", version="1.0", arch="all"):
+    """A real .deb of NAME VERSION ARCH shipping CONTENT at PATH, in a directory used as apt's cache."""
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(f"Package: {name}\nVersion: {version}\nArchitecture: {arch}\n"
+                                             "Maintainer: t <t@example.org>\nDescription: t\n")
+    target = root / path.lstrip("/")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(content)
+    cache = tmp_path / "archives"
+    cache.mkdir()
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(cache / confdiff.deb_file_name(name, version, arch))],
+                   check=True, capture_output=True)
+    return cache
+
+
+@pytest.mark.parametrize("recorded, diffed", [
+    ("md5 of the packaged file", True),
+    ("0123456789abcdef0123456789abcdef", False),   # a .deb that is not the one dpkg installed
+    ("newconffile", True),                        # dpkg recorded nothing to compare with
+    (None, True),
+])
+def test_the_packaged_default_must_be_the_one_dpkg_installed(monkeypatch, tmp_path, recorded, diffed):
+    """A .deb in the cache under the installed version's name whose conffile is not the one
+    dpkg recorded gives an error, never a diff against another file."""
+    path = str(tmp_path / "etc" / "demo.conf")
+    packaged = b"a=1\nb=2\n"
+    monkeypatch.setattr(confdiff, "APT_ARCHIVES", str(_deb_with(tmp_path, path, packaged)))
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as handle:
+        handle.write(b"a=1\nb=3\n")
+    if recorded == "md5 of the packaged file":
+        recorded = hashlib.md5(packaged).hexdigest()
+    state = {"packages": {("demo", "all"): {"name": "demo", "version": "1.0", "architecture": "all"}},
+             "conffiles": {} if recorded is None else {path: ("demo", recorded, False)}}
+    ops = {"files_modified": [{"path": path, "conffile": True, "conffile_changed": True, "package": "demo"}]}
+    (item,) = confdiff.analyze(ops, state)["conffile_diffs"]
+    if diffed:
+        assert item["source"] == "apt-cache" and "-b=2\n+b=3\n" in item["diff"], item
+    else:
+        assert "diff" not in item and "source" not in item, item
+        assert item["error"] == (f"The packaged {path} in that .deb is not the one dpkg installed (its md5 differs); "
+                                 "it is not diffed."), item

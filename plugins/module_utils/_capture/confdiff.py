@@ -14,6 +14,11 @@
     package, version, error}`` with one sentence.  Used as the capture engine's ``analyze``
     option (the diffs go into the template's ``metadata.conffile_diffs``).
 
+    The packaged default is never trusted for what its file name says: when dpkg recorded the
+    conffile's md5 at install (``state_after["conffiles"]``), the content read from the .deb
+    must have that md5, else the item gets an error instead of a diff against some other file
+    (a stale or replaced .deb in the cache, another build of the same version).
+
 Caps: a conffile or packaged default of more than MAX_CONFFILE bytes, or a diff of more than
 MAX_DIFF characters, is not diffed (said in ``error``); non-UTF-8 content is not diffed.
 Standard library only (runs on targets).
@@ -22,6 +27,7 @@ Standard library only (runs on targets).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 import shutil
@@ -51,7 +57,7 @@ def deb_file_name(name: str, version: str, arch: str) -> str:
     return "%s_%s_%s.deb" % (name, version.replace(":", "%3a"), arch)
 
 
-def find_deb(name: str, version: str, arch: str, archives: str = APT_ARCHIVES, workdir: str = None,
+def find_deb(name: str, version: str, arch: str, archives: str = None, workdir: str = None,
              timeout: float = DOWNLOAD_TIMEOUT):
     """(path, source) of the .deb of NAME VERSION ARCH: apt's cache, else apt-get download
     (at most TIMEOUT seconds)."""
@@ -60,7 +66,7 @@ def find_deb(name: str, version: str, arch: str, archives: str = APT_ARCHIVES, w
             names.check(kind, value, "The package's " + kind)
     except names.NameError_ as exc:
         raise ConfDiffError(str(exc))
-    cached = os.path.join(archives, deb_file_name(name, version, arch))
+    cached = os.path.join(archives or APT_ARCHIVES, deb_file_name(name, version, arch))
     if os.path.isfile(cached):
         return cached, "apt-cache"
     if workdir is None or shutil.which("apt-get") is None:
@@ -159,8 +165,22 @@ class _Debs:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+_MD5 = re.compile("[0-9a-f]{32}")
+
+
+def authentic(path: str, default: bytes, recorded) -> bytes:
+    """DEFAULT, when it is the content dpkg installed for PATH (its RECORDED md5), or when dpkg
+    recorded none to compare with (``newconffile``, no entry)."""
+    if isinstance(recorded, str) and _MD5.fullmatch(recorded) and hashlib.md5(default).hexdigest() != recorded:
+        raise ConfDiffError("The packaged %s in that .deb is not the one dpkg installed (its md5 differs); "
+                            "it is not diffed." % path)
+    return default
+
+
 def analyze(operations: dict, state_after: dict, debs: _Debs | None = None) -> dict:
     """Diffs of the changed conffiles of OPERATIONS (see module docstring)."""
+    recorded = {path: row[1] for path, row in (state_after.get("conffiles") or {}).items()
+                if isinstance(row, (list, tuple)) and len(row) > 1}
     installed = {}
     for pkg in state_after["packages"].values():
         installed.setdefault(pkg["name"], pkg)
@@ -175,8 +195,8 @@ def analyze(operations: dict, state_after: dict, debs: _Debs | None = None) -> d
                 if package is None:
                     raise ConfDiffError("The package %s is not installed." % entry.get("package"))
                 deb, item["source"] = debs.get(package)
-                item["diff"] = unified(entry["path"], packaged_content(deb, entry["path"]),
-                                       _read_current(entry["path"]))
+                default = authentic(entry["path"], packaged_content(deb, entry["path"]), recorded.get(entry["path"]))
+                item["diff"] = unified(entry["path"], default, _read_current(entry["path"]))
             except (ConfDiffError, OSError) as exc:
                 item.pop("source", None)
                 item["error"] = str(exc) if isinstance(exc, ConfDiffError) else \
